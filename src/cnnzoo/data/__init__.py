@@ -1,0 +1,15 @@
+"""Data layer: IDX parsing, Fashion-MNIST sources and checksums, and the device-resident batches."""
+
+from cnnzoo.data.batches import Augment, DeviceBatches, channel_stats
+from cnnzoo.data.dataset import ImageDataset
+from cnnzoo.data.fashion_mnist import FASHION_MNIST_CLASSES, fetch_fashion_mnist, load_fashion_mnist
+
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "Augment",
+    "DeviceBatches",
+    "ImageDataset",
+    "channel_stats",
+    "fetch_fashion_mnist",
+    "load_fashion_mnist",
+]

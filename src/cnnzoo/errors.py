@@ -1,0 +1,52 @@
+"""Errors a user can cause.
+
+Every exception here carries a one-line message that names the thing that is wrong and how to fix it.
+The CLI prints ``error: <message>`` and exits with status 2 for any :class:`CnnzooError`; anything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class CnnzooError(Exception):
+    """Base class of every user-caused error (the CLI maps it to exit status 2)."""
+
+
+class DataError(CnnzooError):
+    """A dataset could not be found, read or verified."""
+
+
+class DataNotFoundError(DataError):
+    """The dataset is in none of the places looked and could not be downloaded."""
+
+
+class DataCorruptError(DataError):
+    """A data file exists but is truncated, malformed or fails its checksum."""
+
+
+class IdxFormatError(DataCorruptError):
+    """Bytes that are not a valid IDX file (bad magic, dtype code, size or trailing data)."""
+
+
+class ModelError(CnnzooError):
+    """A model cannot be built or run as asked."""
+
+
+class UnknownModelError(ModelError, ValueError):
+    """No model is registered under that name."""
+
+
+class InputTooSmallError(ModelError, ValueError):
+    """The input image is smaller than the model's minimum input size."""
+
+
+class ConfigError(CnnzooError, ValueError):
+    """An invalid or conflicting training/CLI setting."""
+
+
+class CheckpointError(CnnzooError):
+    """A checkpoint is missing, truncated, unsafe or belongs to another model."""
+
+
+class ImageError(CnnzooError):
+    """An image file could not be read as an image (missing, empty, corrupt, too large)."""

@@ -1,0 +1,129 @@
+"""The model registry: one strict name -> builder table.
+
+Builders are registered with :func:`register_model` in ``cnnzoo/models/<family>.py``. A duplicate name
+raises at import time; an unknown name raises :class:`~cnnzoo.errors.UnknownModelError` (a
+``ValueError``) naming the close matches. Every model built here knows its default and minimum input
+size, and refuses a smaller input with :class:`~cnnzoo.errors.InputTooSmallError` before any layer runs
+(instead of a shape error deep inside the network).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from cnnzoo.errors import InputTooSmallError, UnknownModelError
+
+__all__ = ["ModelInfo", "create_model", "get_model_info", "list_models", "register_model"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about a model without building it.
+
+    ``default_input_size``: the side the seeds train it at (the CLI resizes to it).
+    ``min_input_size``: the smallest square side the network accepts with default arguments.
+    """
+
+    name: str
+    builder: Callable[..., nn.Module]
+    default_input_size: int
+    min_input_size: int
+    family: str
+    description: str
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    name: str | None = None,
+    *,
+    input_size: int,
+    min_input_size: int,
+    family: str | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder ``fn(*, num_classes, in_channels, **kwargs) -> nn.Module`` under ``name``.
+
+    The name defaults to the function's name; the family to its module's last component; the
+    description to the first line of its docstring.
+    """
+
+    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or fn.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} is already registered (by {_REGISTRY[key].builder.__module__})")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _REGISTRY[key] = ModelInfo(
+            name=key,
+            builder=fn,
+            default_input_size=int(input_size),
+            min_input_size=int(min_input_size),
+            family=family or fn.__module__.rsplit(".", 1)[-1],
+            description=doc[0] if doc else "",
+        )
+        return fn
+
+    return decorator
+
+
+def _ensure_models_imported() -> None:
+    # Importing the package registers every built-in family exactly once.
+    import cnnzoo.models  # noqa: F401
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, sorted."""
+    _ensure_models_imported()
+    return sorted(_REGISTRY)
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The :class:`ModelInfo` of ``name``; raises :class:`UnknownModelError` with close matches."""
+    _ensure_models_imported()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "run `cnnzoo models` for the list"
+        raise UnknownModelError(f"unknown model {name!r}: {hint}") from None
+
+
+def create_model(name: str, *, num_classes: int = 10, in_channels: int = 1, **kwargs: Any) -> nn.Module:
+    """Build the registered model ``name``.
+
+    The returned module has ``model_name``, ``model_kwargs`` (everything needed to rebuild it),
+    ``default_input_size`` and ``min_input_size`` attributes. A builder may set its own
+    ``min_input_size``/``default_input_size`` on the module when its keyword arguments change them
+    (``small_input=True`` does).
+    """
+    info = get_model_info(name)
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+    model = info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    model.model_name = name
+    model.model_kwargs = {"num_classes": num_classes, "in_channels": in_channels, **kwargs}
+    if not hasattr(model, "default_input_size"):
+        model.default_input_size = info.default_input_size
+    if not hasattr(model, "min_input_size"):
+        model.min_input_size = info.min_input_size
+    model.register_forward_pre_hook(_check_input_size)
+    return model
+
+
+def _check_input_size(module: nn.Module, args: tuple) -> None:
+    if not args or not hasattr(args[0], "shape") or args[0].dim() < 3:
+        return
+    h, w = args[0].shape[-2:]
+    m = module.min_input_size
+    if h < m or w < m:
+        raise InputTooSmallError(
+            f"{module.model_name} needs inputs of at least {m}x{m} pixels, got {h}x{w}: "
+            f"resize to {module.default_input_size} (--resize {module.default_input_size})"
+        )
