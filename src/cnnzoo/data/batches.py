@@ -235,7 +235,7 @@ class DeviceBatches:
 
 def _random_crop(x: Tensor, offsets: Tensor, pad: int) -> Tensor:
     """Crop each image of ``x`` from its zero-padded copy at ``offsets[i] = (dy, dx)`` in ``[0, 2*pad]``."""
-    b, c, h, w = x.shape
+    b, _, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
     rows = offsets[:, 0:1] + torch.arange(h, device=x.device)  # [B, H]
     cols = offsets[:, 1:2] + torch.arange(w, device=x.device)  # [B, W]

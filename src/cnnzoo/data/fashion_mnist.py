@@ -1,0 +1,338 @@
+"""Fashion-MNIST: find the four IDX files, verify them, decode them once, download them if asked.
+
+Where the files are looked for, first hit wins (a hit is a directory holding all four files, each
+``.gz`` or raw; a torchvision-style ``FashionMNIST/raw`` below it counts too):
+
+1. the explicit ``root`` argument (then nothing else is tried);
+2. ``$CNNZOO_DATA``;
+3. the user cache, ``$XDG_CACHE_HOME/cnnzoo/fashion-mnist`` (``~/.cache/...``);
+4. ``/usr/share/datasets/fashion-mnist`` (Debian/Ubuntu package ``dataset-fashion-mnist``);
+5. a download from the official mirror into the cache (or into ``root``), when ``download=True``.
+
+Each file is checked against the MD5 of its *uncompressed* content: Debian re-gzips the files, so the
+compressed bytes differ while the content is identical. The decoded tensors are cached in the user
+cache under a key made of every source file's path, size and modification time, so a second load is a
+single ``torch.load`` and a changed file is verified again. Files the user put somewhere are only ever
+read; downloads go to a temporary file that is renamed into place only once complete and verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnzoo.data.dataset import ImageDataset
+from cnnzoo.data.idx import read_idx, read_maybe_gzip
+from cnnzoo.errors import DataCorruptError, DataError, DataNotFoundError
+
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "FILES",
+    "MIRRORS",
+    "SYSTEM_DIR",
+    "cache_dir",
+    "fetch_fashion_mnist",
+    "find_fashion_mnist",
+    "load_fashion_mnist",
+]
+
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _File:
+    key: str
+    stem: str
+    md5: str  # of the uncompressed content
+    shape: tuple[int, ...]
+
+
+FILES = (
+    _File("train_images", "train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a", (60000, 28, 28)),
+    _File("train_labels", "train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9", (60000,)),
+    _File("test_images", "t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a", (10000, 28, 28)),
+    _File("test_labels", "t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965", (10000,)),
+)
+MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+_CACHE_FORMAT = 1
+_FIXES = (
+    "fix: `sudo apt-get install dataset-fashion-mnist`, or put the four official files "
+    "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+    "t10k-labels-idx1-ubyte.gz) in a directory and set CNNZOO_DATA to it"
+)
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/cnnzoo/fashion-mnist``, defaulting to ``~/.cache/cnnzoo/fashion-mnist``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cnnzoo" / "fashion-mnist"
+
+
+def _files_in(directory: Path) -> dict[str, Path] | None:
+    """The four files found in ``directory`` (or its ``FashionMNIST/raw``), else None."""
+    for d in (directory, directory / "FashionMNIST" / "raw"):
+        found = {}
+        for f in FILES:
+            for name in (f.stem, f.stem + ".gz"):
+                if (d / name).is_file():
+                    found[f.key] = d / name
+                    break
+        if len(found) == len(FILES):
+            return found
+    return None
+
+
+def _candidates(root: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
+    if root is not None:
+        return [("root argument", Path(root).expanduser())]
+    places = []
+    if os.environ.get("CNNZOO_DATA"):
+        places.append(("$CNNZOO_DATA", Path(os.environ["CNNZOO_DATA"]).expanduser()))
+    places.append(("user cache", cache_dir()))
+    places.append(("system package", SYSTEM_DIR))
+    return places
+
+
+def find_fashion_mnist(root: str | os.PathLike[str] | None = None) -> tuple[Path, dict[str, Path]] | None:
+    """The first place holding all four files, as ``(directory, {key: path})``; None if none does."""
+    for _, directory in _candidates(root):
+        files = _files_in(directory)
+        if files is not None:
+            return directory, files
+    return None
+
+
+def load_fashion_mnist(root: str | os.PathLike[str] | None = None, download: bool = True) -> ImageDataset:
+    """Load Fashion-MNIST as uint8 tensors: ``train_images`` [60000, 28, 28], ``train_labels`` [60000], ...
+
+    Raises :class:`~cnnzoo.errors.DataNotFoundError` (every place looked and the two fixes) or
+    :class:`~cnnzoo.errors.DataCorruptError` (which file, what is wrong).
+    """
+    hit = find_fashion_mnist(root)
+    if hit is None:
+        places = _candidates(root)
+        if not download:
+            raise DataNotFoundError(_not_found_message(places, None))
+        target = Path(root).expanduser() if root is not None else cache_dir()
+        try:
+            fetch_fashion_mnist(target)
+        except DataNotFoundError as exc:
+            raise DataNotFoundError(_not_found_message(places, str(exc))) from None
+        hit = find_fashion_mnist(root) or (target, _files_in(target))
+    directory, files = hit
+    return _load_verified(directory, files)
+
+
+def _not_found_message(places: Sequence[tuple[str, Path]], download_error: str | None) -> str:
+    looked = "; ".join(f"{label} {path}{_partial(path)}" for label, path in places)
+    tail = (
+        f"; download failed: {download_error}"
+        if download_error
+        else "; download not attempted: `cnnzoo data --fetch` tries it"
+    )
+    return f"Fashion-MNIST not found (looked in: {looked}{tail}); {_FIXES}"
+
+
+def _partial(directory: Path) -> str:
+    if not directory.is_dir():
+        return " (no such directory)"
+    present = [f.stem for f in FILES if (directory / f.stem).is_file() or (directory / (f.stem + ".gz")).is_file()]
+    return f" (only {len(present)} of 4 files)" if present else " (no files)"
+
+
+# -- verified, decoded, cached -----------------------------------------------------------------
+def _cache_key(files: dict[str, Path]) -> str:
+    h = hashlib.sha256(f"cnnzoo-fashion-mnist-v{_CACHE_FORMAT}".encode())
+    for f in FILES:
+        p = files[f.key].resolve()
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()[:20]
+
+
+def _load_verified(directory: Path, files: dict[str, Path]) -> ImageDataset:
+    key = _cache_key(files)
+    cached = cache_dir() / f"decoded-{key}.pt"
+    tensors = _read_cache(cached)
+    if tensors is None:
+        tensors = _decode_and_verify(files)
+        _write_cache(cached, tensors)
+    return ImageDataset(
+        name="fashion-mnist",
+        classes=list(FASHION_MNIST_CLASSES),
+        source=str(directory),
+        verified=True,
+        **tensors,
+    )
+
+
+def _decode_and_verify(files: dict[str, Path]) -> dict[str, torch.Tensor]:
+    arrays = {}
+    for f in FILES:
+        path = files[f.key]
+        array, md5 = read_idx(path)
+        if md5 != f.md5:
+            raise DataCorruptError(
+                f"{path}: checksum mismatch (MD5 of uncompressed content {md5}, expected {f.md5}); "
+                "the file is damaged or not the official Fashion-MNIST, replace it"
+            )
+        if array.shape != f.shape or array.dtype != np.uint8:  # unreachable when the MD5 matched
+            raise DataCorruptError(f"{path}: shape {array.shape} {array.dtype}, expected {f.shape} uint8")
+        arrays[f.key] = array
+    tensors = {k: torch.from_numpy(a) for k, a in arrays.items()}
+    for split in ("train", "test"):
+        tensors[f"{split}_labels"] = tensors[f"{split}_labels"].long()
+    return tensors
+
+
+def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
+    try:
+        blob = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        return None
+    except Exception:  # a damaged cache file of ours: decode again and replace it
+        return None
+    if not isinstance(blob, dict) or blob.get("format") != _CACHE_FORMAT:
+        return None
+    tensors = blob.get("tensors", {})
+    if any(not isinstance(tensors.get(f.key), torch.Tensor) or tuple(tensors[f.key].shape) != f.shape for f in FILES):
+        return None
+    return tensors
+
+
+def _write_cache(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Best effort: a read-only home only costs the next load a re-decode."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".decoded-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            torch.save({"format": _CACHE_FORMAT, "tensors": tensors}, fh)
+        os.replace(tmp, path)
+        tmp = None
+        for stale in path.parent.glob("decoded-*.pt"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+# -- download ----------------------------------------------------------------------------------
+def _mirrors() -> list[str]:
+    env = os.environ.get("CNNZOO_MIRROR")
+    mirrors = [m.strip() for m in env.split(",") if m.strip()] if env else list(MIRRORS)
+    return [m if m.endswith("/") else m + "/" for m in mirrors]
+
+
+def fetch_fashion_mnist(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    mirrors: Sequence[str] | None = None,
+    timeout: float = 30.0,
+    progress: bool = True,
+) -> Path:
+    """Download the four files into ``root`` (default: the user cache) and return that directory.
+
+    Files already present and verified are kept. Each download streams into a temporary file beside
+    its target and is renamed into place only after its size and uncompressed MD5 check out, so an
+    interrupted download never leaves a file that later passes as good. An existing file is never
+    overwritten: a damaged one raises :class:`DataCorruptError` naming it.
+    ``$CNNZOO_MIRROR`` (comma-separated base URLs) replaces the official mirror.
+    """
+    target = Path(root).expanduser() if root is not None else cache_dir()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create {target}: {exc.strerror}; choose a writable --root") from None
+    bases = list(mirrors) if mirrors is not None else _mirrors()
+    for f in FILES:
+        for name in (f.stem + ".gz", f.stem):
+            if (target / name).is_file():
+                _verify_file(target / name, f)
+                break
+        else:
+            _download_one(f, target, bases, timeout, progress)
+    return target
+
+
+def _verify_file(path: Path, f: _File) -> None:
+    md5 = hashlib.md5(read_maybe_gzip(path)).hexdigest()
+    if md5 != f.md5:
+        raise DataCorruptError(
+            f"{path}: checksum mismatch (MD5 of uncompressed content {md5}, expected {f.md5}); "
+            "it was left untouched: remove or replace it, then fetch again"
+        )
+
+
+def _download_one(f: _File, target: Path, bases: Sequence[str], timeout: float, progress: bool) -> None:
+    errors = []
+    for base in bases:
+        url = base + f.stem + ".gz"
+        fd, tmp_name = tempfile.mkstemp(dir=target, prefix=f".{f.stem}.", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                _stream(url, out, timeout, progress, f.stem + ".gz")
+            _verify_file(tmp, f)
+            final = target / (f.stem + ".gz")
+            if final.exists():  # appeared meanwhile (another process): keep theirs
+                return
+            os.replace(tmp, final)
+            return
+        except (OSError, http.client.HTTPException, DataError) as exc:
+            errors.append(f"{url}: {_reason(exc)}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise DataNotFoundError("; ".join(errors))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return str(exc)
+
+
+def _stream(url: str, out, timeout: float, progress: bool, label: str) -> None:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        total = resp.headers.get("Content-Length")
+        total = int(total) if total and total.isdigit() else None
+        bar = None
+        if progress and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False)
+        received = 0
+        try:
+            while chunk := resp.read(1 << 16):
+                out.write(chunk)
+                received += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+    if total is not None and received != total:
+        raise OSError(f"connection closed after {received} of {total} bytes")
+
+
+def describe_sources(root: str | os.PathLike[str] | None = None) -> list[tuple[str, Path, bool]]:
+    """Every place looked, in order, and whether it holds all four files (for ``cnnzoo data``)."""
+    return [(label, path, _files_in(path) is not None) for label, path in _candidates(root)]

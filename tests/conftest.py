@@ -1,0 +1,74 @@
+"""Shared fixtures. Each block is owned by the module group named in its header."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnzoo.data import fashion_mnist as fm
+from cnnzoo.data.idx import write_idx
+
+# ------------------------------------------------------------------------------------------------
+# data layer: small IDX datasets made by the tests, isolated from the user's cache and the system copy
+# ------------------------------------------------------------------------------------------------
+REAL_DIR = fm.SYSTEM_DIR
+HAVE_REAL_DATA = fm._files_in(REAL_DIR) is not None
+
+
+@dataclass
+class FakeFashion:
+    """A tiny Fashion-MNIST look-alike whose pinned checksums the loader is patched to expect."""
+
+    directory: Path
+    arrays: dict[str, np.ndarray]
+    files: dict[str, Path]
+
+
+def make_arrays(n_train: int = 60, n_test: int = 20, size: int = 28, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "train_images": rng.integers(0, 256, (n_train, size, size), dtype=np.uint8),
+        "train_labels": (np.arange(n_train) % 10).astype(np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, size, size), dtype=np.uint8),
+        "test_labels": (np.arange(n_test) % 10).astype(np.uint8),
+    }
+
+
+def write_dataset(directory: Path, arrays: dict[str, np.ndarray], gz: bool = True) -> dict[str, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for f in fm.FILES:
+        content = write_idx(arrays[f.key])
+        path = directory / (f.stem + (".gz" if gz else ""))
+        path.write_bytes(gzip.compress(content) if gz else content)
+        paths[f.key] = path
+    return paths
+
+
+@pytest.fixture
+def isolated_data(tmp_path, monkeypatch):
+    """No $CNNZOO_DATA, a private cache, no system copy, no mirror but a closed local port."""
+    monkeypatch.delenv("CNNZOO_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("CNNZOO_MIRROR", "http://127.0.0.1:9/")
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "no-system-copy")
+    return tmp_path
+
+
+@pytest.fixture
+def fake_fashion(isolated_data, monkeypatch) -> FakeFashion:
+    """A tiny dataset in ``tmp/fake`` with the loader's pinned MD5s and shapes patched to match it."""
+    arrays = make_arrays()
+    directory = isolated_data / "fake"
+    files = write_dataset(directory, arrays)
+    pinned = tuple(
+        fm._File(f.key, f.stem, hashlib.md5(write_idx(arrays[f.key])).hexdigest(), arrays[f.key].shape)
+        for f in fm.FILES
+    )
+    monkeypatch.setattr(fm, "FILES", pinned)
+    return FakeFashion(directory, arrays, files)
