@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cnnzoo.data import fashion_mnist as fm
 from cnnzoo.data.idx import write_idx
+
+# Under pytest-xdist each worker gets one intra-op thread (and so do the CLI subprocesses tests start):
+# two workers x two threads on two cores oversubscribe the CPU, and many-small-op models then run
+# tens of times slower.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 # ------------------------------------------------------------------------------------------------
 # data layer: small IDX datasets made by the tests, isolated from the user's cache and the system copy

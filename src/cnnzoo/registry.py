@@ -4,7 +4,8 @@ Builders are registered with :func:`register_model` in ``cnnzoo/models/<family>.
 raises at import time; an unknown name raises :class:`~cnnzoo.errors.UnknownModelError` (a
 ``ValueError``) naming the close matches. Every model built here knows its default and minimum input
 size, and refuses a smaller input with :class:`~cnnzoo.errors.InputTooSmallError` before any layer runs
-(instead of a shape error deep inside the network).
+(instead of a shape error deep inside the network); a model whose classifier takes a fixed-size feature
+map also declares a maximum and refuses a larger input with :class:`~cnnzoo.errors.ModelError`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnzoo.errors import InputTooSmallError, UnknownModelError
+from cnnzoo.errors import InputTooSmallError, ModelError, UnknownModelError
 
 __all__ = ["ModelInfo", "create_model", "get_model_info", "list_models", "register_model"]
 
@@ -27,6 +28,8 @@ class ModelInfo:
 
     ``default_input_size``: the side the seeds train it at (the CLI resizes to it).
     ``min_input_size``: the smallest square side the network accepts with default arguments.
+    ``max_input_size``: the largest, for networks whose classifier takes a fixed-size feature map
+    (LeNet, AlexNet, VGG); ``None`` when any size from the minimum up works.
     """
 
     name: str
@@ -35,6 +38,7 @@ class ModelInfo:
     min_input_size: int
     family: str
     description: str
+    max_input_size: int | None = None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -46,6 +50,7 @@ def register_model(
     input_size: int,
     min_input_size: int,
     family: str | None = None,
+    max_input_size: int | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder ``fn(*, num_classes, in_channels, **kwargs) -> nn.Module`` under ``name``.
 
@@ -65,6 +70,7 @@ def register_model(
             min_input_size=int(min_input_size),
             family=family or fn.__module__.rsplit(".", 1)[-1],
             description=doc[0] if doc else "",
+            max_input_size=None if max_input_size is None else int(max_input_size),
         )
         return fn
 
@@ -113,6 +119,8 @@ def create_model(name: str, *, num_classes: int = 10, in_channels: int = 1, **kw
         model.default_input_size = info.default_input_size
     if not hasattr(model, "min_input_size"):
         model.min_input_size = info.min_input_size
+    if not hasattr(model, "max_input_size"):
+        model.max_input_size = info.max_input_size
     model.register_forward_pre_hook(_check_input_size)
     return model
 
@@ -126,4 +134,11 @@ def _check_input_size(module: nn.Module, args: tuple) -> None:
         raise InputTooSmallError(
             f"{module.model_name} needs inputs of at least {m}x{m} pixels, got {h}x{w}: "
             f"resize to {module.default_input_size} (--resize {module.default_input_size})"
+        )
+    top = getattr(module, "max_input_size", None)
+    if top is not None and (h > top or w > top):
+        raise ModelError(
+            f"{module.model_name} accepts inputs from {m}x{m} to {top}x{top} pixels (its classifier takes "
+            f"a fixed-size feature map), got {h}x{w}: resize to {module.default_input_size} "
+            f"(--resize {module.default_input_size})"
         )

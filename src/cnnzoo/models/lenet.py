@@ -1,0 +1,76 @@
+"""LeNet-5 and LeNet with batch normalization (D2L 6.6 and 8.5).
+
+LeCun et al., "Gradient-based learning applied to document recognition" (1998); Ioffe & Szegedy,
+"Batch Normalization" (2015).
+
+``lenet`` is the seeds' network: two 5x5 convolutions (the first padded by 2) with sigmoid and 2x2
+average pooling, then a 120-84-classes MLP with sigmoid. ``lenet_bn`` is the seeds' BatchNorm LeNet
+(no padding, so the classifier sees 16x4x4; a norm layer between every conv/linear layer and its
+sigmoid), built on ``nn.BatchNorm2d``/``nn.BatchNorm1d``; ``lenet_bn_scratch`` is the same network on
+cnnzoo's hand-written :mod:`cnnzoo.layers.batchnorm`, with identical ``state_dict`` keys.
+
+Differences from the seeds, and why:
+
+* No ``Reshape`` layer: the seeds' ``x.view(-1, 1, 28, 28)`` hard-codes one channel and 28x28 and
+  silently reinterprets any other input; the registry checks the input size instead.
+* ``in_channels`` and ``num_classes`` are arguments (the seeds fix 1 and 10).
+* The classifier takes a fixed 16x5x5 (16x4x4 with BN) feature map, as in the seeds, so only inputs from
+  28x28 to 31x31 fit; the registry says so instead of failing inside ``nn.Linear``.
+* Initialization is PyTorch's default; the seeds' ``train_ch6`` re-initializes with Xavier before
+  training, which is a training-recipe choice, not part of the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from cnnzoo import layers
+from cnnzoo.registry import register_model
+
+__all__ = ["lenet", "lenet_bn", "lenet_bn_scratch"]
+
+
+@register_model(input_size=28, min_input_size=28, max_input_size=31)
+def lenet(*, num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+    """LeNet-5: sigmoid, average pooling, 120-84 MLP (D2L 6.6)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2), nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.Sigmoid(),
+        nn.Linear(84, num_classes),
+    )  # fmt: skip
+
+
+def _lenet_bn(
+    num_classes: int,
+    in_channels: int,
+    norm2d: Callable[[int], nn.Module],
+    norm1d: Callable[[int], nn.Module],
+) -> nn.Sequential:
+    # A norm layer after every conv/linear layer but the output one, before the sigmoid (D2L 8.5).
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 6, kernel_size=5), norm2d(6), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), norm2d(16), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2), nn.Flatten(),
+        nn.Linear(16 * 4 * 4, 120), norm1d(120), nn.Sigmoid(),
+        nn.Linear(120, 84), norm1d(84), nn.Sigmoid(),
+        nn.Linear(84, num_classes),
+    )  # fmt: skip
+
+
+@register_model(input_size=28, min_input_size=28, max_input_size=31)
+def lenet_bn(*, num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+    """LeNet with batch normalization, on nn.BatchNorm2d/1d (D2L 8.5)."""
+    return _lenet_bn(num_classes, in_channels, nn.BatchNorm2d, nn.BatchNorm1d)
+
+
+@register_model(input_size=28, min_input_size=28, max_input_size=31)
+def lenet_bn_scratch(*, num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+    """LeNet with batch normalization, on cnnzoo's hand-written BatchNorm2d/1d (D2L 8.5)."""
+    return _lenet_bn(num_classes, in_channels, layers.BatchNorm2d, layers.BatchNorm1d)
