@@ -1,0 +1,62 @@
+# cnnzoo: two commands do all the set-up.
+#   make demo   create .venv, install cnnzoo, obtain Fashion-MNIST, train the default model on this machine
+#   make test   create/update .venv with the dev extras, obtain the real dataset, run the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CNNZOO := $(VENV)/bin/cnnzoo
+# pytest-xdist workers; the suite is sized for 2 cores
+JOBS   ?= 2
+
+.PHONY: demo test data install install-dev lint format clean help
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+	  { echo "error: cnnzoo needs Python >= 3.10 (found $$($(PYTHON) --version)); set PYTHON=python3.x"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime-stamp: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.dev-stamp: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@ $(VENV)/.runtime-stamp
+
+install: $(VENV)/.runtime-stamp
+install-dev: $(VENV)/.dev-stamp
+
+# Find Fashion-MNIST; if it is nowhere, install Debian's package when we are root with apt,
+# otherwise download it into the user cache. Never runs sudo: it says what to run instead.
+data: $(VENV)/.runtime-stamp
+	@if $(CNNZOO) data >/dev/null 2>&1; then \
+	  echo "Fashion-MNIST: found and verified"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; } || \
+	  $(CNNZOO) data --fetch; \
+	else \
+	  $(CNNZOO) data --fetch || { echo "could not download Fashion-MNIST: run 'sudo apt-get install dataset-fashion-mnist' (Debian/Ubuntu) or put the four files in \$$CNNZOO_DATA"; exit 1; }; \
+	fi
+	@$(CNNZOO) data
+
+demo: data
+	$(CNNZOO) summary lenet
+
+test: $(VENV)/.dev-stamp data
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -n $(JOBS) -q
+
+lint: $(VENV)/.dev-stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev-stamp
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .hypothesis
