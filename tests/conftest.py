@@ -81,3 +81,49 @@ def fake_fashion(isolated_data, monkeypatch) -> FakeFashion:
     )
     monkeypatch.setattr(fm, "FILES", pinned)
     return FakeFashion(directory, arrays, files)
+
+
+# ------------------------------------------------------------------------------------------------
+# training engine and its CLI (issue 4): test-made data, test models, a trained run to evaluate
+# ------------------------------------------------------------------------------------------------
+import helpers_train  # noqa: E402  (tests/ is on sys.path: pytest's rootdir conftest import)
+
+
+@pytest.fixture(scope="session")
+def blocks():
+    """A 512/256-image dataset whose classes a tiny net separates in an epoch or two."""
+    return helpers_train.blocks_dataset()
+
+
+@pytest.fixture
+def test_models():
+    """``tiny_test_net`` and ``slow_test_net`` in the registry for one test only (others count the registry)."""
+    helpers_train.register_test_models()
+    yield
+    helpers_train.unregister_test_models()
+
+
+@pytest.fixture
+def fake_train_data(monkeypatch, blocks):
+    """``cnnzoo.data.load_fashion_mnist`` returns :func:`helpers_train.blocks_dataset` (for ``main(argv)``)."""
+    import cnnzoo.data
+
+    monkeypatch.setattr(cnnzoo.data, "load_fashion_mnist", lambda root=None, download=True: blocks)
+    return blocks
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, blocks):
+    """A finished 3-epoch lenet_bn run on the blocks data (read-only: copy it before changing it)."""
+    import cnnzoo.data
+    from cnnzoo.cli import main
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    original = cnnzoo.data.load_fashion_mnist
+    cnnzoo.data.load_fashion_mnist = lambda root=None, download=True: blocks
+    try:
+        argv = ["train", "lenet_bn", "--epochs", "3", "--batch-size", "64", "--lr", "0.2", "--augment", "none"]
+        assert main([*argv, "--quiet", "--out", str(out)]) == 0
+    finally:
+        cnnzoo.data.load_fashion_mnist = original
+    return out

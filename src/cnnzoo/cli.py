@@ -67,23 +67,353 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    raise NotImplementedError("cnnzoo models")
+    from cnnzoo.inspection import format_models_table, models_table
+
+    print(format_models_table(models_table()))
+    print("\ninput: the default input size (the CLI resizes to it); accepts: the input sides the network takes.")
+    print("params: 1 input channel, 10 classes; MACs: conv + linear multiply-accumulates, one image at input.")
+    return 0
 
 
 def _add_summary(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("summary", help="print a model's shape trace and per-layer table")
     p.add_argument("model")
     p.add_argument("--input-size", help="CxHxW (or H) — defaults to the model's own input size")
+    p.add_argument("--depth", type=int, help="show modules nested at most this deep (default: all)")
     p.set_defaults(func=_cmd_summary)
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    raise NotImplementedError("cnnzoo summary")
+    import torch
+
+    from cnnzoo.inspection import parse_input_size, shape_trace, summary
+    from cnnzoo.registry import create_model, get_model_info
+
+    get_model_info(args.model)  # an unknown name fails here, with close matches, before any parsing
+    size = parse_input_size(args.input_size) if args.input_size else None
+    # Shapes, parameter counts and MACs need no real weights: build on the meta device (instant, no memory).
+    with torch.device("meta"):
+        model = create_model(args.model, in_channels=size[0] if size else 1)
+    print(shape_trace(model, size))
+    print()
+    print(summary(model, size, depth=args.depth))
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------
 # train, eval, predict, plot  (issue 4)
 # ----------------------------------------------------------------------------------------------
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+# Flags whose value may change when a run is resumed; everything else belongs to the run.
+_RESUMABLE = ("epochs", "device", "precision", "compile", "channels_last")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from cnnzoo.config import AUGMENTS, CHANNELS_LAST, INITS, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES
+
+    p = sub.add_parser(
+        "train",
+        help="train a model on Fashion-MNIST and leave a run directory",
+        description="Train MODEL with a recipe (fast: the best known set-up; d2l: the seeds' exact set-up); "
+        "explicit flags override the recipe. Leaves runs/<model>-<time>/ (or --out) with config, metrics, "
+        "curves, checkpoints and a report. Ctrl-C saves a resumable checkpoint.",
+    )
+    p.add_argument("model", nargs="?", help="registered model name (see `cnnzoo models`); default lenet_bn")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="hyperparameter set to start from (default fast)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<time>)")
+    g = p.add_argument_group("optimisation (default: the recipe's value)")
+    g.add_argument("--epochs", type=int, help="with --resume: the new total (a length-aware schedule is recomputed)")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="peak learning rate")
+    g.add_argument("--optimizer", choices=OPTIMIZERS)
+    g.add_argument("--momentum", type=float, help="for --optimizer momentum (Nesterov)")
+    g.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule, stepped per batch")
+    g.add_argument("--warmup", dest="warmup_epochs", type=float, metavar="EPOCHS", help="linear warm-up")
+    g.add_argument("--step-size", type=int, metavar="EPOCHS", help="--schedule step: decay interval")
+    g.add_argument("--gamma", type=float, help="--schedule step: decay factor")
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the global gradient norm (0: off)")
+    g.add_argument("--init", choices=INITS, help="xavier: the seeds' xavier_uniform_ init")
+    g = p.add_argument_group("data")
+    g.add_argument("--resize", type=int, metavar="SIDE", help="input side (default: the model's input size)")
+    g.add_argument("--augment", choices=AUGMENTS)
+    g.add_argument("--crop-padding", type=int, metavar="PX")
+    g.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--data-root", metavar="DIR", help="directory with the Fashion-MNIST files")
+    g = p.add_argument_group("machine")
+    g.add_argument("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
+    g.add_argument("--precision", choices=PRECISIONS)
+    g.add_argument("--channels-last", choices=CHANNELS_LAST)
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    p.set_defaults(func=_cmd_train)
+
+
+def _train_overrides(args: argparse.Namespace) -> dict:
+    from cnnzoo.config import TrainConfig
+
+    names = [f for f in TrainConfig.__dataclass_fields__ if f not in ("model", "model_kwargs", "recipe")]
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+class _StopFlag:
+    """SIGINT handler: the first Ctrl-C asks fit to stop after the current step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\ninterrupted: finishing the current step and saving a checkpoint (Ctrl-C again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+    import signal
+
+    import torch
+
+    from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
+    from cnnzoo.config import DEFAULT_MODEL, config_from_dict, resolve_config, validate_config
+    from cnnzoo.data import load_fashion_mnist
+    from cnnzoo.devices import setup_device
+    from cnnzoo.engine import final_summary, fit
+    from cnnzoo.errors import ConfigError, TrainingDivergedError
+    from cnnzoo.inspection import summary
+    from cnnzoo.registry import create_model
+    from cnnzoo.run import RunDirectory, environment_info, new_run_dir, resolve_run_dir
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads {args.threads}: must be at least 1")
+        torch.set_num_threads(args.threads)
+    overrides = _train_overrides(args)
+    resume = None
+    if args.resume:
+        run_dir, ckpt_path = resolve_run_dir(args.resume)
+        ckpt = load_checkpoint(ckpt_path)
+        saved = config_from_dict(ckpt["config"])
+        if args.model and args.model != saved.model:
+            raise ConfigError(f"{run_dir} trained {saved.model}, not {args.model}: drop MODEL when resuming")
+        fixed = sorted(k for k in overrides if k not in _RESUMABLE)
+        if args.out or args.recipe or fixed:
+            flags = [f"--{k.replace('_', '-')}" for k in fixed] + (["--out"] if args.out else [])
+            flags += ["--recipe"] if args.recipe else []
+            raise ConfigError(
+                f"{', '.join(flags)} cannot change when resuming {run_dir} (only --epochs, --device, --precision, "
+                "--channels-last, --compile can): start a new run instead"
+            )
+        config = validate_config(dataclasses.replace(saved, **overrides))
+        done = ckpt["train"]["epoch"]
+        if done >= config.epochs:
+            raise ConfigError(
+                f"{run_dir} already finished {done} of {config.epochs} epochs: "
+                f"pass --epochs {done + 5} to train further"
+            )
+        model = model_from_checkpoint(ckpt)
+        resume = ckpt["train"]
+    else:
+        config = resolve_config(args.model or DEFAULT_MODEL, args.recipe or "fast", overrides)
+        torch.manual_seed(config.seed)  # the model's own init; fit seeds again before training
+        model = create_model(config.model, **config.model_kwargs)
+        run_dir = None
+    setup = setup_device(config.device, config.precision, config.channels_last)
+    data = load_fashion_mnist(args.data_root)
+    if run_dir is None:
+        run_dir = new_run_dir(config.model, args.out)
+    env = environment_info(setup.describe())
+    recorder = RunDirectory(
+        run_dir, data=data, config=config, environment=env, command=["cnnzoo", *sys.argv[1:]], input_size=config.resize
+    )
+    quiet = args.quiet
+    if not quiet:
+        params = sum(p.numel() for p in model.parameters())
+        what = f"resuming {run_dir} at epoch {resume['epoch'] + 1}" if resume else f"run directory {run_dir}"
+        print(f"training {config.model} ({params:,} parameters) on {setup.describe()}; {what}")
+        print(
+            f"recipe {config.recipe}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} "
+            f"lr {config.lr:g}, schedule {config.schedule}, input {config.resize}x{config.resize}, "
+            f"augment {config.augment}; img/s counts data time, not evaluation",
+            flush=True,
+        )
+    stop = _StopFlag()
+    previous = signal.signal(signal.SIGINT, stop.handle)
+    try:
+        history = fit(
+            model, data, config, resume=resume, callbacks=[recorder], progress=not quiet, should_stop=stop, setup=setup
+        )
+    except TrainingDivergedError as exc:
+        kept = f"the last good checkpoint is {recorder.last}" if recorder.last.exists() else "no epoch finished"
+        raise TrainingDivergedError(f"{exc}; {kept}") from None
+    except KeyboardInterrupt:  # the second Ctrl-C
+        print(f"aborted; the last completed epoch is in {recorder.last}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    state = recorder.state
+    if state.stopped:
+        print(f"checkpoint saved: {recorder.last}\nresume with: cnnzoo train --resume {run_dir}", flush=True)
+        return EXIT_INTERRUPTED
+    try:
+        model_text = str(summary(model, config.resize))
+    except Exception as exc:  # the report should not be lost to a summary failure after a long run
+        model_text = f"(model summary unavailable: {exc})"
+    recorder.finish(state, state.last_eval, model_text)
+    print(f"run directory: {run_dir} ({', '.join(sorted(p.name for p in run_dir.iterdir() if p.is_file()))})")
+    print(final_summary(history, setup.label), flush=True)
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="test accuracy, per-class accuracy and confusion matrix of a checkpoint",
+        description="Rebuild the model a checkpoint describes, evaluate it on the Fashion-MNIST test set, print "
+        "the accuracy and a per-class table, and write a confusion-matrix PNG. A run directory means its last.pt.",
+    )
+    p.add_argument("checkpoint", metavar="RUN_DIR|CKPT")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--png", metavar="PATH", help="confusion matrix PNG (default: eval-<ckpt>-confusion.png beside it)")
+    p.add_argument("--data-root", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
+    from cnnzoo.config import config_from_dict
+    from cnnzoo.data import load_fashion_mnist
+    from cnnzoo.devices import setup_device
+    from cnnzoo.engine import evaluate
+    from cnnzoo.errors import CheckpointError
+    from cnnzoo.metrics import per_class_rows
+    from cnnzoo.plots import confusion_figure, save_figure
+    from cnnzoo.run import resolve_run_dir
+
+    _, ckpt_path = resolve_run_dir(args.checkpoint)
+    ckpt = load_checkpoint(ckpt_path)
+    config = dataclasses.replace(config_from_dict(ckpt["config"]), device=args.device)
+    setup = setup_device(config.device, config.precision, config.channels_last)
+    model = model_from_checkpoint(ckpt).to(setup.device)
+    if setup.channels_last:
+        model.to(memory_format=torch.channels_last)
+    data = load_fashion_mnist(args.data_root)
+    classes = ckpt["preprocess"]["classes"]
+    if list(data.classes) != list(classes):
+        raise CheckpointError(f"{ckpt_path}: trained on classes {classes}, but the dataset has {data.classes}")
+    result = evaluate(model, data, config, setup=setup)
+    png = Path(args.png) if args.png else ckpt_path.with_name(f"eval-{ckpt_path.stem}-confusion.png")
+    title = f"{ckpt['model_name']} ({ckpt_path.name}, epoch {ckpt['train']['epoch']}): {result.accuracy:.4f}"
+    save_figure(confusion_figure(result.confusion, classes, title=title), png)
+    rows = per_class_rows(result.confusion, classes)
+    if args.json:
+        out = {"checkpoint": str(ckpt_path), "model": ckpt["model_name"], "epoch": ckpt["train"]["epoch"],
+               "test_acc": result.accuracy, "test_loss": result.loss, "images": result.count,
+               "per_class": rows, "confusion": result.confusion.tolist(), "confusion_png": str(png)}  # fmt: skip
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{ckpt_path}: {ckpt['model_name']}, epoch {ckpt['train']['epoch']}, on {setup.describe()}")
+    width = max(len(c) for c in classes)
+    print(f"\n{'label':>5}  {'class':<{width}}  {'images':>6}  {'accuracy':>8}  most often mistaken for")
+    for r in rows:
+        confused = f"{r['most_confused_with']} ({r['confused_count']})" if r["most_confused_with"] else "-"
+        print(f"{r['label']:>5}  {r['class']:<{width}}  {r['images']:>6}  {r['accuracy']:>8.4f}  {confused}")
+    print(f"\nconfusion matrix: {png}")
+    correct = int(result.confusion.diagonal().sum())
+    print(f"test acc {result.accuracy:.4f} ({correct}/{result.count}), test loss {result.loss:.4f}")
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="classify your own images with a trained checkpoint",
+        description="PNG/JPEG of any size or mode -> grayscale, polarity matched to Fashion-MNIST (light object on "
+        "a dark background), padded square, resized to the model's input; prints the top classes.",
+    )
+    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file, or a run directory (its last.pt)")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("--top-k", type=int, default=3, metavar="K")
+    p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto", help="auto: decide by the border")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
+    from cnnzoo.devices import resolve_device
+    from cnnzoo.errors import ConfigError
+    from cnnzoo.predict import format_records, load_image, predict_tensors, prediction_records
+    from cnnzoo.run import resolve_run_dir
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k {args.top_k}: must be at least 1")
+    _, ckpt_path = resolve_run_dir(args.checkpoint)
+    ckpt = load_checkpoint(ckpt_path)
+    pre = ckpt["preprocess"]
+    images = [
+        load_image(path, size=pre["input_size"], in_channels=pre["in_channels"], invert=args.invert)
+        for path in args.images
+    ]
+    model = model_from_checkpoint(ckpt).to(resolve_device(args.device))
+    values, indices = predict_tensors(
+        model, torch.stack([img.pixels for img in images]), mean=pre["mean"], std=pre["std"], top_k=args.top_k
+    )
+    records = prediction_records(images, values, indices, pre["classes"])
+    print(json.dumps(records, indent=2) if args.json else format_records(records))
+    return 0
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="overlay several runs' curves in one PNG")
+    p.add_argument("runs", metavar="RUN_DIR", nargs="+")
+    p.add_argument("--out", default="compare.png", metavar="PNG", help="output file (default compare.png)")
+    p.set_defaults(func=_cmd_plot)
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnnzoo.errors import ConfigError
+    from cnnzoo.metrics import read_metrics
+    from cnnzoo.plots import overlay_figure, save_figure
+
+    runs = []
+    for arg in args.runs:
+        path = Path(arg)
+        rows = read_metrics(path) if path.is_dir() else []
+        if not rows:
+            raise ConfigError(f"{path}: not a run directory with metrics (no metrics.jsonl rows)")
+        runs.append((path.name, rows))
+    out = save_figure(overlay_figure(runs), args.out)
+    best = ", ".join(f"{name} {max(r['test_acc'] for r in rows):.4f}" for name, rows in runs)
+    print(f"wrote {out} ({len(runs)} runs; best test acc: {best})")
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -94,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_data, _add_models, _add_summary):
+    for add in (_add_data, _add_models, _add_summary, _add_train, _add_eval, _add_predict, _add_plot):
         add(sub)
     return parser
 

@@ -50,3 +50,11 @@ class CheckpointError(CnnzooError):
 
 class ImageError(CnnzooError):
     """An image file could not be read as an image (missing, empty, corrupt, too large)."""
+
+
+class TrainingDivergedError(CnnzooError):
+    """The training loss became NaN or infinite (usually a learning rate that is too high)."""
+
+
+class MissingExtraError(CnnzooError):
+    """An optional package a feature needs is not installed; the message names the pip extra to install."""

@@ -2,6 +2,7 @@
 
 from cnnzoo.data.batches import Augment, DeviceBatches, channel_stats
 from cnnzoo.data.dataset import ImageDataset
+from cnnzoo.data.datasets import list_datasets, load_dataset
 from cnnzoo.data.fashion_mnist import FASHION_MNIST_CLASSES, fetch_fashion_mnist, load_fashion_mnist
 
 __all__ = [
@@ -11,5 +12,7 @@ __all__ = [
     "ImageDataset",
     "channel_stats",
     "fetch_fashion_mnist",
+    "list_datasets",
+    "load_dataset",
     "load_fashion_mnist",
 ]

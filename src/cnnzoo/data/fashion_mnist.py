@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnzoo.data import cache as _cache
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.idx import read_idx, read_maybe_gzip
 from cnnzoo.errors import DataCorruptError, DataError, DataNotFoundError
@@ -79,8 +80,7 @@ _FIXES = (
 
 def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/cnnzoo/fashion-mnist``, defaulting to ``~/.cache/cnnzoo/fashion-mnist``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "cnnzoo" / "fashion-mnist"
+    return _cache.cache_dir("fashion-mnist")
 
 
 def _files_in(directory: Path) -> dict[str, Path] | None:

@@ -1,0 +1,53 @@
+"""torch.hub entry points: one per registered cnnzoo model, built from the registry.
+
+    model = torch.hub.load("cnnzoo/cnnzoo", "resnet18", num_classes=7, in_channels=3)
+    model = torch.hub.load("/path/to/cnnzoo", "resnet18", source="local", num_classes=7)
+
+Each entry point is ``cnnzoo.create_model(name, **kwargs)``: untrained weights (cnnzoo publishes none; load
+a checkpoint of your own with :func:`cnnzoo.checkpoint.load_checkpoint`). This file imports the cnnzoo in
+this repository's ``src/`` (a clone, or torch.hub's download of the repository) ahead of an installed one,
+so the entry points match the code beside them, unless the process has imported a cnnzoo already.
+"""
+
+import sys as _sys
+from pathlib import Path as _Path
+
+dependencies = ["torch", "torchvision"]
+
+_SRC = _Path(__file__).resolve().parent / "src"
+if (_SRC / "cnnzoo" / "__init__.py").is_file() and "cnnzoo" not in _sys.modules and str(_SRC) not in _sys.path:
+    _sys.path.insert(0, str(_SRC))
+
+from cnnzoo.errors import ModelError as _ModelError  # noqa: E402
+from cnnzoo.registry import create_model as _create_model  # noqa: E402
+from cnnzoo.registry import get_model_info as _get_model_info  # noqa: E402
+from cnnzoo.registry import list_models as _list_models  # noqa: E402
+
+
+def _entry_point(name: str):
+    info = _get_model_info(name)
+
+    def build(*, pretrained: bool = False, **kwargs):
+        if pretrained:
+            raise _ModelError(
+                f"cnnzoo publishes no pretrained weights for {name}: build it untrained (pretrained=False) and "
+                "train it, or load your own checkpoint with cnnzoo.checkpoint.load_checkpoint"
+            )
+        return _create_model(name, **kwargs)
+
+    limits = f"from {info.min_input_size}x{info.min_input_size}" + (
+        f" to {info.max_input_size}x{info.max_input_size}" if info.max_input_size is not None else " up"
+    )
+    build.__name__ = build.__qualname__ = name
+    build.__module__ = __name__
+    build.__doc__ = (
+        f"{info.description}\n\n"
+        f"``cnnzoo.create_model({name!r}, **kwargs)``, untrained. Keyword arguments: ``num_classes`` (default 10), "
+        f"``in_channels`` (default 1) and the builder's own. Trained at {info.default_input_size}x"
+        f"{info.default_input_size}; accepts inputs {limits}.\n"
+    )
+    return build
+
+
+for _name in _list_models():
+    globals()[_name] = _entry_point(_name)

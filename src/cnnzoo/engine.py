@@ -1,0 +1,707 @@
+"""The training engine: :func:`train_one_epoch`, :func:`evaluate` and :func:`fit`.
+
+Explicit arguments, no CLI, no files: everything a run writes happens in callbacks (``cnnzoo.run``).
+
+What it keeps from the seeds' ``train_ch6``: cross-entropy, optional Xavier-uniform init, and the four
+numbers per epoch (train loss, train accuracy, test accuracy, examples per second). What it does
+differently, and why:
+
+* **Data**: batches come from :class:`~cnnzoo.data.DeviceBatches` (the whole split on the device, a batch
+  is an index slice), not a DataLoader.
+* **No per-batch host syncs**: the seeds call ``float(loss)`` (via their Accumulator) every batch, which
+  stalls an accelerator each step. Here loss sum and correct count accumulate in device tensors and are
+  read once per log interval (every :data:`LOG_EVERY` batches or :data:`LOG_SECONDS` seconds, whichever
+  comes first; only for the progress bar's live figures and the divergence check) and once per epoch.
+* **Honest throughput**: images/s is the epoch's training samples over the epoch's whole wall time,
+  data preparation included (the seeds' timer excluded nothing but ran only around the step), after a
+  device synchronisation; evaluation is excluded and timed separately (``eval_seconds``).
+* **Every step is resumable**: a :class:`TrainState` holds model, optimizer, per-batch LR schedule,
+  progress within the epoch and the RNG states; on CPU a resumed run is bit-identical to an
+  uninterrupted one (the batch order is a function of ``(seed, epoch)`` in the data layer).
+* **Data parallel later**: ``rank``/``world_size`` shard the training batches; ``all_reduce`` is the hook
+  that will sum the epoch's metric tensors across ranks; callbacks (and so all file I/O) are for rank 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from cnnzoo.config import TrainConfig
+from cnnzoo.data.batches import Augment, DeviceBatches
+from cnnzoo.data.dataset import ImageDataset
+from cnnzoo.devices import DeviceSetup, setup_device
+from cnnzoo.errors import TrainingDivergedError
+from cnnzoo.metrics import confusion_matrix
+
+__all__ = [
+    "HISTORY_KEYS",
+    "LOG_EVERY",
+    "TIMING_KEYS",
+    "Callback",
+    "EpochTotals",
+    "EvalResult",
+    "TrainState",
+    "build_optimizer",
+    "build_scheduler",
+    "evaluate",
+    "evaluate_batches",
+    "final_summary",
+    "fit",
+    "format_epoch",
+    "make_batches",
+    "restore_rng_state",
+    "rng_state",
+    "seed_everything",
+    "train_one_epoch",
+    "xavier_init",
+]
+
+LOG_EVERY = 20  # batches between reads of the device accumulators (progress bar, divergence check)
+LOG_SECONDS = 0.5  # ... or this many seconds, whichever comes first
+HISTORY_KEYS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "lr",
+    "images_per_sec",
+    "train_seconds",
+    "eval_seconds",
+)
+TIMING_KEYS = ("images_per_sec", "train_seconds", "eval_seconds")  # wall-clock: differ run to run
+
+
+# ------------------------------------------------------------------------------------------------
+# set-up: seeds, init, optimizer, schedule, batches
+# ------------------------------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    """Seed PyTorch (all devices), NumPy's and Python's global generators."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def xavier_init(model: nn.Module) -> None:
+    """The seeds' init: ``xavier_uniform_`` on every conv and linear weight; biases keep their init."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear | nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """``sgd`` is the seeds' plain SGD; ``momentum`` is Nesterov SGD; ``adam``/``adamw`` as in PyTorch.
+
+    Weight decay goes to conv/linear weights only: decaying biases and BatchNorm's scale pulls them
+    towards zero for no regularising benefit (a standard choice since "Bag of Tricks", 2019).
+    """
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr)
+    if config.optimizer == "momentum":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}")  # validate_config rules this out
+
+
+def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning-rate multiplier of optimizer step ``k`` (0-based), for a per-batch LambdaLR.
+
+    One LambdaLR for every schedule keeps one checkpoint format and lets warm-up compose with any of
+    them. ``step``: ``gamma ** (epochs completed // step_size)``. ``cosine``: half a cosine from 1 to 0
+    over the run (after the warm-up). ``onecycle``: the lr-only form of Smith's one-cycle policy as
+    ``OneCycleLR`` does it by default: cosine up from 1/25 over the first 25 % of steps, cosine down
+    to ~0 over the rest (momentum is not cycled).
+    """
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    schedule = config.schedule
+
+    def factor(k: int) -> float:
+        if schedule == "onecycle":
+            up = max(1, int(0.25 * total))
+            start, end = 1 / 25, 1 / (25 * 1e4)
+            if k < up:
+                return start + (1 - start) * (1 - math.cos(math.pi * k / up)) / 2
+            t = min(1.0, (k - up) / max(1, total - up))
+            return end + (1 - end) * (1 + math.cos(math.pi * t)) / 2
+        f = 1.0
+        if schedule == "step":
+            f = config.gamma ** ((k // steps_per_epoch) // config.step_size)
+        elif schedule == "cosine":
+            t = min(1.0, max(0, k - warmup) / max(1, total - warmup))
+            f = (1 + math.cos(math.pi * t)) / 2
+        if k < warmup:
+            f *= (k + 1) / warmup
+        return f
+
+    return factor
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-batch :class:`~torch.optim.lr_scheduler.LambdaLR` following :func:`lr_factor`."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
+
+
+def make_batches(
+    data: ImageDataset,
+    config: TrainConfig,
+    *,
+    split: str,
+    setup: DeviceSetup,
+    resize: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DeviceBatches:
+    """The device-resident batches of ``split`` (``"train"``: shuffled, augmented, sharded by rank).
+
+    Normalisation uses the training split's mean and std (when ``config.normalize``), for both splits.
+    """
+    mean, std = data.stats if config.normalize else (None, None)
+    common = dict(
+        device=setup.device, mean=mean, std=std, resize=resize, channels_last=setup.channels_last, seed=config.seed
+    )
+    if split == "train":
+        augment = Augment(
+            hflip="flip" in config.augment, crop_padding=config.crop_padding if "crop" in config.augment else 0
+        )
+        per_rank = math.ceil(data.train_images.shape[0] / world_size)
+        return DeviceBatches(
+            data.train_images,
+            data.train_labels,
+            batch_size=config.batch_size,
+            shuffle=True,
+            # A last batch of one sample would make BatchNorm's batch variance undefined (PyTorch
+            # raises); dropping it costs one image per epoch and only when the sizes line up so.
+            drop_last=per_rank % config.batch_size == 1,
+            augment=augment,
+            rank=rank,
+            world_size=world_size,
+            **common,
+        )
+    if split == "test":
+        return DeviceBatches(
+            data.test_images, data.test_labels, batch_size=config.eval_batch_size, shuffle=False, **common
+        )
+    raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# RNG state: captured into checkpoints so a resumed run draws the same dropout masks
+# ------------------------------------------------------------------------------------------------
+def rng_state() -> dict[str, Any]:
+    """The global RNG states as tensors and plain Python values (loadable with ``weights_only``)."""
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": str(np_state[0]),
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64), "gauss": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Undo :func:`rng_state`. CUDA states are restored only when the run is on as many GPUs."""
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["internal"].tolist()), p["gauss"]))
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+# ------------------------------------------------------------------------------------------------
+# state and callbacks
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class EpochTotals:
+    """Running sums of one epoch. ``loss_sum``/``correct`` live on the device until read."""
+
+    loss_sum: Tensor
+    correct: Tensor
+    count: int = 0
+    seconds: float = 0.0
+    step: int = 0  # optimizer steps done in this epoch
+    last_lr: float = 0.0
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> EpochTotals:
+        return cls(torch.zeros((), device=device), torch.zeros((), dtype=torch.int64, device=device))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loss_sum": self.loss_sum.detach().cpu(),
+            "correct": self.correct.detach().cpu(),
+            "count": self.count,
+            "seconds": self.seconds,
+            "step": self.step,
+            "last_lr": self.last_lr,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], device: torch.device) -> EpochTotals:
+        return cls(
+            d["loss_sum"].to(device),
+            d["correct"].to(device),
+            int(d["count"]),
+            float(d["seconds"]),
+            int(d["step"]),
+            float(d["last_lr"]),
+        )
+
+
+@dataclass
+class TrainState:
+    """Everything :func:`fit` carries from step to step, and what a checkpoint must hold to resume.
+
+    ``epoch`` counts completed epochs; ``partial`` holds the unfinished epoch's totals when fit stopped
+    between two steps (an interrupt), else None.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    config: TrainConfig
+    setup: DeviceSetup
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    partial: EpochTotals | None = None
+    stopped: bool = False
+    last_eval: EvalResult | None = None
+
+    def resume_dict(self) -> dict[str, Any]:
+        """Training progress as plain data (the checkpoint adds the model itself)."""
+        return {
+            "epoch": self.epoch,
+            "history": [dict(row) for row in self.history],
+            "partial": self.partial.to_dict() if self.partial is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+        }
+
+    def load_resume_dict(self, d: Mapping[str, Any]) -> None:
+        """Restore :meth:`resume_dict` output (RNG states included)."""
+        self.optimizer.load_state_dict(d["optimizer"])
+        self.scheduler.load_state_dict(d["scheduler"])
+        self.epoch = int(d["epoch"])
+        self.history = [dict(row) for row in d["history"]]
+        partial = d.get("partial")
+        self.partial = EpochTotals.from_dict(partial, self.setup.device) if partial else None
+        restore_rng_state(d["rng"])
+
+
+class Callback:
+    """Hooks :func:`fit` calls; subclass and override what you need. Give callbacks to rank 0 only."""
+
+    def on_train_start(self, state: TrainState) -> None:
+        """Before the first step (after a resume has been restored)."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        """After an epoch and its evaluation; ``state.history[-1]`` is the new row."""
+
+    def on_stop(self, state: TrainState) -> None:
+        """fit stopped early because ``should_stop()`` said so; ``state.partial`` may hold a half epoch."""
+
+
+# ------------------------------------------------------------------------------------------------
+# the loops
+# ------------------------------------------------------------------------------------------------
+def train_one_epoch(
+    model: nn.Module | Callable[[Tensor], Tensor],
+    batches: Iterable[tuple[Tensor, Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss_fn: nn.Module,
+    *,
+    setup: DeviceSetup,
+    totals: EpochTotals | None = None,
+    grad_clip: float = 0.0,
+    should_stop: Callable[[], bool] | None = None,
+    on_log: Callable[[EpochTotals], None] | None = None,
+    params: Sequence[Tensor] | None = None,
+) -> tuple[EpochTotals, bool]:
+    """Train over ``batches`` (skipping the ``totals.step`` batches already done); return totals and
+    whether ``should_stop`` ended the epoch early.
+
+    ``model`` may be a compiled wrapper of the module; ``params`` are what gradient clipping sees
+    (defaults to ``optimizer``'s). The module must already be in train mode. Raises
+    :class:`~cnnzoo.errors.TrainingDivergedError` once the loss sum is seen to be non-finite.
+    """
+    totals = totals if totals is not None else EpochTotals.zeros(setup.device)
+    if params is None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+    it = iter(batches)
+    if totals.step:
+        # Resume mid-epoch: the order is a function of (seed, epoch), so skipping reproduces it exactly.
+        it = itertools.islice(it, totals.step, None)
+    setup.synchronize()
+    start = last_log = time.perf_counter()
+    seconds_before, logged_step = totals.seconds, totals.step
+    stopped = False
+    for x, y in it:
+        with setup.autocast():
+            logits = model(x)
+            loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        totals.last_lr = optimizer.param_groups[0]["lr"]  # host float: no sync
+        scheduler.step()
+        with torch.no_grad():  # device-side accumulation: no .item() in the loop
+            totals.loss_sum += loss.detach().float() * y.shape[0]
+            totals.correct += (logits.argmax(dim=1) == y).sum()
+        totals.count += y.shape[0]
+        totals.step += 1
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        now = time.perf_counter()
+        if totals.step - logged_step >= LOG_EVERY or now - last_log >= LOG_SECONDS:
+            # The one sync per log interval: the live figures and the divergence check.
+            totals.seconds = seconds_before + now - start
+            _check_finite(totals)
+            if on_log is not None:
+                on_log(totals)
+            last_log, logged_step = now, totals.step
+    setup.synchronize()
+    totals.seconds = seconds_before + time.perf_counter() - start
+    _check_finite(totals)
+    return totals, stopped
+
+
+def _check_finite(totals: EpochTotals) -> None:
+    if not bool(torch.isfinite(totals.loss_sum)):
+        raise TrainingDivergedError(
+            f"the training loss became {float(totals.loss_sum)} by step {totals.step} of the epoch "
+            f"(lr {totals.last_lr:g}): try a lower learning rate, e.g. --lr {totals.last_lr / 10:g}, "
+            "or --grad-clip 1"
+        )
+
+
+@dataclass
+class EvalResult:
+    """Test-set results. ``confusion[i, j]`` counts images of true class ``i`` predicted as ``j``."""
+
+    accuracy: float
+    loss: float
+    count: int
+    confusion: Tensor
+    seconds: float = 0.0
+
+    @property
+    def per_class_accuracy(self) -> list[float]:
+        totals = self.confusion.sum(dim=1).clamp_min(1)
+        return (self.confusion.diagonal().double() / totals.double()).tolist()
+
+
+def evaluate_batches(
+    model: nn.Module | Callable[[Tensor], Tensor],
+    batches: Iterable[tuple[Tensor, Tensor]],
+    *,
+    setup: DeviceSetup | None = None,
+    num_classes: int | None = None,
+) -> EvalResult:
+    """Accuracy, mean cross-entropy and the confusion matrix of ``model`` over ``batches``.
+
+    Runs under ``torch.inference_mode()`` with the module in eval mode (restored afterwards); all
+    sums stay on the device and are read once at the end.
+    """
+    module = model if isinstance(model, nn.Module) else getattr(model, "_orig_mod", None)
+    if setup is None:
+        first = next(iter(module.parameters())) if module is not None else None
+        setup = DeviceSetup(first.device if first is not None else torch.device("cpu"))
+    was_training = module.training if module is not None else False
+    if module is not None:
+        module.eval()
+    setup.synchronize()
+    start = time.perf_counter()
+    loss_sum = torch.zeros((), device=setup.device, dtype=torch.float64 if setup.device.type == "cpu" else None)
+    confusion: Tensor | None = None
+    count = 0
+    try:
+        with torch.inference_mode():
+            for x, y in batches:
+                with setup.autocast():
+                    logits = model(x)
+                logits = logits.float()
+                k = num_classes or logits.shape[1]
+                loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").to(loss_sum.dtype)
+                batch_confusion = confusion_matrix(logits.argmax(dim=1), y, k)
+                confusion = batch_confusion if confusion is None else confusion + batch_confusion
+                count += y.shape[0]
+    finally:
+        if module is not None:
+            module.train(was_training)
+    if confusion is None:
+        raise ValueError("evaluate got no batches")
+    confusion = confusion.cpu()
+    setup.synchronize()
+    return EvalResult(
+        accuracy=float(confusion.diagonal().sum()) / count,
+        loss=float(loss_sum) / count,
+        count=count,
+        confusion=confusion,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def evaluate(
+    model: nn.Module,
+    data: ImageDataset | Iterable[tuple[Tensor, Tensor]],
+    config: TrainConfig | None = None,
+    *,
+    setup: DeviceSetup | None = None,
+) -> EvalResult:
+    """Evaluate ``model`` on ``data``'s test split (or on any iterable of ``(images, labels)`` batches).
+
+    With a dataset, the images are prepared as ``config`` says (input size, normalisation, eval batch
+    size), the same way :func:`fit` prepared them; ``config`` defaults to :class:`TrainConfig`'s
+    defaults for the model. The model stays on its device; bf16 autocast follows ``config.precision``.
+    """
+    config = config or TrainConfig(model=getattr(model, "model_name", TrainConfig.model))
+    if setup is None:
+        device = next(model.parameters()).device
+        setup = setup_device(str(device), config.precision, "no")
+        setup = DeviceSetup(device, setup.amp_dtype, model_uses_channels_last(model))
+    if isinstance(data, ImageDataset):
+        resize = config.resize or model.default_input_size
+        batches = make_batches(data, config, split="test", setup=setup, resize=resize)
+        return evaluate_batches(model, batches, setup=setup, num_classes=data.num_classes)
+    return evaluate_batches(model, data, setup=setup)
+
+
+def model_uses_channels_last(model: nn.Module) -> bool:
+    """Whether the model's first 4-D parameter is stored channels_last."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
+
+
+# ------------------------------------------------------------------------------------------------
+# fit
+# ------------------------------------------------------------------------------------------------
+def fit(
+    model: nn.Module,
+    data: ImageDataset,
+    config: TrainConfig,
+    *,
+    resume: Mapping[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+    setup: DeviceSetup | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    all_reduce: Callable[[Tensor], Tensor] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``model`` on ``data`` as ``config`` says; return the history (one dict per epoch).
+
+    A fresh run (no ``resume``) seeds the global generators with ``config.seed`` and applies the
+    chosen init. ``resume`` is a checkpoint's training part (:meth:`TrainState.resume_dict`, the model
+    weights already loaded by the caller): optimizer, schedule, progress, history and RNG states are
+    restored and training continues from the exact step it stopped at.
+
+    ``should_stop`` is polled after every step (a Ctrl-C flag); when it returns True, fit finishes that
+    step, calls ``on_stop`` and returns. ``progress`` shows a tqdm bar per epoch (``tqdm.auto``, so a
+    widget in Jupyter, where the curves are also drawn live in the cell) and prints one line per epoch.
+
+    Each history row holds :data:`HISTORY_KEYS`. ``images_per_sec`` is training samples over the
+    epoch's whole training wall time, data included and evaluation excluded (``eval_seconds``).
+    """
+    setup = setup or setup_device(config.device, config.precision, config.channels_last)
+    if resume is None:
+        seed_everything(config.seed)
+        if config.init == "xavier":
+            xavier_init(model)
+    model.to(setup.device)
+    if setup.channels_last:
+        model.to(memory_format=torch.channels_last)
+    resize = config.resize or model.default_input_size
+    train_batches = make_batches(
+        data, config, split="train", setup=setup, resize=resize, rank=rank, world_size=world_size
+    )
+    test_batches = make_batches(data, config, split="test", setup=setup, resize=resize)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, len(train_batches))
+    state = TrainState(model, optimizer, scheduler, config, setup)
+    if resume is not None:
+        state.load_resume_dict(resume)
+    forward = torch.compile(model) if config.compile else model
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    show = progress and rank == 0
+    notebook = show and _in_notebook()
+    callbacks = list(callbacks)
+    if notebook:
+        from cnnzoo.plots import LivePlot  # matplotlib only when it will draw
+
+        callbacks.append(LivePlot())
+    for cb in callbacks:
+        cb.on_train_start(state)
+
+    while state.epoch < config.epochs and not state.stopped:
+        epoch = state.epoch
+        train_batches.set_epoch(epoch)
+        bar = _progress_bar(epoch, config.epochs, len(train_batches), show, notebook)
+        model.train()
+        totals, stopped = train_one_epoch(
+            forward,
+            train_batches,
+            optimizer,
+            scheduler,
+            loss_fn,
+            setup=setup,
+            totals=state.partial,
+            grad_clip=config.grad_clip,
+            should_stop=should_stop,
+            on_log=bar.log if bar else None,
+            params=params,
+        )
+        if bar:
+            bar.log(totals)
+            bar.close()
+        if stopped and totals.step < len(train_batches):
+            state.partial, state.stopped = totals, True
+            for cb in callbacks:
+                cb.on_stop(state)
+            break
+        loss_sum, correct = totals.loss_sum, totals.correct
+        if all_reduce is not None:  # data parallel: sum over ranks before the one read
+            loss_sum, correct = all_reduce(loss_sum.clone()), all_reduce(correct.clone())
+            count = int(all_reduce(torch.tensor(totals.count, device=setup.device)))
+        else:
+            count = totals.count
+        result = evaluate_batches(forward, test_batches, setup=setup, num_classes=data.num_classes)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(loss_sum) / count,
+            "train_acc": int(correct) / count,
+            "test_loss": result.loss,
+            "test_acc": result.accuracy,
+            "lr": totals.last_lr,
+            "images_per_sec": count / totals.seconds if totals.seconds > 0 else float("nan"),
+            "train_seconds": totals.seconds,
+            "eval_seconds": result.seconds,
+        }
+        state.history.append(row)
+        state.epoch, state.partial, state.last_eval = epoch + 1, None, result
+        if show:
+            _print(format_epoch(row, config.epochs))
+        for cb in callbacks:
+            cb.on_epoch_end(state)
+        more = state.epoch < config.epochs
+        if more and (stopped or (should_stop is not None and should_stop())):
+            state.stopped = True
+            for cb in callbacks:
+                cb.on_stop(state)
+    return state.history
+
+
+# ------------------------------------------------------------------------------------------------
+# progress output
+# ------------------------------------------------------------------------------------------------
+def format_epoch(row: Mapping[str, Any], epochs: int) -> str:
+    """One summary line per epoch."""
+    width = len(str(epochs))
+    return (
+        f"epoch {row['epoch']:>{width}}/{epochs}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
+        f"test acc {row['test_acc']:.4f}  lr {row['lr']:.3g}  {row['images_per_sec']:.1f} img/s  "
+        f"({row['train_seconds']:.1f} s train, {row['eval_seconds']:.1f} s eval)"
+    )
+
+
+def final_summary(history: Sequence[Mapping[str, Any]], device_label: str) -> str:
+    """The seeds' two closing lines: last epoch's loss/accuracies, then examples/sec over all epochs.
+
+    Examples/sec is every training sample of the run over the summed training wall time (data
+    included, evaluation excluded).
+    """
+    last = history[-1]
+    images = sum(r["images_per_sec"] * r["train_seconds"] for r in history)
+    seconds = sum(r["train_seconds"] for r in history)
+    return (
+        f"loss {last['train_loss']:.3f}, train acc {last['train_acc']:.3f}, test acc {last['test_acc']:.3f}\n"
+        f"{images / seconds:.1f} examples/sec on {device_label}"
+    )
+
+
+def _print(line: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(line, file=sys.stdout)
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (IPython's ZMQ shell), where curves can be drawn in the cell."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class _Bar:
+    """A tqdm bar fed only at log intervals (so the hot loop never touches it)."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def log(self, totals: EpochTotals) -> None:
+        count = max(1, totals.count)
+        self.bar.update(totals.step - self.bar.n)
+        self.bar.set_postfix_str(
+            f"loss {float(totals.loss_sum) / count:.4f}  acc {int(totals.correct) / count:.4f}  "
+            f"{totals.count / max(totals.seconds, 1e-9):.0f} img/s",
+            refresh=False,
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress_bar(epoch: int, epochs: int, steps: int, show: bool, notebook: bool) -> _Bar | None:
+    # A bar only where someone watches: a terminal or a notebook. Logs and CI get the epoch lines.
+    if not show or not (notebook or sys.stderr.isatty()):
+        return None
+    from tqdm.auto import tqdm
+
+    return _Bar(tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False, dynamic_ncols=True))

@@ -1,0 +1,160 @@
+"""Export a trained network for use outside cnnzoo: ONNX (onnxruntime and friends) or safetensors (the weights).
+
+**ONNX.** The graph is the network alone, in eval mode. It takes the same *normalised* float input the model
+takes, ``input``: float32 ``[batch, C, S, S]`` with ``C`` and ``S`` the checkpoint's channels and input size,
+and returns ``logits``: ``[batch, num_classes]`` (no softmax). The batch dimension is dynamic; the image size
+is fixed at the one the network was trained at. Preprocessing is *not* in the graph: a consumer computes
+``(pixels / 255 - mean) / std`` per channel itself (``pixels / 255`` when ``mean`` is null), from the
+``metadata_props`` of the model, all strings:
+
+========================  =========================================================================
+``cnnzoo.model_name``     the registered name (``resnet18``)
+``cnnzoo.model_kwargs``   JSON: what :func:`cnnzoo.create_model` needs to rebuild it
+``cnnzoo.input_size``     ``S``; ``cnnzoo.in_channels``: ``C``
+``cnnzoo.mean``           JSON list of per-channel means on the [0, 1] scale, or ``null``
+``cnnzoo.std``            JSON list of per-channel standard deviations, or ``null``
+``cnnzoo.classes``        JSON list: ``classes[i]`` names logit ``i``
+``cnnzoo.version``        the cnnzoo that wrote it
+========================  =========================================================================
+
+It is written with PyTorch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``) at opset
+:data:`ONNX_OPSET`: that path needs only the ``onnx`` package (to add the metadata and check the model),
+where the newer ``torch.export``-based one, PyTorch's default since 2.9, also needs ``onnxscript``. The
+registry's input-size check (a forward pre-hook) is traced as constants: harmless, because the exported
+height and width are fixed at the checkpoint's input size, which passed that check.
+
+**safetensors.** The ``state_dict`` as saved in the checkpoint, with the same metadata (plus
+``format: pt``) in the file's ``__metadata__``: ``safetensors.torch.load_file`` gives the tensors back and
+``cnnzoo.create_model(name, **json.loads(kwargs))`` the module to load them into.
+
+Both need the optional ``export`` extra, ``pip install 'cnnzoo[export]'`` (``onnx`` and ``safetensors``);
+without it :class:`~cnnzoo.errors.MissingExtraError` says so in one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import io
+import json
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnzoo.atomic import atomic_write_bytes
+from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
+from cnnzoo.errors import ConfigError, MissingExtraError
+from cnnzoo.run import resolve_run_dir
+
+__all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "export_checkpoint", "export_metadata"]
+
+EXPORT_FORMATS = ("onnx", "safetensors")
+ONNX_OPSET = 17  # read by every onnxruntime since 1.11 (2022), and enough for every layer in the zoo
+_SUFFIX = {"onnx": ".onnx", "safetensors": ".safetensors"}
+_EXTRA_HINT = "pip install 'cnnzoo[export]'"
+
+
+def export_checkpoint(
+    ckpt_path: str | os.PathLike[str], fmt: str, output: str | os.PathLike[str] | None = None
+) -> Path:
+    """Export the checkpoint ``ckpt_path`` (a file, or a run directory: its ``last.pt``) as ``fmt``.
+
+    ``output`` defaults to the checkpoint's path with the format's suffix (``last.pt`` -> ``last.onnx``). The
+    file is written atomically. Returns its path.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}: choose {' or '.join(EXPORT_FORMATS)}")
+    # Check the extra before loading anything, so a missing package is reported first and fast.
+    modules = [_require("onnx")] if fmt == "onnx" else [_require("safetensors"), _require("safetensors.torch")]
+    _, ckpt_file = resolve_run_dir(ckpt_path)
+    ckpt = load_checkpoint(ckpt_file)
+    target = Path(output) if output is not None else ckpt_file.with_suffix(_SUFFIX[fmt])
+    if target.resolve() == ckpt_file.resolve():
+        raise ConfigError(f"--output {target} is the checkpoint itself: choose another path")
+    if fmt == "onnx":
+        data = _onnx_bytes(model_from_checkpoint(ckpt), ckpt, modules[0])
+    else:
+        data = _safetensors_bytes(ckpt, modules[1])
+    return atomic_write_bytes(target, data)
+
+
+def export_metadata(ckpt: Mapping[str, Any]) -> dict[str, str]:
+    """The string metadata both formats carry (see the module docstring)."""
+    from cnnzoo import __version__
+
+    pre = ckpt["preprocess"]
+    return {
+        "cnnzoo.model_name": str(ckpt["model_name"]),
+        "cnnzoo.model_kwargs": json.dumps(ckpt["model_kwargs"], sort_keys=True),
+        "cnnzoo.input_size": str(int(pre["input_size"])),
+        "cnnzoo.in_channels": str(int(pre["in_channels"])),
+        "cnnzoo.mean": json.dumps(pre["mean"]),
+        "cnnzoo.std": json.dumps(pre["std"]),
+        "cnnzoo.classes": json.dumps(list(pre["classes"])),
+        "cnnzoo.version": __version__,
+    }
+
+
+def _require(module: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        raise MissingExtraError(f"export needs the {top!r} package, which is not installed: {_EXTRA_HINT}") from None
+
+
+def _onnx_bytes(model: nn.Module, ckpt: Mapping[str, Any], onnx: ModuleType) -> bytes:
+    pre = ckpt["preprocess"]
+    size, channels = int(pre["input_size"]), int(pre["in_channels"])
+    model.eval()
+    # Batch 2, not 1: the tracer would otherwise be free to treat a batch of one as a broadcastable constant.
+    example = torch.zeros(2, channels, size, size)
+    options: dict[str, Any] = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:  # torch >= 2.5; the default became True in 2.9
+        options["dynamo"] = False
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The input-size hook compares H and W with Python ints: the tracer warns it records them as constants,
+        # which is right here (H and W are fixed). The legacy exporter's deprecation notice is a choice made above.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            buffer,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=ONNX_OPSET,
+            do_constant_folding=True,
+            **options,
+        )
+    proto = onnx.load_model_from_string(buffer.getvalue())
+    for key, value in export_metadata(ckpt).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = (
+        f"cnnzoo {ckpt['model_name']}: input float32 [batch, {channels}, {size}, {size}] normalised as "
+        "(pixels / 255 - cnnzoo.mean) / cnnzoo.std; output logits [batch, num_classes]"
+    )
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def _safetensors_bytes(ckpt: Mapping[str, Any], st_torch: ModuleType) -> bytes:
+    # safetensors refuses tensors that share memory (tied or aliased weights): give each its own copy.
+    tensors, seen = {}, set()
+    for name, value in ckpt["model_state"].items():
+        t = value.detach().cpu().contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr in seen:
+            t = t.clone()
+        seen.add(ptr)
+        tensors[name] = t
+    return st_torch.save(tensors, metadata={"format": "pt", **export_metadata(ckpt)})

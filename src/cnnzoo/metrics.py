@@ -1,0 +1,99 @@
+"""Metric files and per-class numbers: ``metrics.csv``, ``metrics.jsonl``, ``per_class.csv``.
+
+The history in the checkpoint is the source of truth; both metric files are rewritten from it (atomically)
+after every epoch, so after a crash and ``--resume`` they never hold a row the checkpoint does not.
+Floats are written with ``repr``, so a value read back is bit-for-bit the value trained.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from cnnzoo.atomic import atomic_write_text
+
+__all__ = [
+    "confusion_matrix",
+    "per_class_rows",
+    "read_metrics",
+    "write_metrics",
+    "write_per_class",
+]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def write_metrics(run_dir: str | os.PathLike[str], history: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
+    """Rewrite ``metrics.csv`` and ``metrics.jsonl`` with one row per epoch of ``history``."""
+    run_dir = Path(run_dir)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(keys)
+    for row in history:
+        writer.writerow([_cell(row.get(k, "")) for k in keys])
+    atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
+    lines = [json.dumps({k: row.get(k) for k in keys}, allow_nan=True) for row in history]
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(line + "\n" for line in lines))
+
+
+def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The rows of a run's ``metrics.jsonl`` (``[]`` when it has none yet)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def confusion_matrix(predictions: Tensor, targets: Tensor, num_classes: int) -> Tensor:
+    """``[K, K]`` int64 counts: row = true class, column = predicted class (computed on their device)."""
+    pairs = targets.long() * num_classes + predictions.long()
+    return torch.bincount(pairs, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class_rows(confusion: Tensor, classes: Sequence[str]) -> list[dict[str, Any]]:
+    """Per class: label, name, test images, correct, accuracy, and the class most often predicted instead."""
+    confusion = confusion.cpu()
+    rows = []
+    for i, name in enumerate(classes):
+        total = int(confusion[i].sum())
+        correct = int(confusion[i, i])
+        wrong = confusion[i].clone()
+        wrong[i] = -1
+        j = int(wrong.argmax())
+        rows.append(
+            {
+                "label": i,
+                "class": name,
+                "images": total,
+                "correct": correct,
+                "accuracy": correct / total if total else float("nan"),
+                "most_confused_with": classes[j] if total and int(confusion[i, j]) > 0 else "",
+                "confused_count": int(confusion[i, j]) if total else 0,
+            }
+        )
+    return rows
+
+
+def write_per_class(path: str | os.PathLike[str], confusion: Tensor, classes: Sequence[str]) -> list[dict[str, Any]]:
+    """Write ``per_class.csv``; return its rows."""
+    rows = per_class_rows(confusion, classes)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(path, buf.getvalue())
+    return rows

@@ -1,0 +1,124 @@
+"""``report.md``: one page that ties a finished run together.
+
+It links the figures and files the run directory already holds (curves, confusion matrix, per-class
+table, metrics, checkpoints), states how throughput was measured, and ends with the model summary and
+the exact commands that reproduce, evaluate and use the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnzoo.atomic import atomic_write_text
+
+__all__ = ["render_report", "write_report"]
+
+
+def render_report(
+    *,
+    config: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    per_class: Sequence[Mapping[str, Any]],
+    final_accuracy: float,
+    environment: Mapping[str, Any],
+    model_summary: str,
+    run_dir: str,
+    command: Sequence[str] | None = None,
+) -> str:
+    """The Markdown text of ``report.md``."""
+    last = history[-1]
+    best = max(history, key=lambda r: r["test_acc"])
+    train_s = sum(r["train_seconds"] for r in history)
+    eval_s = sum(r["eval_seconds"] for r in history)
+    images = sum(r["images_per_sec"] * r["train_seconds"] for r in history)
+    name = config["model"]
+    quoted = shlex.quote(run_dir)
+    lines = [
+        f"# {name}: {final_accuracy:.4f} test accuracy after {last['epoch']} epoch{'s' if last['epoch'] != 1 else ''}",
+        "",
+        f"Recipe `{config['recipe']}`, seed {config['seed']}, on {environment.get('device', '?')}.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| test accuracy (last epoch, `last.pt`) | {final_accuracy:.4f} |",
+        f"| best test accuracy (`best.pt`) | {best['test_acc']:.4f} (epoch {best['epoch']}) |",
+        f"| train loss / train accuracy (last epoch) | {last['train_loss']:.4f} / {last['train_acc']:.4f} |",
+        f"| throughput | {images / train_s:.1f} images/s |" if train_s > 0 else "| throughput | - |",
+        f"| time | {train_s:.1f} s training, {eval_s:.1f} s evaluation |",
+        "",
+        "Throughput is every training image over the summed training wall time of the epochs, data "
+        "preparation included; evaluation is excluded and timed separately. The train loss is the "
+        f"optimised objective (label smoothing {config['label_smoothing']}), averaged over the epoch "
+        "while the weights changed; the test numbers use the weights at the end of the epoch.",
+        "",
+        "## Curves",
+        "",
+        "![training curves](curves.png)",
+        "",
+        "Per-epoch numbers: [metrics.csv](metrics.csv) (also [metrics.jsonl](metrics.jsonl)).",
+        "",
+        "| epoch | train loss | train acc | test acc | lr | images/s |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in history:
+        lines.append(
+            f"| {r['epoch']} | {r['train_loss']:.4f} | {r['train_acc']:.4f} | {r['test_acc']:.4f} | "
+            f"{r['lr']:.3g} | {r['images_per_sec']:.1f} |"
+        )
+    lines += [
+        "",
+        "## Per class (last epoch)",
+        "",
+        "![confusion matrix](confusion.png)",
+        "",
+        "From [per_class.csv](per_class.csv):",
+        "",
+        "| label | class | test images | accuracy | most often mistaken for |",
+        "|---:|---|---:|---:|---|",
+    ]
+    for r in per_class:
+        confused = f"{r['most_confused_with']} ({r['confused_count']})" if r["most_confused_with"] else "-"
+        lines.append(f"| {r['label']} | {r['class']} | {r['images']} | {r['accuracy']:.4f} | {confused} |")
+    lines += [
+        "",
+        "## Reproduce and use",
+        "",
+        "```sh",
+    ]
+    if command:
+        lines.append("# the command that made this run")
+        lines.append(" ".join(shlex.quote(a) for a in command))
+    lines += [
+        f"cnnzoo eval {quoted}                      # test accuracy, per-class table, confusion matrix",
+        f"cnnzoo predict {quoted}/best.pt IMAGE.png # top classes of your own picture",
+        f"cnnzoo train --resume {quoted} --epochs {int(config['epochs']) + 5}   # train further",
+        "```",
+        "",
+        "Checkpoints: `last.pt` (the last completed epoch, resumable) and `best.pt` (the best test accuracy).",
+        "",
+        "## Configuration",
+        "",
+        "```json",
+        json.dumps(dict(config), indent=2, sort_keys=True),
+        "```",
+        "",
+        "Environment: " + ", ".join(f"{k} {v}" for k, v in environment.items()) + ".",
+        "",
+        "## Model",
+        "",
+        "```",
+        model_summary.rstrip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(path: str | os.PathLike[str], **fields: Any) -> Path:
+    """Render and atomically write ``report.md`` (arguments as :func:`render_report`)."""
+    return atomic_write_text(Path(path), render_report(**fields))

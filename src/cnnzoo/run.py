@@ -1,0 +1,248 @@
+"""The run directory: what a training run leaves for the user to inspect, resume and reuse.
+
+``runs/<model>-<YYYYmmdd-HHMMSS>/`` (or ``--out DIR``) holds
+
+=================  ===========================================================================
+config.json        resolved config, model, data, versions, device, seed, command
+metrics.csv/.jsonl one row per completed epoch (rewritten from the checkpoint's history)
+curves.png         train loss, train accuracy, test accuracy against epoch (redrawn every epoch)
+last.pt            the last completed epoch, or the step Ctrl-C stopped at (resumable)
+best.pt            the epoch with the best test accuracy so far
+confusion.png      at the end: confusion matrix of the final model on the test set
+per_class.csv      at the end: per-class accuracy
+report.md          at the end: the page that ties them together with the model summary
+=================  ===========================================================================
+
+Per epoch the order is last.pt, best.pt, metrics, curves: a metrics row therefore never exists without
+its checkpoint, and a crash between two writes loses nothing that ``--resume`` needs. This callback does
+all the file I/O of training; give it to rank 0 only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnzoo.atomic import atomic_write, atomic_write_text
+from cnnzoo.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
+from cnnzoo.config import TrainConfig
+from cnnzoo.data.dataset import ImageDataset
+from cnnzoo.engine import HISTORY_KEYS, Callback, EvalResult, TrainState
+from cnnzoo.errors import CheckpointError, ConfigError
+from cnnzoo.metrics import write_metrics, write_per_class
+
+__all__ = ["RunDirectory", "environment_info", "new_run_dir", "resolve_run_dir"]
+
+
+def new_run_dir(model: str, out: str | os.PathLike[str] | None = None, root: str = "runs") -> Path:
+    """``out`` if given (it must not hold a run already), else a fresh ``runs/<model>-<time>``."""
+    if out is not None:
+        path = Path(out)
+        if (path / "last.pt").exists() or (path / "metrics.jsonl").exists():
+            raise ConfigError(f"--out {path} already holds a run: resume it with --resume {path} or pick another")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{model}-{stamp}"
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+
+
+def resolve_run_dir(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``(run_dir, checkpoint)`` for a run directory (its ``last.pt``) or a checkpoint file in one."""
+    p = Path(path)
+    if p.is_dir():
+        ckpt = p / "last.pt"
+        if not ckpt.exists():
+            raise CheckpointError(f"{p} has no last.pt: not a cnnzoo run directory, or no epoch finished yet")
+        return p, ckpt
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such run directory or checkpoint")
+    return p.parent, p
+
+
+def environment_info(setup_description: str) -> dict[str, Any]:
+    """Versions and machine, for config.json and the report."""
+    import numpy
+
+    from cnnzoo import __version__
+
+    return {
+        "device": setup_description,
+        "cnnzoo": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+class RunDirectory(Callback):
+    """Writes a run's files as :func:`cnnzoo.fit` reports progress (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        data: ImageDataset,
+        config: TrainConfig,
+        environment: Mapping[str, Any],
+        command: Sequence[str] | None = None,
+        input_size: int,
+    ) -> None:
+        self.path = Path(path)
+        self.data = data
+        self.config = config
+        self.environment = dict(environment)
+        self.command = list(command) if command is not None else None
+        self.input_size = int(input_size)
+        self.mean, self.std = data.stats if config.normalize else (None, None)
+        self.state: TrainState | None = None
+
+    # -- files ------------------------------------------------------------------------------------
+    @property
+    def last(self) -> Path:
+        return self.path / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.pt"
+
+    def _payload(self, state: TrainState) -> dict[str, Any]:
+        return checkpoint_payload(
+            state,
+            classes=self.data.classes,
+            mean=self.mean,
+            std=self.std,
+            input_size=self.input_size,
+            in_channels=self.data.in_channels,
+        )
+
+    def write_config(self, state: TrainState) -> None:
+        path = self.path / "config.json"
+        previous: dict[str, Any] = {}
+        if path.exists():
+            try:
+                previous = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                previous = {}
+        model = state.model
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        record = {
+            "config": self.config.to_dict(),
+            "seed": self.config.seed,
+            "model": {
+                "name": getattr(model, "model_name", self.config.model),
+                "kwargs": dict(getattr(model, "model_kwargs", {})),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "input_size": self.input_size,
+            },
+            "data": {
+                "name": self.data.name,
+                "source": self.data.source,
+                "verified": self.data.verified,
+                "train_images": int(self.data.train_images.shape[0]),
+                "test_images": int(self.data.test_images.shape[0]),
+                "classes": list(self.data.classes),
+                "mean": list(self.mean) if self.mean is not None else None,
+                "std": list(self.std) if self.std is not None else None,
+            },
+            "environment": self.environment,
+            "command": self.command,
+            "started": previous.get("started", now),
+            "resumed": [*previous.get("resumed", []), *([now] if previous else [])],
+            "throughput_note": "images_per_sec: training images / training wall time of the epoch, "
+            "data preparation included, evaluation excluded (eval_seconds)",
+        }
+        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+    # -- callback hooks ---------------------------------------------------------------------------
+    def on_train_start(self, state: TrainState) -> None:
+        self.state = state
+        for stale in self.path.glob(".*.tmp"):  # left by a process killed mid-write; one writer per run
+            stale.unlink(missing_ok=True)
+        self.write_config(state)
+        self._repair_best(state)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.state = state
+        save_checkpoint(self.last, self._payload(state))
+        history = state.history
+        if all(history[-1]["test_acc"] > row["test_acc"] for row in history[:-1]):
+            _copy_atomic(self.last, self.best)
+        write_metrics(self.path, history, HISTORY_KEYS)
+        self.write_curves(history)
+
+    def on_stop(self, state: TrainState) -> None:
+        self.state = state
+        save_checkpoint(self.last, self._payload(state))
+
+    def write_curves(self, history: Sequence[Mapping[str, Any]]) -> None:
+        from cnnzoo.plots import curves_figure, save_figure
+
+        save_figure(
+            curves_figure(history, title=self.config.model, epochs=self.config.epochs), self.path / "curves.png"
+        )
+
+    def _repair_best(self, state: TrainState) -> None:
+        """After a crash between writing last.pt and best.pt, best.pt may lag the history: fix it when
+        the best epoch is the one last.pt holds (otherwise its weights are gone and best.pt stays)."""
+        if not state.history or state.partial is not None or not self.last.exists():
+            return
+        best_epoch = max(state.history, key=lambda r: r["test_acc"])["epoch"]
+        if best_epoch != state.history[-1]["epoch"]:
+            return
+        try:
+            have = load_checkpoint(self.best)["train"]["epoch"] if self.best.exists() else None
+        except CheckpointError:
+            have = None
+        if have != best_epoch:
+            _copy_atomic(self.last, self.best)
+
+    # -- the end of a run -------------------------------------------------------------------------
+    def finish(self, state: TrainState, result: EvalResult, model_summary: str) -> dict[str, Path]:
+        """Write confusion.png, per_class.csv and report.md for the final model."""
+        from cnnzoo.plots import confusion_figure, save_figure
+        from cnnzoo.report import write_report
+
+        classes = self.data.classes
+        save_figure(
+            confusion_figure(
+                result.confusion, classes, title=f"{self.config.model}: test accuracy {result.accuracy:.4f}"
+            ),
+            self.path / "confusion.png",
+        )
+        rows = write_per_class(self.path / "per_class.csv", result.confusion, classes)
+        write_report(
+            self.path / "report.md",
+            config=self.config.to_dict(),
+            history=state.history,
+            per_class=rows,
+            final_accuracy=result.accuracy,
+            environment=self.environment,
+            model_summary=model_summary,
+            run_dir=str(self.path),
+            command=self.command,
+        )
+        return {name: self.path / name for name in ("confusion.png", "per_class.csv", "report.md")}
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    with open(src, "rb") as f:
+        atomic_write(dst, lambda out: shutil.copyfileobj(f, out, 1 << 20))
