@@ -43,8 +43,9 @@ data: $(VENV)/.runtime-stamp
 	fi
 	@$(CNNZOO) data
 
+# The main job: the default model (lenet_bn) with the fast recipe on the CPU; leaves runs/lenet_bn-<time>/.
 demo: data
-	$(CNNZOO) summary lenet
+	$(CNNZOO) train --device cpu
 
 test: $(VENV)/.dev-stamp data
 	$(VENV)/bin/ruff check .
