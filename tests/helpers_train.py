@@ -167,3 +167,28 @@ def wait_for_rows(run_dir: Path, rows: int, proc: subprocess.Popen, timeout: flo
         time.sleep(0.02)
     proc.kill()
     raise AssertionError(f"no epoch {rows} within {timeout} s")
+
+
+def cli_in_forked_child(argv: list[str], cwd: str, log: str, n_train: int = 512, n_test: int = 256) -> None:
+    """A ``multiprocessing`` target for the forkserver: the CLI with the fake data and test models installed,
+    stdout and stderr appended to ``log``, the exit status as the process's.
+
+    The forkserver imports torch and cnnzoo once (``set_forkserver_preload``) and forks each child from
+    there, so a child starts in milliseconds rather than the 2-3 s of a fresh interpreter: what lets a test
+    SIGKILL training runs at random moments dozens of times within its time budget.
+    """
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    os.chdir(cwd)
+    register_test_models()
+    install_fake_data(n_train, n_test)
+    from cnnzoo.cli import main
+
+    status = main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

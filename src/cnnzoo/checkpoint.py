@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -115,7 +116,11 @@ def _require_plain(obj: Any, where: str) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically."""
+    """Write ``payload`` to ``path`` atomically.
+
+    A full or read-only disk raises :class:`~cnnzoo.errors.FileWriteError` and leaves the previous file at
+    ``path`` byte for byte as it was (no temporary file stays behind).
+    """
     return atomic_write(path, lambda f: torch.save(dict(payload), f))
 
 
@@ -134,18 +139,32 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if not head:
         raise CheckpointError(f"{path}: the file is empty (an interrupted copy?)")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": every failure is one line below
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported operand" in str(exc) and head[:1] != b"\x80":  # no pickle at all (a text file, say)
+            raise CheckpointError(
+                f"{path}: not a PyTorch checkpoint file: give a last.pt or best.pt from a cnnzoo run directory"
+            ) from None
         raise CheckpointError(
             f"{path}: refused to load: it contains pickled objects other than tensors and plain data, "
             "which could run code (cnnzoo loads checkpoints with weights_only=True only)"
         ) from None
     except Exception as exc:  # zip/pickle framing errors: RuntimeError, EOFError, KeyError, ...
         if head == b"PK\x03\x04":
-            raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(exc).__name__})") from None
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint file") from None
+            raise CheckpointError(
+                f"{path}: truncated or corrupt checkpoint ({type(exc).__name__}): copy it again, or use the "
+                "run's other checkpoint (best.pt or last.pt)"
+            ) from None
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint file: give a last.pt or best.pt from a cnnzoo run directory"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: a PyTorch file, but not a cnnzoo checkpoint")
+        raise CheckpointError(
+            f"{path}: a PyTorch file, but not a cnnzoo checkpoint (a bare state_dict? load it in Python with "
+            "cnnzoo.create_model(name).load_state_dict(torch.load(path, weights_only=True)))"
+        )
     if int(ckpt.get("version", 0)) > VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {ckpt['version']} is newer than this cnnzoo reads ({VERSION}): upgrade cnnzoo"

@@ -106,7 +106,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 # Flags whose value may change when a run is resumed; everything else belongs to the run.
-_RESUMABLE = ("epochs", "device", "precision", "compile", "channels_last")
+_RESUMABLE = ("epochs", "device", "precision", "compile", "channels_last", "target_acc", "sync_bn")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -149,8 +149,28 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--channels-last", choices=CHANNELS_LAST)
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     g.add_argument("--seed", type=int)
+    g.add_argument(
+        "--deterministic",
+        action="store_true",
+        default=None,
+        help="deterministic kernels, so the seed reproduces a CUDA run too; costs speed on CUDA (slower "
+        "convolutions, no cuDNN autotuning), little on CPU, which is reproducible already (docs/reliability.md)",
+    )
     g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    g.add_argument(
+        "--target-acc",
+        type=float,
+        metavar="ACC",
+        help="time to accuracy: stop after the first epoch whose test accuracy reaches ACC (e.g. 0.91) and report "
+        "the training + evaluation time it took",
+    )
+    g.add_argument(
+        "--sync-bn",
+        action="store_true",
+        default=None,
+        help="under torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm; docs/scaling.md)",
+    )
     p.set_defaults(func=_cmd_train)
 
 
@@ -190,9 +210,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
     from cnnzoo.config import DEFAULT_MODEL, config_from_dict, resolve_config, validate_config
     from cnnzoo.data import load_fashion_mnist
-    from cnnzoo.devices import setup_device
-    from cnnzoo.engine import final_summary, fit
-    from cnnzoo.errors import ConfigError, TrainingDivergedError
+    from cnnzoo.devices import enable_determinism, setup_device
+    from cnnzoo.distributed import from_env
+    from cnnzoo.engine import evaluate, final_summary, fit, format_time_to_target
+    from cnnzoo.errors import ConfigError, FileWriteError, TrainingDivergedError
     from cnnzoo.inspection import summary
     from cnnzoo.registry import create_model
     from cnnzoo.run import RunDirectory, environment_info, new_run_dir, resolve_run_dir
@@ -215,11 +236,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             flags += ["--recipe"] if args.recipe else []
             raise ConfigError(
                 f"{', '.join(flags)} cannot change when resuming {run_dir} (only --epochs, --device, --precision, "
-                "--channels-last, --compile can): start a new run instead"
+                "--channels-last, --compile, --target-acc, --sync-bn can): start a new run instead"
             )
         config = validate_config(dataclasses.replace(saved, **overrides))
         done = ckpt["train"]["epoch"]
-        if done >= config.epochs:
+        # A run killed after its last epoch but before its report resumes to write the report.
+        if done >= config.epochs and (run_dir / "report.md").exists():
             raise ConfigError(
                 f"{run_dir} already finished {done} of {config.epochs} epochs: "
                 f"pass --epochs {done + 5} to train further"
@@ -231,8 +253,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         torch.manual_seed(config.seed)  # the model's own init; fit seeds again before training
         model = create_model(config.model, **config.model_kwargs)
         run_dir = None
-    setup = setup_device(config.device, config.precision, config.channels_last)
+    if config.deterministic:
+        enable_determinism()  # before anything runs on the device (CUBLAS_WORKSPACE_CONFIG)
+    ddp = from_env()  # launched by torchrun: data parallel (cnnzoo.distributed); None when alone
+    device = ddp.device_for(config) if ddp is not None else config.device
+    setup = setup_device(device, config.precision, config.channels_last)
+    fit_extra: dict = {}
+    if ddp is not None:
+        ddp.start(setup.device)
+        model = ddp.prepare_model(model, sync_bn=config.sync_bn, device=setup.device)
+        fit_extra = ddp.fit_kwargs(setup)
     data = load_fashion_mnist(args.data_root)
+    if ddp is not None and not ddp.is_main:
+        return _train_worker(model, data, config, resume, setup, ddp, fit_extra)
     if run_dir is None:
         run_dir = new_run_dir(config.model, args.out)
     env = environment_info(setup.describe())
@@ -250,15 +283,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"augment {config.augment}; img/s counts data time, not evaluation",
             flush=True,
         )
+        if ddp is not None:
+            print(
+                f"data parallel: {ddp.world_size} processes ({ddp.backend}), global batch {config.batch_size} = "
+                f"{config.batch_size // ddp.world_size} per process; rank 0 writes the run directory",
+                flush=True,
+            )
     stop = _StopFlag()
     previous = signal.signal(signal.SIGINT, stop.handle)
+    should_stop = ddp.agreed_stop(stop, setup.device) if ddp is not None else stop
     try:
         history = fit(
-            model, data, config, resume=resume, callbacks=[recorder], progress=not quiet, should_stop=stop, setup=setup
+            model,
+            data,
+            config,
+            resume=resume,
+            callbacks=[recorder],
+            progress=not quiet,
+            should_stop=should_stop,
+            setup=setup,
+            **fit_extra,
         )
     except TrainingDivergedError as exc:
         kept = f"the last good checkpoint is {recorder.last}" if recorder.last.exists() else "no epoch finished"
         raise TrainingDivergedError(f"{exc}; {kept}") from None
+    except FileWriteError as exc:  # a full disk: the previous checkpoint is intact
+        then = f"resume with --resume {run_dir}" if recorder.last.exists() else "start the run again"
+        raise FileWriteError(f"{exc}, then {then}") from None
     except KeyboardInterrupt:  # the second Ctrl-C
         print(f"aborted; the last completed epoch is in {recorder.last}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -272,10 +323,42 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model_text = str(summary(model, config.resize))
     except Exception as exc:  # the report should not be lost to a summary failure after a long run
         model_text = f"(model summary unavailable: {exc})"
+    if state.last_eval is None:  # resumed after the last epoch: evaluate the final model for the report
+        state.last_eval = evaluate(model, data, config, setup=setup)
     recorder.finish(state, state.last_eval, model_text)
     print(f"run directory: {run_dir} ({', '.join(sorted(p.name for p in run_dir.iterdir() if p.is_file()))})")
     print(final_summary(history, setup.label), flush=True)
+    if config.target_acc is not None:
+        print(format_time_to_target(history, config.target_acc), flush=True)
     return 0
+
+
+def _train_worker(model, data, config, resume, setup, ddp, fit_extra) -> int:
+    """A torchrun rank other than 0: train in lockstep with rank 0; write nothing, print nothing.
+
+    Ctrl-C reaches every rank of a terminal's process group; here it only raises the flag that
+    :meth:`~cnnzoo.distributed.Distributed.agreed_stop` shares, so all ranks stop after the same step.
+    """
+    import signal
+
+    from cnnzoo.engine import fit
+
+    stop = _StopFlag()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: setattr(stop, "requested", True))
+    try:
+        fit(
+            model,
+            data,
+            config,
+            resume=resume,
+            progress=False,
+            should_stop=ddp.agreed_stop(stop, setup.device),
+            setup=setup,
+            **fit_extra,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return EXIT_INTERRUPTED if stop.requested else 0
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -417,6 +500,144 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
+# bench  (issue 5)
+# ----------------------------------------------------------------------------------------------
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from cnnzoo.config import PRECISIONS
+
+    p = sub.add_parser(
+        "bench",
+        help="throughput of models on synthetic input, or cnnzoo's training raced against the seeds' pipeline",
+        description="Without --pipeline: images/s, ms/step, parameters, MACs and peak memory of each MODEL (or "
+        "all) on synthetic input, after warm-up and with device synchronisation; out of memory retries at half "
+        "the batch. With --pipeline MODEL: one epoch of cnnzoo's training against one of the seeds' pipeline "
+        "(torchvision + DataLoader(4 workers) + train_ch6), interleaved, and the median ratio.",
+    )
+    p.add_argument("models", metavar="MODEL", nargs="*", help="registered model names, or all (the default)")
+    p.add_argument("--pipeline", metavar="MODEL", help="race cnnzoo's training against the seeds' pipeline")
+    p.add_argument("--mode", choices=("train", "infer", "both"), default="train", help="default train")
+    p.add_argument("--batch-size", type=int, help="default 16 on CPU, 256 on GPU; --pipeline: the seeds' batch")
+    p.add_argument("--input-size", type=int, metavar="SIDE", help="default: each model's own; clipped into its range")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="default auto")
+    p.add_argument("--compile", action="store_true", help="torch.compile (compilation happens in the warm-up)")
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
+    g = p.add_argument_group("timing (throughput)")
+    g.add_argument("--warmup", type=int, default=3, metavar="STEPS", help="untimed steps first (default 3)")
+    g.add_argument("--steps", type=int, default=10, help="timed steps, at least (default 10)")
+    g.add_argument("--min-time", type=float, default=0.0, metavar="S", help="keep timing for at least S seconds")
+    g = p.add_argument_group("--pipeline")
+    g.add_argument("--rounds", type=int, default=3, help="interleaved epochs of each side (default 3)")
+    g.add_argument("--train-images", type=int, metavar="N", help="training images per epoch (default all)")
+    g.add_argument("--test-images", type=int, metavar="N", help="test images per epoch (default all, or N/6)")
+    g.add_argument("--lr", type=float, help="learning rate of both sides (default: the seeds')")
+    g.add_argument("--workers", type=int, default=4, help="the seeds' DataLoader workers (default 4, as d2l)")
+    g.add_argument("--data-root", metavar="DIR")
+    g = p.add_argument_group("output")
+    g.add_argument("--csv", metavar="PATH")
+    g.add_argument("--json", metavar="PATH")
+    g.add_argument("--markdown", metavar="PATH")
+    g.add_argument("--png", metavar="PATH", help="bar chart (default: beside --csv/--json/--markdown)")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from cnnzoo import bench
+    from cnnzoo.atomic import atomic_write_text
+    from cnnzoo.devices import setup_device
+    from cnnzoo.errors import ConfigError
+    from cnnzoo.registry import get_model_info, list_models
+
+    for flag in ("batch_size", "input_size", "warmup", "steps", "rounds", "train_images", "test_images", "threads"):
+        value = getattr(args, flag)
+        if value is not None and (value < 1 if flag not in ("warmup",) else value < 0):
+            raise ConfigError(f"--{flag.replace('_', '-')} {value}: must be a positive whole number")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    layout = {None: "auto", True: "yes", False: "no"}[args.channels_last]
+    outputs = {k: Path(v) for k, v in (("csv", args.csv), ("json", args.json), ("markdown", args.markdown)) if v}
+
+    if args.pipeline:
+        if args.models:
+            raise ConfigError("--pipeline takes one model (--pipeline MODEL); drop the other model names")
+        from cnnzoo.data import load_fashion_mnist
+
+        get_model_info(args.pipeline)
+        data = load_fashion_mnist(args.data_root)
+        result = bench.compare_pipelines(
+            args.pipeline,
+            data,
+            batch_size=args.batch_size,
+            input_size=args.input_size,
+            lr=args.lr,
+            device=args.device,
+            precision=args.precision,
+            channels_last=layout,
+            rounds=args.rounds,
+            train_images=args.train_images,
+            test_images=args.test_images,
+            workers=args.workers,
+            on_round=lambda k, r: print(
+                f"round {k + 1}/{args.rounds}: seeds {r.seeds_seconds:.2f} s, cnnzoo {r.cnnzoo_seconds:.2f} s "
+                f"({r.ratio:.2f}x)",
+                flush=True,
+            ),
+        )
+        print(bench.format_pipeline(result))
+        command = "cnnzoo " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
+        if "json" in outputs:
+            atomic_write_text(outputs["json"], json.dumps(result.to_dict(), indent=2) + "\n")
+        if "markdown" in outputs:
+            atomic_write_text(outputs["markdown"], bench.pipeline_markdown(result, command))
+        if "csv" in outputs:
+            raise ConfigError("--pipeline writes --json or --markdown, not --csv")
+        for path in outputs.values():
+            print(f"wrote {path}")
+        return 0
+
+    names = args.models or ["all"]
+    if "all" in names:
+        names = list_models()
+    for name in names:
+        get_model_info(name)  # unknown names fail before anything runs
+    setup = setup_device(args.device, args.precision, layout)
+    batch = args.batch_size or bench.default_bench_batch_size(setup.device)
+    modes = bench.BENCH_MODES if args.mode == "both" else (args.mode,)
+    print(f"benchmarking {len(names)} model(s), {'/'.join(modes)}, batch {batch} on {setup.describe()}", flush=True)
+    rows = bench.bench(
+        names,
+        modes=modes,
+        batch_size=batch,
+        input_size=args.input_size,
+        setup=setup,
+        compile=args.compile,
+        warmup=args.warmup,
+        steps=args.steps,
+        min_seconds=args.min_time,
+        on_row=lambda r: print(f"  {r.model} {r.mode}: {r.images_per_sec:,.1f} images/s", flush=True),
+    )
+    print()
+    print(bench.format_bench_table(rows))
+    writers = {"csv": bench.rows_to_csv, "json": bench.rows_to_json, "markdown": bench.rows_to_markdown}
+    for kind, path in outputs.items():
+        atomic_write_text(path, writers[kind](rows))
+        print(f"wrote {path}")
+    png = Path(args.png) if args.png else (next(iter(outputs.values())).with_suffix(".png") if outputs else None)
+    if png is not None:
+        from cnnzoo.plots import save_figure
+
+        save_figure(bench.bench_chart(rows), png)
+        print(f"wrote {png}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cnnzoo",
@@ -424,7 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_data, _add_models, _add_summary, _add_train, _add_eval, _add_predict, _add_plot):
+    for add in (_add_data, _add_models, _add_summary, _add_train, _add_eval, _add_predict, _add_plot, _add_bench):
         add(sub)
     return parser
 

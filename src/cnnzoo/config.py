@@ -92,6 +92,9 @@ class TrainConfig:
     channels_last: str = "auto"  # auto | yes | no (see cnnzoo.devices)
     compile: bool = False
     seed: int = 0
+    deterministic: bool = False  # deterministic kernels on CUDA, at a speed cost (cnnzoo.devices.enable_determinism)
+    target_acc: float | None = None  # stop once test accuracy first reaches this (time to accuracy); None: off
+    sync_bn: bool = False  # data parallel on GPUs: SyncBatchNorm over the global batch (cnnzoo.distributed)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (for config.json and checkpoints)."""
@@ -261,6 +264,8 @@ def validate_config(config: TrainConfig) -> TrainConfig:
         raise bad("label_smoothing", c.label_smoothing, "must be in [0, 1)")
     if c.grad_clip < 0:
         raise bad("grad_clip", c.grad_clip, "must be >= 0 (0 turns clipping off)")
+    if c.target_acc is not None and not 0 < c.target_acc <= 1:
+        raise bad("target_acc", c.target_acc, "a test accuracy is a fraction in (0, 1], e.g. 0.91")
     if not 0 <= c.momentum < 1:
         raise bad("momentum", c.momentum, "must be in [0, 1)")
     if not 0 < c.gamma <= 1:

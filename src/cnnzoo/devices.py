@@ -20,7 +20,7 @@ import torch
 
 from cnnzoo.errors import ConfigError
 
-__all__ = ["DeviceSetup", "resolve_device", "resolve_precision", "setup_device"]
+__all__ = ["DeviceSetup", "enable_determinism", "resolve_device", "resolve_precision", "setup_device"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -121,3 +121,26 @@ def setup_device(device: str = "auto", precision: str = "auto", channels_last: s
     else:
         raise ConfigError(f"--channels-last {channels_last}: choose auto, yes or no")
     return DeviceSetup(device=dev, amp_dtype=amp, channels_last=use_cl)
+
+
+def enable_determinism() -> None:
+    """``--deterministic``: ask PyTorch for deterministic kernels, so a seed reproduces a CUDA run too.
+
+    Sets ``torch.use_deterministic_algorithms(True, warn_only=True)``, ``cudnn.deterministic = True``,
+    ``cudnn.benchmark = False`` (no autotuning, so the kernel cuDNN picks cannot change between runs) and
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (cuBLAS needs it for reproducible matmuls; it must be set before
+    the first CUDA matmul, which is why the CLI calls this before building anything on the device).
+
+    The cost is on CUDA: deterministic convolution kernels are often slower than the fastest ones cuDNN
+    would pick, and a few operations have no deterministic CUDA kernel at all, notably the backward pass
+    of adaptive average pooling (ResNet, DenseNet, GoogLeNet, NiN). ``warn_only`` makes PyTorch warn about
+    such an operation rather than stop the run, and that operation stays nondeterministic. On the CPU the
+    flag changes little: CPU training with a fixed seed is already reproducible run to run.
+    The settings are process-wide; nothing resets them.
+    """
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False

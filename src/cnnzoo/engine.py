@@ -24,6 +24,7 @@ differently, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -59,10 +60,12 @@ __all__ = [
     "final_summary",
     "fit",
     "format_epoch",
+    "format_time_to_target",
     "make_batches",
     "restore_rng_state",
     "rng_state",
     "seed_everything",
+    "time_to_target",
     "train_one_epoch",
     "xavier_init",
 ]
@@ -176,6 +179,9 @@ def make_batches(
 ) -> DeviceBatches:
     """The device-resident batches of ``split`` (``"train"``: shuffled, augmented, sharded by rank).
 
+    ``config.batch_size`` is the global batch: each of ``world_size`` ranks takes ``batch_size //
+    world_size`` images per step, so the ranks' step-``k`` batches make up the single-process one.
+
     Normalisation uses the training split's mean and std (when ``config.normalize``), for both splits.
     """
     mean, std = data.stats if config.normalize else (None, None)
@@ -187,14 +193,17 @@ def make_batches(
             hflip="flip" in config.augment, crop_padding=config.crop_padding if "crop" in config.augment else 0
         )
         per_rank = math.ceil(data.train_images.shape[0] / world_size)
+        if config.batch_size % world_size:
+            raise ValueError(f"the global batch {config.batch_size} does not divide over {world_size} ranks")
+        batch = config.batch_size // world_size  # config.batch_size is the global batch
         return DeviceBatches(
             data.train_images,
             data.train_labels,
-            batch_size=config.batch_size,
+            batch_size=batch,
             shuffle=True,
             # A last batch of one sample would make BatchNorm's batch variance undefined (PyTorch
             # raises); dropping it costs one image per epoch and only when the sizes line up so.
-            drop_last=per_rank % config.batch_size == 1,
+            drop_last=per_rank % batch == 1,
             augment=augment,
             rank=rank,
             world_size=world_size,
@@ -406,6 +415,47 @@ def train_one_epoch(
     return totals, stopped
 
 
+def _world_totals(totals: EpochTotals, all_reduce: Callable[[Tensor], Tensor] | None) -> EpochTotals:
+    """The epoch's totals summed over the ranks (what a checkpoint stores); ``totals`` when alone."""
+    if all_reduce is None:
+        return totals
+    count = int(all_reduce(torch.tensor(totals.count, device=totals.loss_sum.device)))
+    loss_sum, correct = all_reduce(totals.loss_sum.clone()), all_reduce(totals.correct.clone())
+    return dataclasses.replace(totals, loss_sum=loss_sum, correct=correct, count=count)
+
+
+def _agree(local: bool, all_reduce: Callable[[Tensor], Tensor] | None, setup: DeviceSetup) -> bool:
+    """``local`` alone; with ranks, True when any rank says so (so every rank takes the same branch)."""
+    if all_reduce is None:
+        return local
+    return bool(all_reduce(torch.tensor(1.0 if local else 0.0, device=setup.device)) > 0)
+
+
+def time_to_target(history: Sequence[Mapping[str, Any]], target: float) -> dict[str, Any] | None:
+    """When a run first reached test accuracy ``target``: ``epoch``, ``test_acc`` and ``seconds``, the
+    training *and evaluation* wall time of the epochs up to it (start-up and run-directory writes are
+    not counted); ``None`` if it never did."""
+    seconds = 0.0
+    for row in history:
+        seconds += row["train_seconds"] + row["eval_seconds"]
+        if row["test_acc"] >= target:
+            return {"target": target, "epoch": int(row["epoch"]), "test_acc": row["test_acc"], "seconds": seconds}
+    return None
+
+
+def format_time_to_target(history: Sequence[Mapping[str, Any]], target: float) -> str:
+    """The closing line of a ``--target-acc`` run: when the target was reached, or that it was not."""
+    hit = time_to_target(history, target)
+    if hit is None:
+        best = max(history, key=lambda r: r["test_acc"]) if history else None
+        seen = f"; best {best['test_acc']:.4f} at epoch {best['epoch']}" if best else ""
+        return f"did not reach test acc {target:g} in {len(history)} epochs{seen}"
+    return (
+        f"reached test acc {hit['test_acc']:.4f} (target {target:g}) at epoch {hit['epoch']} after "
+        f"{hit['seconds']:.1f} s (evaluation time included)"
+    )
+
+
 def _check_finite(totals: EpochTotals) -> None:
     if not bool(torch.isfinite(totals.loss_sum)):
         raise TrainingDivergedError(
@@ -531,6 +581,7 @@ def fit(
     rank: int = 0,
     world_size: int = 1,
     all_reduce: Callable[[Tensor], Tensor] | None = None,
+    wrap: Callable[[nn.Module], nn.Module] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` on ``data`` as ``config`` says; return the history (one dict per epoch).
 
@@ -545,6 +596,11 @@ def fit(
 
     Each history row holds :data:`HISTORY_KEYS`. ``images_per_sec`` is training samples over the
     epoch's whole training wall time, data included and evaluation excluded (``eval_seconds``).
+
+    ``config.target_acc``: training ends after the first epoch whose test accuracy reaches it (see
+    :func:`time_to_target`). Data parallel (:mod:`cnnzoo.distributed`): ``rank``/``world_size`` shard
+    each epoch (``config.batch_size`` is the global batch), ``all_reduce`` sums tensors over the ranks,
+    ``wrap`` wraps the module for training (DDP); evaluation runs the unwrapped module on every rank.
     """
     setup = setup or setup_device(config.device, config.precision, config.channels_last)
     if resume is None:
@@ -564,7 +620,14 @@ def fit(
     state = TrainState(model, optimizer, scheduler, config, setup)
     if resume is not None:
         state.load_resume_dict(resume)
-    forward = torch.compile(model) if config.compile else model
+        if rank != 0 and state.partial is not None:
+            # The checkpoint holds the whole world's partial sums: rank 0 carries them on, the others
+            # add only their own (the epoch-end all-reduce then counts every image once).
+            zero = EpochTotals.zeros(setup.device)
+            state.partial = dataclasses.replace(state.partial, loss_sum=zero.loss_sum, correct=zero.correct, count=0)
+    wrapped = wrap(model) if wrap is not None else model
+    forward = torch.compile(wrapped) if config.compile else wrapped
+    evaluator = forward if wrap is None else model  # DDP's forward would sync buffers in every eval batch
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     params = [p for p in model.parameters() if p.requires_grad]
 
@@ -600,7 +663,7 @@ def fit(
             bar.log(totals)
             bar.close()
         if stopped and totals.step < len(train_batches):
-            state.partial, state.stopped = totals, True
+            state.partial, state.stopped = _world_totals(totals, all_reduce), True
             for cb in callbacks:
                 cb.on_stop(state)
             break
@@ -610,7 +673,7 @@ def fit(
             count = int(all_reduce(torch.tensor(totals.count, device=setup.device)))
         else:
             count = totals.count
-        result = evaluate_batches(forward, test_batches, setup=setup, num_classes=data.num_classes)
+        result = evaluate_batches(evaluator, test_batches, setup=setup, num_classes=data.num_classes)
         row = {
             "epoch": epoch + 1,
             "train_loss": float(loss_sum) / count,
@@ -628,6 +691,8 @@ def fit(
             _print(format_epoch(row, config.epochs))
         for cb in callbacks:
             cb.on_epoch_end(state)
+        if config.target_acc is not None and _agree(result.accuracy >= config.target_acc, all_reduce, setup):
+            break  # time to accuracy: the first epoch at the target ends the run (time_to_target reports it)
         more = state.epoch < config.epochs
         if more and (stopped or (should_stop is not None and should_stop())):
             state.stopped = True

@@ -49,7 +49,14 @@ class CheckpointError(CnnzooError):
 
 
 class ImageError(CnnzooError):
-    """An image file could not be read as an image (missing, empty, corrupt, too large)."""
+    """An image file could not be read as an image (missing, empty, corrupt, animated, too large)."""
+
+
+class FileWriteError(CnnzooError, OSError):
+    """A file could not be written (disk full, read-only, no permission); the previous version is left intact.
+
+    Also an :class:`OSError` (``errno`` is set), so best-effort writers that ignore ``OSError`` keep doing so.
+    """
 
 
 class TrainingDivergedError(CnnzooError):

@@ -13,7 +13,8 @@ size, any mode: 1, L, P, RGB, RGBA, LA, CMYK, 16-bit, ...) to the training distr
    size with antialiasing.
 
 Oversized files are refused before decoding (:data:`MAX_PIXELS`): a small PNG can declare gigapixels
-(a "decompression bomb"). Every problem with a file is an :class:`~cnnzoo.errors.ImageError` naming it.
+(a "decompression bomb"). Animations (GIF, APNG, WebP with several frames) are refused: there is no one
+picture to classify. Every problem with a file is an :class:`~cnnzoo.errors.ImageError` naming it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = ["MAX_PIXELS", "PreparedImage", "load_image", "predict_tensors"]
 
 MAX_PIXELS = 50_000_000  # 50 megapixels: far above any camera photo one would classify, far below a bomb
 INVERT_CHOICES = ("auto", "yes", "no")
+_ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")  # PNG: APNG
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,11 @@ def load_image(path: str | os.PathLike[str], *, size: int, in_channels: int = 1,
     if in_channels not in (1, 3):
         raise ConfigError(f"images can be prepared for 1 or 3 input channels, not {in_channels}")
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise ImageError(f"{path}: the file is empty (0 bytes; an interrupted copy or download?): copy the image again")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # PIL's "Corrupt EXIF data" and such: the picture loads
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:  # reads the header only
                 width, height = img.size
@@ -66,6 +71,13 @@ def load_image(path: str | os.PathLike[str], *, size: int, in_channels: int = 1,
                     raise ImageError(
                         f"{path}: {width}x{height} is over the {MAX_PIXELS / 1e6:g}-megapixel limit "
                         "(a decompression bomb?): shrink it first"
+                    )
+                # An animation has no one picture to classify. (A phone's multi-picture JPEG, MPO, is fine:
+                # its first frame is the photo.)
+                if img.format in _ANIMATED_FORMATS and getattr(img, "is_animated", False):
+                    raise ImageError(
+                        f"{path}: an animated {img.format} ({getattr(img, 'n_frames', '?')} frames), not one "
+                        "picture: save the frame you want as a PNG or JPEG"
                     )
                 img.load()
                 img = ImageOps.exif_transpose(img)
@@ -110,9 +122,12 @@ def load_image(path: str | os.PathLike[str], *, size: int, in_channels: int = 1,
 def _to_mode(img: Image.Image, target: str) -> Image.Image:
     """``img`` as ``L`` or ``RGB``: alpha over white, 16-bit/float scaled to 0-255 rather than clipped."""
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
-        values = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") else max(255.0, float(values.max(initial=0)))
-        img = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+        # A float TIFF may hold NaN (even signalling NaN, whose mere cast sets numpy's "invalid" flag) and
+        # infinities: they become 0, quietly.
+        with np.errstate(all="ignore"):
+            values = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+            top = 65535.0 if img.mode.startswith("I;16") else max(255.0, float(values.max(initial=0)))
+            img = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
     if has_alpha:
         rgba = img.convert("RGBA")

@@ -50,6 +50,7 @@ def render_report(
         f"| train loss / train accuracy (last epoch) | {last['train_loss']:.4f} / {last['train_acc']:.4f} |",
         f"| throughput | {images / train_s:.1f} images/s |" if train_s > 0 else "| throughput | - |",
         f"| time | {train_s:.1f} s training, {eval_s:.1f} s evaluation |",
+        *_target_rows(config, history),
         "",
         "Throughput is every training image over the summed training wall time of the epochs, data "
         "preparation included; evaluation is excluded and timed separately. The train loss is the "
@@ -117,6 +118,22 @@ def render_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def _target_rows(config: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The time-to-accuracy row of a ``--target-acc`` run (none otherwise)."""
+    target = config.get("target_acc")
+    if target is None:
+        return []
+    from cnnzoo.engine import time_to_target
+
+    hit = time_to_target(history, target)
+    if hit is None:
+        return [f"| time to test accuracy {target:g} | not reached in {len(history)} epochs |"]
+    return [
+        f"| time to test accuracy {target:g} | {hit['seconds']:.1f} s to {hit['test_acc']:.4f} at epoch "
+        f"{hit['epoch']} (training + evaluation; start-up and file writes not counted) |"
+    ]
 
 
 def write_report(path: str | os.PathLike[str], **fields: Any) -> Path:

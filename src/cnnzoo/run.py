@@ -37,7 +37,7 @@ from cnnzoo.config import TrainConfig
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.engine import HISTORY_KEYS, Callback, EvalResult, TrainState
 from cnnzoo.errors import CheckpointError, ConfigError
-from cnnzoo.metrics import write_metrics, write_per_class
+from cnnzoo.metrics import read_metrics, write_metrics, write_per_class
 
 __all__ = ["RunDirectory", "environment_info", "new_run_dir", "resolve_run_dir"]
 
@@ -46,20 +46,36 @@ def new_run_dir(model: str, out: str | os.PathLike[str] | None = None, root: str
     """``out`` if given (it must not hold a run already), else a fresh ``runs/<model>-<time>``."""
     if out is not None:
         path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"--out {path} is a file, not a directory: choose another path for the run")
         if (path / "last.pt").exists() or (path / "metrics.jsonl").exists():
             raise ConfigError(f"--out {path} already holds a run: resume it with --resume {path} or pick another")
-        path.mkdir(parents=True, exist_ok=True)
+        _make_writable_dir(path, exist_ok=True)
         return path
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{model}-{stamp}"
     path, n = base, 1
     while True:
         try:
-            path.mkdir(parents=True, exist_ok=False)
+            _make_writable_dir(path, exist_ok=False)
             return path
         except FileExistsError:
             n += 1
             path = base.with_name(f"{base.name}-{n}")
+
+
+def _make_writable_dir(path: Path, *, exist_ok: bool) -> None:
+    """mkdir -p, refusing (before any training) a place the run could not be written to."""
+    try:
+        path.mkdir(parents=True, exist_ok=exist_ok)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the run directory {path} ({exc.strerror}): choose a writable place with --out DIR"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"the run directory {path} is not writable: choose a writable place with --out DIR")
 
 
 def resolve_run_dir(path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -68,7 +84,12 @@ def resolve_run_dir(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     if p.is_dir():
         ckpt = p / "last.pt"
         if not ckpt.exists():
-            raise CheckpointError(f"{p} has no last.pt: not a cnnzoo run directory, or no epoch finished yet")
+            if (p / "config.json").exists():  # a run killed before its first checkpoint: nothing to resume
+                raise CheckpointError(
+                    f"{p} has no last.pt: its run stopped before the first checkpoint; start it again with the "
+                    f"same command (cnnzoo train ... --out {p})"
+                )
+            raise CheckpointError(f"{p} has no last.pt: not a cnnzoo run directory; give a run directory or a .pt file")
         return p, ckpt
     if not p.exists():
         raise CheckpointError(f"{p}: no such run directory or checkpoint")
@@ -179,6 +200,7 @@ class RunDirectory(Callback):
             stale.unlink(missing_ok=True)
         self.write_config(state)
         self._repair_best(state)
+        self._repair_metrics(state)
 
     def on_epoch_end(self, state: TrainState) -> None:
         self.state = state
@@ -199,6 +221,20 @@ class RunDirectory(Callback):
         save_figure(
             curves_figure(history, title=self.config.model, epochs=self.config.epochs), self.path / "curves.png"
         )
+
+    def _repair_metrics(self, state: TrainState) -> None:
+        """After a crash between writing last.pt and the metrics, the metrics lack the checkpoint's last
+        epoch; rewrite them (and the curves) from its history. Mid-run the next epoch would do it, but not
+        when the crash came after the final epoch."""
+        if not state.history:
+            return
+        try:
+            rows = read_metrics(self.path)
+        except ValueError:  # a damaged metrics.jsonl: the checkpoint's history is the source of truth
+            rows = []
+        if len(rows) != len(state.history):
+            write_metrics(self.path, state.history, HISTORY_KEYS)
+            self.write_curves(state.history)
 
     def _repair_best(self, state: TrainState) -> None:
         """After a crash between writing last.pt and best.pt, best.pt may lag the history: fix it when
@@ -240,7 +276,23 @@ class RunDirectory(Callback):
             run_dir=str(self.path),
             command=self.command,
         )
+        if self.config.target_acc is not None:
+            self._record_time_to_target(state)
         return {name: self.path / name for name in ("confusion.png", "per_class.csv", "report.md")}
+
+    def _record_time_to_target(self, state: TrainState) -> None:
+        """``--target-acc``: add when the target was reached (or that it was not) to config.json."""
+        from cnnzoo.engine import time_to_target
+
+        path = self.path / "config.json"
+        record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        hit = time_to_target(state.history, self.config.target_acc)
+        record["time_to_target"] = (
+            {**hit, "reached": True, "counts": "training + evaluation wall time; start-up and file writes excluded"}
+            if hit is not None
+            else {"target": self.config.target_acc, "reached": False, "epochs": len(state.history)}
+        )
+        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:

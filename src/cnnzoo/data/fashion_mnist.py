@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnzoo.atomic import atomic_write
 from cnnzoo.data import cache as _cache
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.idx import read_idx, read_maybe_gzip
@@ -123,6 +124,8 @@ def load_fashion_mnist(root: str | os.PathLike[str] | None = None, download: boo
     Raises :class:`~cnnzoo.errors.DataNotFoundError` (every place looked and the two fixes) or
     :class:`~cnnzoo.errors.DataCorruptError` (which file, what is wrong).
     """
+    if root is not None and Path(root).expanduser().is_file():
+        raise DataNotFoundError(f"{root} is a file: give the directory that holds the four Fashion-MNIST files")
     hit = find_fashion_mnist(root)
     if hit is None:
         places = _candidates(root)
@@ -132,7 +135,7 @@ def load_fashion_mnist(root: str | os.PathLike[str] | None = None, download: boo
         try:
             fetch_fashion_mnist(target)
         except DataNotFoundError as exc:
-            raise DataNotFoundError(_not_found_message(places, str(exc))) from None
+            raise DataNotFoundError(_not_found_message(places, getattr(exc, "reason", str(exc)))) from None
         hit = find_fashion_mnist(root) or (target, _files_in(target))
     directory, files = hit
     return _load_verified(directory, files)
@@ -216,21 +219,18 @@ def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
 
 
 def _write_cache(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Best effort: a read-only home only costs the next load a re-decode."""
-    tmp = None
+    """Best effort: a read-only or full disk only costs the next load a re-decode.
+
+    ``atomic_write`` reports a failed write as ``FileWriteError``, an ``OSError``, even where ``torch.save``
+    would have turned it into a ``RuntimeError`` of its own.
+    """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".decoded-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": _CACHE_FORMAT, "tensors": tensors}, fh)
-        os.replace(tmp, path)
-        tmp = None
+        atomic_write(path, lambda fh: torch.save({"format": _CACHE_FORMAT, "tensors": tensors}, fh))
         for stale in path.parent.glob("decoded-*.pt"):
             if stale != path:
                 stale.unlink(missing_ok=True)
     except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        pass
 
 
 # -- download ----------------------------------------------------------------------------------
@@ -267,7 +267,15 @@ def fetch_fashion_mnist(
                 _verify_file(target / name, f)
                 break
         else:
-            _download_one(f, target, bases, timeout, progress)
+            try:
+                _download_one(f, target, bases, timeout, progress)
+            except DataNotFoundError as exc:
+                error = DataNotFoundError(
+                    f"could not download Fashion-MNIST into {target} ({exc}): check the network, or set "
+                    f"CNNZOO_MIRROR to a mirror that works; {_FIXES}"
+                )
+                error.reason = str(exc)  # what load_fashion_mnist reports among the places it looked
+                raise error from None
     return target
 
 

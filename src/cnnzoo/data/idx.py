@@ -62,7 +62,10 @@ def parse_idx(data: bytes | bytearray | memoryview, name: str = "<bytes>") -> np
         )
     if got > expected:
         raise IdxFormatError(f"{name}: {got - expected} bytes of trailing garbage after shape {shape}")
-    arr = np.frombuffer(buf[header:], dtype=dtype).reshape(shape)
+    try:
+        arr = np.frombuffer(buf[header:], dtype=dtype).reshape(shape)
+    except ValueError:  # the header allows 255 dimensions, numpy 32 (1.x) or 64 (2.x)
+        raise IdxFormatError(f"{name}: {ndim} dimensions, more than numpy arrays can have") from None
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
 
