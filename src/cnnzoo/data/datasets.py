@@ -51,8 +51,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from cnnzoo.atomic import atomic_write
-from cnnzoo.data.cache import cache_dir
+from cnnzoo.data.cache import cache_dir, write_decoded
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.fashion_mnist import load_fashion_mnist
 from cnnzoo.errors import ConfigError, DataCorruptError, DataError, DataNotFoundError, ImageError
@@ -538,11 +537,5 @@ def _read_folder_cache(path: Path, n: int) -> Tensor | None:
 
 
 def _write_folder_cache(path: Path, images: Tensor) -> None:
-    """Best effort: a read-only cache only costs the next load a re-decode. One entry per folder is kept."""
-    try:
-        atomic_write(path, lambda f: torch.save({"format": _FOLDER_CACHE_FORMAT, "images": images}, f))
-        for stale in path.parent.glob("decoded-*.pt"):
-            if stale != path:
-                stale.unlink(missing_ok=True)
-    except OSError:
-        pass
+    """One entry per folder is kept (see :func:`cnnzoo.data.cache.write_decoded`)."""
+    write_decoded(path, {"format": _FOLDER_CACHE_FORMAT, "images": images})

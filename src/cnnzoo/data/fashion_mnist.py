@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnzoo.atomic import atomic_write
 from cnnzoo.data import cache as _cache
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.idx import read_idx, read_maybe_gzip
@@ -219,18 +218,7 @@ def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
 
 
 def _write_cache(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Best effort: a read-only or full disk only costs the next load a re-decode.
-
-    ``atomic_write`` reports a failed write as ``FileWriteError``, an ``OSError``, even where ``torch.save``
-    would have turned it into a ``RuntimeError`` of its own.
-    """
-    try:
-        atomic_write(path, lambda fh: torch.save({"format": _CACHE_FORMAT, "tensors": tensors}, fh))
-        for stale in path.parent.glob("decoded-*.pt"):
-            if stale != path:
-                stale.unlink(missing_ok=True)
-    except OSError:
-        pass
+    _cache.write_decoded(path, {"format": _CACHE_FORMAT, "tensors": tensors})
 
 
 # -- download ----------------------------------------------------------------------------------
