@@ -6,8 +6,10 @@ Two measurements, two questions.
 ms/step of a training step (forward, backward, SGD) or an inference forward on a synthetic batch already
 on the device, after warm-up steps (which also absorb ``torch.compile``'s compilation), between two
 device synchronisations, so queued GPU work is counted and launch overhead is not mistaken for speed.
-Peak memory is CUDA's ``max_memory_allocated`` on a GPU, and the process's peak resident set size
-(``VmHWM``, reset before each measurement through ``/proc/self/clear_refs``) on the CPU. A batch that
+Peak memory, from building the model to the last timed step (weights, gradients, optimizer state,
+activations), is CUDA's ``max_memory_allocated`` on a GPU, and on the CPU the process's peak resident
+set size (``VmHWM``, reset through ``/proc/self/clear_refs`` after the previous model's memory is handed
+back with ``malloc_trim``), so it includes the interpreter and PyTorch themselves (~0.4 GB). A batch that
 runs out of memory is retried at half the size, and the row says so.
 
 :func:`compare_pipelines` (``cnnzoo bench --pipeline MODEL``) asks *how much faster does cnnzoo train
@@ -43,6 +45,7 @@ import math
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +215,9 @@ def bench_model(
     if mode not in BENCH_MODES:
         raise ValueError(f"mode must be one of {BENCH_MODES}, got {mode!r}")
     device = setup.device
+    memory = _PeakMemory(device)
+    _free(device)
+    memory.reset()  # the peak covers weights, gradients, optimizer state and activations
     torch.manual_seed(0)
     model = create_model(name).to(device)
     if setup.channels_last:
@@ -222,7 +228,6 @@ def bench_model(
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch_size,), device=device)
     forward = torch.compile(model) if compile else model
-    memory = _PeakMemory(device)
 
     if mode == "train":
         model.train()
@@ -246,7 +251,6 @@ def bench_model(
     for _ in range(warmup):
         step()
     setup.synchronize()
-    memory.reset()
     done, start = 0, time.perf_counter()
     while done < steps or time.perf_counter() - start < min_seconds:
         step()
@@ -276,9 +280,18 @@ def bench_model(
 
 
 def _free(device: torch.device) -> None:
+    """Release what the last model held, so the next one's peak is its own: CUDA's cache, and on Linux
+    glibc's free lists (``malloc_trim``), which otherwise keep the process's RSS at its highest."""
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    elif device.type == "cpu":
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
 
 
 def bench(
@@ -461,7 +474,9 @@ def bench_chart(rows: Sequence[BenchRow]) -> Any:
         ax.set_xscale("log")
     ax.set_xlabel("images/s")
     ax.legend(loc="lower right")
-    ax.set_title(_settings_line(rows).split(";")[0], fontsize=9)
+    batches = sorted({r.batch_size for r in rows if r.batch_size})
+    batch = f"batch {batches[0]}" if len(batches) == 1 else "batch " + "/".join(map(str, batches))
+    ax.set_title(f"{_settings_line(rows).split(';')[0]}, {batch}", fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     return fig
 
@@ -761,8 +776,11 @@ def compare_pipelines(
     seeds_net, cnnzoo_net = copy.deepcopy(base), copy.deepcopy(base)
 
     def seeds_side(n: int, m: int) -> dict[str, float]:
-        train_iter, test_iter = _seeds_loaders(root, batch_size, resize, n, m, workers)
-        return seeds_train_epoch(seeds_net, train_iter, test_iter, lr, setup.device)
+        with warnings.catch_warnings():
+            # d2l's 4 workers on a 2-core machine make PyTorch warn at every epoch; it is the point here.
+            warnings.filterwarnings("ignore", message="This DataLoader will create")
+            train_iter, test_iter = _seeds_loaders(root, batch_size, resize, n, m, workers)
+            return seeds_train_epoch(seeds_net, train_iter, test_iter, lr, setup.device)
 
     def cnnzoo_side(n: int, m: int) -> dict[str, float]:
         part = _subset(data, n, m)
