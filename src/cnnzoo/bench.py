@@ -23,7 +23,9 @@ fed ``float(l * X.shape[0])`` and ``d2l.accuracy`` every batch: two host syncs p
 ``evaluate_accuracy_gpu`` over the test loader). Left out, in the seeds' favour: the ``Animator`` live
 plot and the prints. cnnzoo's side is :func:`cnnzoo.fit` for one epoch with the ``d2l`` recipe's
 optimisation (plain SGD, no normalisation, no augmentation), so the two sides differ only in the input
-pipeline and the loop: device-resident batches, no per-batch host sync, evaluation in large batches.
+pipeline and the loop: device-resident batches, no per-batch host sync, evaluation in large batches, and
+on the CPU subnormal floats flushed to zero (:meth:`~cnnzoo.devices.DeviceSetup.flush_denormals`, which
+:func:`~cnnzoo.fit` always does; the seeds' loop runs with PyTorch's default, as their code does).
 Both times are whole epochs (data loader start-up, training, test evaluation); the training-only
 figures are reported too.
 
@@ -248,17 +250,18 @@ def bench_model(
             with torch.inference_mode(), setup.autocast():
                 forward(x)
 
-    for _ in range(warmup):
-        step()
-    setup.synchronize()
-    done, start = 0, time.perf_counter()
-    while done < steps or time.perf_counter() - start < min_seconds:
-        step()
-        done += 1
-        if done >= steps and min_seconds > 0:
-            setup.synchronize()  # only to decide whether to stop; the figure is taken below
-    setup.synchronize()
-    seconds = time.perf_counter() - start
+    with setup.flush_denormals():  # as fit runs
+        for _ in range(warmup):
+            step()
+        setup.synchronize()
+        done, start = 0, time.perf_counter()
+        while done < steps or time.perf_counter() - start < min_seconds:
+            step()
+            done += 1
+            if done >= steps and min_seconds > 0:
+                setup.synchronize()  # only to decide whether to stop; the figure is taken below
+        setup.synchronize()
+        seconds = time.perf_counter() - start
     peak = memory.peak_mb()
     return BenchRow(
         model=name,
@@ -664,6 +667,7 @@ class PipelineResult:
     train_images: int
     test_images: int
     torch_version: str
+    compiled: bool = False
     rounds: list[PipelineRound] = field(default_factory=list)
 
     def _rate(self, attr: str) -> float:
@@ -725,6 +729,7 @@ def compare_pipelines(
     device: str = "auto",
     precision: str = "auto",
     channels_last: str = "auto",
+    compile: bool = False,
     rounds: int = 3,
     train_images: int | None = None,
     test_images: int | None = None,
@@ -738,8 +743,10 @@ def compare_pipelines(
 
     Defaults: the ``d2l`` recipe's batch size, input size and learning rate for the model (256, its
     own input size and 0.1 for a model the seeds do not train), every training image, and a test split
-    in the real 6:1 proportion when the training split is cut. ``precision``/``channels_last`` apply to
-    cnnzoo's side only: the seeds' code has no such settings (fp32, NCHW).
+    in the real 6:1 proportion when the training split is cut. ``precision``/``channels_last``/``compile``
+    apply to cnnzoo's side only: the seeds' code has no such settings (fp32, NCHW, eager). ``torch.compile``
+    compiles during the untimed warm-up, so the timed epochs measure the compiled steady state; the
+    compilation itself (tens of seconds on a CPU) is paid once per process and is not in the figures.
     """
     from cnnzoo.config import _D2L_MODELS, resolve_config
     from cnnzoo.devices import setup_device
@@ -763,6 +770,7 @@ def compare_pipelines(
             "device": device,
             "precision": precision,
             "channels_last": channels_last,
+            "compile": compile,
         },
     )
     setup = setup_device(config.device, config.precision, config.channels_last)
@@ -803,6 +811,7 @@ def compare_pipelines(
         device=setup.describe().split(",")[0],
         precision=setup.precision,
         channels_last=setup.channels_last,
+        compiled=compile,
         threads=torch.get_num_threads(),
         workers=workers,
         train_images=n_train,
@@ -838,7 +847,8 @@ def format_pipeline(result: PipelineResult) -> str:
             f"images per epoch, {n} interleaved round{'s' if n != 1 else ''} after a warm-up",
             f"  seeds' pipeline (torchvision + DataLoader({result.workers} workers) + train_ch6, fp32, NCHW): "
             f"{result.seeds_images_per_sec:,.0f} images/s",
-            f"  cnnzoo (device-resident batches + engine, {result.precision}, {layout}): "
+            f"  cnnzoo (device-resident batches + engine, {result.precision}, {layout}"
+            f"{', torch.compile' if result.compiled else ''}): "
             f"{result.cnnzoo_images_per_sec:,.0f} images/s",
             f"  cnnzoo is {result.ratio:.2f}x faster (median of {n}; range {lo:.2f}-{hi:.2f}); "
             f"training alone {result.train_ratio:.2f}x",
@@ -855,7 +865,8 @@ def pipeline_markdown(result: PipelineResult, command: str | None = None) -> str
         "(median, range) | training-only ratio |",
         "|---|---:|---:|---|---|---:|---:|---|---:|",
         f"| {result.model} | {result.batch_size} | {result.input_size} | {result.device} | {result.precision} / "
-        f"{'channels_last' if result.channels_last else 'NCHW'} | {result.seeds_images_per_sec:,.0f} | "
+        f"{'channels_last' if result.channels_last else 'NCHW'}{' / compiled' if result.compiled else ''} | "
+        f"{result.seeds_images_per_sec:,.0f} | "
         f"{result.cnnzoo_images_per_sec:,.0f} | {result.ratio:.2f}x ({lo:.2f}-{hi:.2f}) | {result.train_ratio:.2f}x |",
     ]
     if command:

@@ -106,7 +106,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 # Flags whose value may change when a run is resumed; everything else belongs to the run.
-_RESUMABLE = ("epochs", "device", "precision", "compile", "channels_last", "target_acc", "sync_bn")
+_RESUMABLE = ("epochs", "device", "precision", "compile", "channels_last", "target_acc", "sync_bn", "tensorboard")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -142,7 +142,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--augment", choices=AUGMENTS)
     g.add_argument("--crop-padding", type=int, metavar="PX")
     g.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--data-root", metavar="DIR", help="directory with the Fashion-MNIST files")
+    g.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="fashion-mnist (default), mnist, kmnist, cifar10, or folder:PATH for your own images in the "
+        "ImageFolder layout (PATH/<class>/*.png, or PATH/train/<class>/ and PATH/test/<class>/); the model gets "
+        "the dataset's channels and classes",
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="folder:PATH without a test/ folder: share of each class held out for testing (default 0.1)",
+    )
+    g.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files (default: the user cache)")
     g = p.add_argument_group("machine")
     g.add_argument("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
     g.add_argument("--precision", choices=PRECISIONS)
@@ -158,6 +171,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    g.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="also log scalars for TensorBoard to RUN_DIR/tensorboard (pip install 'cnnzoo[tensorboard]'); "
+        "view with: tensorboard --logdir runs",
+    )
     g.add_argument(
         "--target-acc",
         type=float,
@@ -179,6 +199,40 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
     names = [f for f in TrainConfig.__dataclass_fields__ if f not in ("model", "model_kwargs", "recipe")]
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _load_data(config, root: str | None, in_channels: int | None = None):
+    """The dataset ``config`` names, as a training run or an evaluation of its checkpoint sees it.
+
+    Folders are decoded at the run's input size, and split with the run's seed and ``val_fraction``, so
+    ``cnnzoo eval`` rebuilds exactly the test split the run was tested on. ``in_channels`` None keeps the
+    dataset's own (a fresh run builds its model to match); a checkpoint passes the channels it was trained on.
+    """
+    import cnnzoo.data as data_mod  # looked up at call time, so tests can substitute tiny data
+
+    if data_mod.dataset_name(config.dataset) == "fashion-mnist" and in_channels in (None, 1):
+        return data_mod.load_fashion_mnist(root)
+    return data_mod.load_dataset(
+        config.dataset,
+        root=root,
+        image_size=config.resize,
+        in_channels=in_channels,
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+    )
+
+
+def _fit_model_to_data(config, data):
+    """A fresh run on another dataset: the model takes its channels and classes (and says so in its kwargs,
+    which the checkpoint keeps, so ``eval``/``predict``/``export`` rebuild the same network)."""
+    import dataclasses
+
+    from cnnzoo.data import dataset_name
+
+    if dataset_name(config.dataset) == "fashion-mnist":
+        return config
+    kwargs = {"in_channels": data.in_channels, "num_classes": data.num_classes, **config.model_kwargs}
+    return dataclasses.replace(config, model_kwargs=kwargs)
 
 
 class _StopFlag:
@@ -209,7 +263,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
     from cnnzoo.config import DEFAULT_MODEL, config_from_dict, resolve_config, validate_config
-    from cnnzoo.data import load_fashion_mnist
     from cnnzoo.devices import enable_determinism, setup_device
     from cnnzoo.distributed import from_env
     from cnnzoo.engine import evaluate, final_summary, fit, format_time_to_target
@@ -248,13 +301,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
             )
         model = model_from_checkpoint(ckpt)
         resume = ckpt["train"]
+        data = _load_data(config, args.data_root, in_channels=ckpt["preprocess"]["in_channels"])
     else:
         config = resolve_config(args.model or DEFAULT_MODEL, args.recipe or "fast", overrides)
+        data = _load_data(config, args.data_root)
+        config = _fit_model_to_data(config, data)
         torch.manual_seed(config.seed)  # the model's own init; fit seeds again before training
         model = create_model(config.model, **config.model_kwargs)
         run_dir = None
     if config.deterministic:
         enable_determinism()  # before anything runs on the device (CUBLAS_WORKSPACE_CONFIG)
+    if config.tensorboard:
+        from cnnzoo.tensorboard import TensorBoardLogger, summary_writer_class
+
+        summary_writer_class()  # a missing extra is reported before anything is written
     ddp = from_env()  # launched by torchrun: data parallel (cnnzoo.distributed); None when alone
     device = ddp.device_for(config) if ddp is not None else config.device
     setup = setup_device(device, config.precision, config.channels_last)
@@ -263,7 +323,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ddp.start(setup.device)
         model = ddp.prepare_model(model, sync_bn=config.sync_bn, device=setup.device)
         fit_extra = ddp.fit_kwargs(setup)
-    data = load_fashion_mnist(args.data_root)
     if ddp is not None and not ddp.is_main:
         return _train_worker(model, data, config, resume, setup, ddp, fit_extra)
     if run_dir is None:
@@ -272,6 +331,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     recorder = RunDirectory(
         run_dir, data=data, config=config, environment=env, command=["cnnzoo", *sys.argv[1:]], input_size=config.resize
     )
+    callbacks = [recorder]
+    if config.tensorboard:
+        callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
     quiet = args.quiet
     if not quiet:
         params = sum(p.numel() for p in model.parameters())
@@ -298,7 +360,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             data,
             config,
             resume=resume,
-            callbacks=[recorder],
+            callbacks=callbacks,
             progress=not quiet,
             should_stop=should_stop,
             setup=setup,
@@ -315,6 +377,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)
+        for cb in callbacks[1:]:
+            cb.close()
     state = recorder.state
     if state.stopped:
         print(f"checkpoint saved: {recorder.last}\nresume with: cnnzoo train --resume {run_dir}", flush=True)
@@ -365,13 +429,15 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         help="test accuracy, per-class accuracy and confusion matrix of a checkpoint",
-        description="Rebuild the model a checkpoint describes, evaluate it on the Fashion-MNIST test set, print "
-        "the accuracy and a per-class table, and write a confusion-matrix PNG. A run directory means its last.pt.",
+        description="Rebuild the model a checkpoint describes, evaluate it on the test split of the dataset it was "
+        "trained on (Fashion-MNIST unless the run said --dataset; a folder's held-out split is drawn again with the "
+        "run's seed), print the accuracy and a per-class table, and write a confusion-matrix PNG. A run directory "
+        "means its last.pt.",
     )
     p.add_argument("checkpoint", metavar="RUN_DIR|CKPT")
     p.add_argument("--device", default="auto")
     p.add_argument("--png", metavar="PATH", help="confusion matrix PNG (default: eval-<ckpt>-confusion.png beside it)")
-    p.add_argument("--data-root", metavar="DIR")
+    p.add_argument("--data-root", metavar="DIR", help="where the dataset's files are (as given to train)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=_cmd_eval)
 
@@ -385,7 +451,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
     from cnnzoo.config import config_from_dict
-    from cnnzoo.data import load_fashion_mnist
     from cnnzoo.devices import setup_device
     from cnnzoo.engine import evaluate
     from cnnzoo.errors import CheckpointError
@@ -400,7 +465,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     model = model_from_checkpoint(ckpt).to(setup.device)
     if setup.channels_last:
         model.to(memory_format=torch.channels_last)
-    data = load_fashion_mnist(args.data_root)
+    data = _load_data(config, args.data_root, in_channels=ckpt["preprocess"]["in_channels"])
     classes = ckpt["preprocess"]["classes"]
     if list(data.classes) != list(classes):
         raise CheckpointError(f"{ckpt_path}: trained on classes {classes}, but the dataset has {data.classes}")
@@ -437,7 +502,12 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file, or a run directory (its last.pt)")
     p.add_argument("images", metavar="IMAGE", nargs="+")
     p.add_argument("--top-k", type=int, default=3, metavar="K")
-    p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto", help="auto: decide by the border")
+    p.add_argument(
+        "--invert",
+        choices=("auto", "yes", "no"),
+        help="auto: decide by the border (the default for models trained on Fashion-MNIST, MNIST or KMNIST, whose "
+        "objects are light on black); no: keep the pixels (the default for other datasets, your own folders)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_predict)
@@ -449,6 +519,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
+    from cnnzoo.data import MNIST_LIKE, dataset_name
     from cnnzoo.devices import resolve_device
     from cnnzoo.errors import ConfigError
     from cnnzoo.predict import format_records, load_image, predict_tensors, prediction_records
@@ -459,8 +530,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     _, ckpt_path = resolve_run_dir(args.checkpoint)
     ckpt = load_checkpoint(ckpt_path)
     pre = ckpt["preprocess"]
+    invert = args.invert
+    if invert is None:
+        dataset = ckpt["config"].get("dataset", "fashion-mnist")
+        invert = "auto" if dataset_name(dataset) in MNIST_LIKE else "no"
     images = [
-        load_image(path, size=pre["input_size"], in_channels=pre["in_channels"], invert=args.invert)
+        load_image(path, size=pre["input_size"], in_channels=pre["in_channels"], invert=invert)
         for path in args.images
     ]
     model = model_from_checkpoint(ckpt).to(resolve_device(args.device))
@@ -469,6 +544,38 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     )
     records = prediction_records(images, values, indices, pre["classes"])
     print(json.dumps(records, indent=2) if args.json else format_records(records))
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a checkpoint as ONNX (for onnxruntime and friends) or safetensors (the weights)",
+        description="ONNX: the network in eval mode, input 'input' [batch, C, S, S] (normalised as the checkpoint "
+        "says: mean/std in the model's metadata), output 'logits' [batch, classes], dynamic batch; checked against "
+        "onnxruntime when it is installed. safetensors: the state_dict with the same metadata. Needs "
+        "pip install 'cnnzoo[export]'.",
+    )
+    p.add_argument("checkpoint", metavar="RUN_DIR|CKPT", help="a checkpoint file, or a run directory (its last.pt)")
+    p.add_argument("--format", dest="fmt", choices=("onnx", "safetensors"), default="onnx", help="default onnx")
+    p.add_argument("--output", metavar="PATH", help="default: the checkpoint's path with .onnx or .safetensors")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from cnnzoo.errors import ModelError
+    from cnnzoo.export import export_checkpoint, verify_onnx
+
+    path = export_checkpoint(args.checkpoint, args.fmt, args.output)
+    print(f"wrote {path} ({path.stat().st_size:,} bytes, {args.fmt})")
+    if args.fmt == "onnx":
+        diff = verify_onnx(path, args.checkpoint)
+        if diff is None:
+            print("not checked: onnxruntime is not installed (pip install onnxruntime to check the export)")
+        elif diff > 1e-4:
+            raise ModelError(f"{path}: onnxruntime's logits differ from PyTorch's by {diff:.2e} (> 1e-4): a bug")
+        else:
+            print(f"checked with onnxruntime at batch sizes 1 and 5: max |difference| from PyTorch {diff:.1e}")
     return 0
 
 
@@ -579,6 +686,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             device=args.device,
             precision=args.precision,
             channels_last=layout,
+            compile=args.compile,
             rounds=args.rounds,
             train_images=args.train_images,
             test_images=args.test_images,
@@ -637,6 +745,136 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
+    from cnnzoo.config import PRECISIONS, RECIPES
+    from cnnzoo.leaderboard import DEFAULT_MODELS
+
+    p = sub.add_parser(
+        "leaderboard",
+        help="train several models over several seeds and write a leaderboard table, figure and JSON",
+        description="Train each MODEL with one recipe and budget, once per seed, and merge the rows (test accuracy "
+        "mean ± std and best, training time, images/s, params, MACs, device) into --output's JSON; the Markdown "
+        "table (with the seed notes' and public reference figures beside each family) and the PNG (accuracy "
+        "against MACs and against training time) are rewritten from all of its rows. Rows are keyed by model, "
+        "input size, recipe, dataset and device: rerunning other models, or on another device, adds rows.",
+        epilog="MODEL is NAME[:KWARG[=VALUE],...][@SIDE]: resnet18:small_input is create_model('resnet18', "
+        "small_input=True) (a 3x3 stride-1 stem for 28x28 inputs: slow on a CPU, meant for GPUs), googlenet@32 "
+        "trains at 32x32, densenet:small_input@28 both. A VALUE of true/false/a number is converted.",
+    )
+    p.add_argument(
+        "models",
+        metavar="MODEL",
+        nargs="*",
+        help=f"models to train (default, CPU-sized: {' '.join(DEFAULT_MODELS)})",
+    )
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="fast", help="hyperparameter set (default fast)")
+    p.add_argument("--epochs", type=int, help="epochs per run, at most with a budget (default: the recipe's)")
+    p.add_argument(
+        "--budget-minutes",
+        type=float,
+        metavar="M",
+        help="wall-time budget per run (training + evaluation): a probe of a few steps picks how many whole epochs "
+        "fit, and the schedule is laid over them; a run never stops mid-epoch",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED", help="default 0 1 2")
+    p.add_argument(
+        "--input-size", type=int, metavar="SIDE", help="input side for models without @SIDE (default: their own)"
+    )
+    p.add_argument("--batch-size", type=int, help="default: the recipe's")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
+    p.add_argument("--dataset", metavar="NAME", help="fashion-mnist (default), mnist, kmnist, cifar10 or folder:PATH")
+    p.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files (default: the user cache)")
+    p.add_argument(
+        "--output",
+        default="benchmarks/leaderboard.md",
+        metavar="PATH",
+        help="the Markdown table (default benchmarks/leaderboard.md); the .json and .png go beside it",
+    )
+    p.add_argument("--redraw", action="store_true", help="train nothing: rewrite the .md and .png from the .json")
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no per-epoch lines")
+    p.set_defaults(func=_cmd_leaderboard)
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    import shlex
+
+    import torch
+
+    from cnnzoo import leaderboard
+    from cnnzoo.config import TrainConfig
+    from cnnzoo.errors import ConfigError
+
+    if args.redraw:
+        if args.models:
+            raise ConfigError("--redraw trains nothing: drop the model names, or drop --redraw to train them")
+        md, js, png, rows = leaderboard.update_leaderboard(args.output)
+        print(f"redrew {md} and {png} from the {len(rows)} rows of {js}")
+        return 0
+    for flag in ("epochs", "input_size", "batch_size", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} {value}: must be a positive whole number")
+    if args.budget_minutes is not None and not 0 < args.budget_minutes < float("inf"):
+        raise ConfigError(f"--budget-minutes {args.budget_minutes:g}: must be a positive number of minutes")
+    if not args.output.endswith(".md"):
+        raise ConfigError(f"--output {args.output}: give a Markdown file name ending in .md")
+    specs = [leaderboard.parse_model_spec(m) for m in args.models or leaderboard.DEFAULT_MODELS]  # fail fast
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    overrides = _train_overrides(args)
+    data = _load_data(TrainConfig(dataset=args.dataset or TrainConfig.dataset, resize=args.input_size), args.data_root)
+    argv = sys.argv[1:] if sys.argv[1:2] == ["leaderboard"] else _leaderboard_argv(args)
+    command = "cnnzoo " + shlex.join(argv)
+    budget = f", {args.budget_minutes:g}-minute budget per run" if args.budget_minutes else ""
+    print(
+        f"leaderboard: {len(specs)} model(s) x seeds {' '.join(map(str, args.seeds))}, recipe {args.recipe}{budget}, "
+        f"on {data.name}; rows go to {args.output}",
+        flush=True,
+    )
+
+    def write(row: dict) -> None:
+        md, js, png, _ = leaderboard.update_leaderboard(args.output, [row])
+        print(f"{row['model']}@{row['input_size']}: wrote its row to {js}, {md} and {png}", flush=True)
+
+    rows = leaderboard.run_leaderboard(
+        specs,
+        data,
+        recipe=args.recipe,
+        overrides=overrides,
+        seeds=args.seeds,
+        budget_seconds=args.budget_minutes * 60 if args.budget_minutes else None,
+        input_size=args.input_size,
+        command=command,
+        progress=not args.quiet,
+        log=lambda line: print(line, flush=True),
+        on_row=write,
+    )
+    print()
+    for r in rows:
+        spread = f" ± {r['test_acc_std']:.4f}" if r["test_acc_std"] is not None else ""
+        print(
+            f"{r['model']}@{r['input_size']}: test acc {r['test_acc_mean']:.4f}{spread} "
+            f"(best {r['test_acc_best']:.4f}) over {len(r['seeds'])} seed(s), "
+            f"{r['train_seconds_mean']:.1f} s training, {r['images_per_sec_mean']:,.0f} images/s on {r['device']}"
+        )
+    return 0
+
+
+def _leaderboard_argv(args: argparse.Namespace) -> list[str]:
+    """The command line equivalent to ``args`` (for the record, when cnnzoo was not started from a shell)."""
+    argv = ["leaderboard", *args.models, "--recipe", args.recipe, "--seeds", *map(str, args.seeds)]
+    for flag in ("epochs", "budget_minutes", "input_size", "batch_size", "lr", "device", "precision", "threads"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    for flag in ("dataset", "data_root"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    return [*argv, "--output", args.output]
+
+
 # ----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -645,7 +883,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_data, _add_models, _add_summary, _add_train, _add_eval, _add_predict, _add_plot, _add_bench):
+    commands = (_add_data, _add_models, _add_summary, _add_train, _add_eval, _add_predict, _add_export, _add_plot,
+                _add_bench, _add_leaderboard)  # fmt: skip
+    for add in commands:
         add(sub)
     return parser
 

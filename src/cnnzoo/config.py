@@ -81,6 +81,8 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global gradient norm; 0 turns clipping off
     init: str = "default"  # default (PyTorch's) | xavier (the seeds' xavier_uniform_ on weights)
     # data
+    dataset: str = "fashion-mnist"  # fashion-mnist | mnist | kmnist | cifar10 | folder:PATH (cnnzoo.data.datasets)
+    val_fraction: float = 0.1  # folder:PATH without a test/ folder: the held-out share of each class
     resize: int | None = None  # square input side; None -> the model's own input size
     augment: str = "none"  # none | flip | crop | flip+crop, done on the device per batch
     crop_padding: int = 2  # zero padding of the random crop
@@ -95,6 +97,7 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels on CUDA, at a speed cost (cnnzoo.devices.enable_determinism)
     target_acc: float | None = None  # stop once test accuracy first reaches this (time to accuracy); None: off
     sync_bn: bool = False  # data parallel on GPUs: SyncBatchNorm over the global batch (cnnzoo.distributed)
+    tensorboard: bool = False  # also write TensorBoard scalars to <run dir>/tensorboard (extra cnnzoo[tensorboard])
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (for config.json and checkpoints)."""
@@ -278,6 +281,10 @@ def validate_config(config: TrainConfig) -> TrainConfig:
         raise bad("resize", c.resize, "must be a positive number of pixels")
     if c.crop_padding < 0 or ("crop" in c.augment and c.crop_padding < 1):
         raise bad("crop_padding", c.crop_padding, "crop augmentation needs a padding of at least 1 pixel")
+    if not 0 < c.val_fraction < 1:
+        raise bad("val_fraction", c.val_fraction, "the held-out share must be between 0 and 1, e.g. 0.1")
+    if not isinstance(c.dataset, str) or not c.dataset.strip():
+        raise bad("dataset", c.dataset, "name a dataset: fashion-mnist, mnist, kmnist, cifar10 or folder:PATH")
     if not isinstance(c.model_kwargs, dict):
         raise ConfigError(f"model_kwargs must be a dict, got {type(c.model_kwargs).__name__}")
     return c

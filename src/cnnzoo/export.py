@@ -52,7 +52,7 @@ from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
 from cnnzoo.errors import ConfigError, MissingExtraError
 from cnnzoo.run import resolve_run_dir
 
-__all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "export_checkpoint", "export_metadata"]
+__all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "export_checkpoint", "export_metadata", "verify_onnx"]
 
 EXPORT_FORMATS = ("onnx", "safetensors")
 ONNX_OPSET = 17  # read by every onnxruntime since 1.11 (2022), and enough for every layer in the zoo
@@ -82,6 +82,32 @@ def export_checkpoint(
     else:
         data = _safetensors_bytes(ckpt, modules[1])
     return atomic_write_bytes(target, data)
+
+
+def verify_onnx(
+    onnx_path: str | os.PathLike[str], ckpt_path: str | os.PathLike[str], batch_sizes: tuple[int, ...] = (1, 5)
+) -> float | None:
+    """Run the exported graph in onnxruntime on random inputs at several batch sizes (the batch dimension is
+    dynamic) and return the largest absolute difference from PyTorch's logits; ``None`` when onnxruntime is
+    not installed (it is not part of the ``export`` extra: exporting does not need it)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    _, ckpt_file = resolve_run_dir(ckpt_path)
+    ckpt = load_checkpoint(ckpt_file)
+    model = model_from_checkpoint(ckpt).eval()
+    pre = ckpt["preprocess"]
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for n in batch_sizes:
+        x = torch.randn(n, pre["in_channels"], pre["input_size"], pre["input_size"], generator=generator)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        (got,) = session.run(["logits"], {"input": x.numpy()})
+        worst = max(worst, float(abs(got - expected).max()))
+    return worst
 
 
 def export_metadata(ckpt: Mapping[str, Any]) -> dict[str, str]:

@@ -16,9 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)  # a no-op when a backend is already chosen (e.g. in Jupyter)
+# No matplotlib.use(): a Figure made without pyplot renders with Agg on savefig by itself, and choosing a
+# backend here would switch a notebook's inline backend off for the user's own plt figures.
 from matplotlib.figure import Figure
 from torch import Tensor
 

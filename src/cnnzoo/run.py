@@ -265,6 +265,9 @@ class RunDirectory(Callback):
             self.path / "confusion.png",
         )
         rows = write_per_class(self.path / "per_class.csv", result.confusion, classes)
+        # report.md is the "finished" mark --resume checks, so everything else is written before it.
+        if self.config.target_acc is not None:
+            self._record_time_to_target(state)
         write_report(
             self.path / "report.md",
             config=self.config.to_dict(),
@@ -276,8 +279,6 @@ class RunDirectory(Callback):
             run_dir=str(self.path),
             command=self.command,
         )
-        if self.config.target_acc is not None:
-            self._record_time_to_target(state)
         return {name: self.path / name for name in ("confusion.png", "per_class.csv", "report.md")}
 
     def _record_time_to_target(self, state: TrainState) -> None:

@@ -2,15 +2,17 @@
 
 from cnnzoo.data.batches import Augment, DeviceBatches, channel_stats
 from cnnzoo.data.dataset import ImageDataset
-from cnnzoo.data.datasets import list_datasets, load_dataset
+from cnnzoo.data.datasets import MNIST_LIKE, dataset_name, list_datasets, load_dataset
 from cnnzoo.data.fashion_mnist import FASHION_MNIST_CLASSES, fetch_fashion_mnist, load_fashion_mnist
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
+    "MNIST_LIKE",
     "Augment",
     "DeviceBatches",
     "ImageDataset",
     "channel_stats",
+    "dataset_name",
     "fetch_fashion_mnist",
     "list_datasets",
     "load_dataset",

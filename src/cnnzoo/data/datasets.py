@@ -56,7 +56,16 @@ from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.fashion_mnist import load_fashion_mnist
 from cnnzoo.errors import ConfigError, DataCorruptError, DataError, DataNotFoundError, ImageError
 
-__all__ = ["DATASETS", "DEFAULT_MAX_SIDE", "IMAGE_SUFFIXES", "MAX_BYTES", "list_datasets", "load_dataset"]
+__all__ = [
+    "DATASETS",
+    "DEFAULT_MAX_SIDE",
+    "IMAGE_SUFFIXES",
+    "MAX_BYTES",
+    "MNIST_LIKE",
+    "dataset_name",
+    "list_datasets",
+    "load_dataset",
+]
 
 DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar10", "folder:PATH")
 MAX_BYTES = 4 * 2**30  # decoded uint8 images larger than this are refused, not swapped to death
@@ -67,6 +76,17 @@ _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B
 _PROGRESS_MIN = 300  # decoding fewer images than this is quick enough to need no progress bar
 _THREADS_MIN = 64  # below this a thread pool costs more than it saves
 _FOLDER_CACHE_FORMAT = 1  # bump when the preparation of an image changes
+
+
+MNIST_LIKE = frozenset({"fashion-mnist", "mnist", "kmnist"})  # light objects on a black background
+
+
+def dataset_name(spec: str) -> str:
+    """The canonical name of ``spec`` (``"Fashion_MNIST"`` -> ``"fashion-mnist"``); ``folder:PATH`` unchanged."""
+    if spec.startswith("folder:"):
+        return spec
+    name = spec.strip().lower()
+    return _ALIASES.get(name, name)
 
 
 def list_datasets() -> list[str]:
@@ -112,7 +132,7 @@ def load_dataset(
             max_bytes=max_bytes,
             progress=progress,
         )
-    name = _ALIASES.get(spec.strip().lower(), spec.strip().lower())
+    name = dataset_name(spec)
     if name == "fashion-mnist":
         data = load_fashion_mnist(root, download=download)
     elif name in _BUILTINS:

@@ -1,0 +1,142 @@
+"""The example notebooks run end to end in a real Jupyter kernel and show what they promise.
+
+Both run with ``CNNZOO_NOTEBOOK_SMOKE=1`` (their own switch to a few images and one or a few epochs), in a kernel
+on this interpreter, with a private cache and temp directory. ``modern_cnns.ipynb`` loads Fashion-MNIST through
+the library as a user would; here that finds the tiny fake set of conftest's ``fake_fashion`` through
+``$CNNZOO_DATA``, and a set-up cell the test puts in front of the notebook pins the fake files' checksums in the
+kernel, as the fixture does in this process. ``your_own_images.ipynb`` makes its own synthetic image folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+from cnnzoo.data import fashion_mnist as fm
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+FAMILIES = ("alexnet", "vgg11", "nin", "googlenet", "resnet18", "densenet")
+
+
+class _ThisInterpreter(KernelSpecManager):
+    """Every kernel name means an IPython kernel on the Python running the tests (the venv with cnnzoo), whatever
+    kernelspecs the machine has installed or lacks."""
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        return KernelSpec(argv=argv, display_name=f"Python ({sys.executable})", language="python")
+
+
+def run_notebook(name: str, tmp_path: Path, env: dict[str, str], setup: str | None = None) -> nbformat.NotebookNode:
+    """Execute ``examples/<name>`` in a fresh kernel (cwd and ``$TMPDIR`` under ``tmp_path``), with ``env`` added
+    to its environment and ``setup`` run first; raises on the first failing cell."""
+    nb = nbformat.read(EXAMPLES / name, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name} is stored with outputs"
+    if setup is not None:
+        nb.cells.insert(0, nbformat.v4.new_code_cell(setup))
+    work = tmp_path / "cwd"
+    (tmp_path / "tmp").mkdir()
+    work.mkdir()
+    kernel_env = {**os.environ, "CNNZOO_NOTEBOOK_SMOKE": "1", "TMPDIR": str(tmp_path / "tmp"), **env}
+    # One intra-op thread, as conftest gives each xdist worker: the suite is sized for two busy cores, and
+    # two threads each in two processes on two cores run small models many times slower.
+    kernel_env["OMP_NUM_THREADS"] = "1"
+    client = NotebookClient(
+        nb,
+        km=KernelManager(kernel_spec_manager=_ThisInterpreter()),
+        timeout=300,
+        resources={"metadata": {"path": str(work)}},
+    )
+    client.execute(env=kernel_env)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, errors
+    return nb
+
+
+def tagged(nb: nbformat.NotebookNode, tag: str) -> nbformat.NotebookNode:
+    cells = [c for c in nb.cells if tag in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"expected one cell tagged {tag!r}, found {len(cells)}"
+    return cells[0]
+
+
+def stdout(cell: nbformat.NotebookNode) -> str:
+    return "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+
+
+def displayed(cell: nbformat.NotebookNode, mime: str) -> list[str]:
+    shown = ("display_data", "execute_result")
+    return [o.data[mime] for o in cell.outputs if o.output_type in shown and mime in o.data]
+
+
+def test_modern_cnns_notebook(fake_fashion, tmp_path):
+    # fake_fashion: pinned checksums of the fake files (patched in this process), private cache, no system copy
+    pinned = [(f.key, f.stem, f.md5, f.shape) for f in fm.FILES]
+    setup = (
+        "# test set-up, not part of the notebook: accept tests/conftest.py's tiny fake Fashion-MNIST\n"
+        "from pathlib import Path\n"
+        "from cnnzoo.data import fashion_mnist as _fm\n"
+        f"_fm.FILES = tuple(_fm._File(*f) for f in {pinned!r})\n"
+        f"_fm.SYSTEM_DIR = Path({str(fm.SYSTEM_DIR)!r})\n"
+    )
+    nb = run_notebook("modern_cnns.ipynb", tmp_path, {"CNNZOO_DATA": str(fake_fashion.directory)}, setup)
+
+    # Every family's trace ends in the (1, 10) logits, as the seeds' traces do.
+    traces = re.split(r"^== ", stdout(tagged(nb, "shape-traces")), flags=re.M)[1:]
+    assert [t.split(":", 1)[0] for t in traces] == list(FAMILIES)
+    for trace in traces:
+        assert trace.strip().splitlines()[-1].endswith("torch.Size([1, 10])"), trace
+    lenet = stdout(tagged(nb, "lenet-trace"))
+    assert "Sigmoid output shape:" in lenet
+    assert lenet.split("\n\n")[0].splitlines()[-1] == "Linear output shape:\t torch.Size([1, 10])"
+    assert "Total params:     61,706" in lenet  # LeNet-5 with 10 classes
+
+    # The seeds' Inception table: 0.16M weights for the block, 0.44M and 1.23M for the plain convolutions.
+    (table,) = displayed(tagged(nb, "cost-table"), "text/markdown")
+    assert re.search(r"\| Inception\(192, 64, \(96, 128\), \(16, 32\), 32\) \| 0\.16M", table), table
+    assert "| 3x3 conv, 192 -> 256 | 0.44M" in table and "| 5x5 conv, 192 -> 256 | 1.23M" in table
+
+    # lenet_bn trained for the one smoke epoch, and the live plot drew its curves in the cell.
+    train = tagged(nb, "train-lenet-bn")
+    assert re.search(r"^epoch 1/1  loss \d+\.\d+", stdout(train), flags=re.M), stdout(train)
+    pngs = displayed(train, "image/png")
+    assert pngs and pngs[-1].startswith("iVBORw0KGgo")  # base64 of the PNG signature
+
+    gamma_beta = stdout(tagged(nb, "gamma-beta"))
+    assert "6 channels" in gamma_beta
+    gamma = re.search(r"^gamma: \[(.*)\]$", gamma_beta, flags=re.M)
+    assert gamma and len(gamma.group(1).split(",")) == 6
+
+    # Hand-written BN equals nn.BatchNorm2d to float32 rounding: outputs, gradients, running stats, eval mode.
+    compare = stdout(tagged(nb, "bn-compare")) + stdout(tagged(nb, "bn-network"))
+    diffs = [float(d) for d in re.findall(r"\b\d\.\de[-+]\d+\b", compare)]
+    assert len(diffs) == 12, compare  # 3 steps x (outputs, input grads), running stats, gamma/beta grads, eval, net
+    assert max(diffs) < 1e-5, compare  # float32 rounding; the seeds' biased running variance would be off by 4e-4
+
+    resnet = stdout(tagged(nb, "resnet"))
+    assert re.search(r"^epoch 1/1 ", resnet, flags=re.M) and "examples/sec on" in resnet, resnet
+
+
+def test_your_own_images_notebook(isolated_data, tmp_path):
+    nb = run_notebook("your_own_images.ipynb", tmp_path, {})
+
+    loaded = stdout(tagged(nb, "load-folder"))
+    assert "3 classes: circle, square, triangle" in loaded, loaded
+    assert displayed(tagged(nb, "load-folder"), "image/png")
+
+    # Shapes of distinct colours: a few epochs on a few dozen pictures get far above chance (1/3).
+    report = stdout(tagged(nb, "evaluate-folder"))
+    match = re.search(r"^test accuracy: ([0-9.]+) on (\d+) held-out images", report, flags=re.M)
+    assert match, report
+    assert int(match.group(2)) == 30  # a quarter of the 40 pictures of each of the 3 classes
+    assert float(match.group(1)) >= 0.8, report
+
+    assert displayed(tagged(nb, "predict-tensors"), "image/png")
+    predictions = stdout(tagged(nb, "predict-files"))
+    assert len(re.findall(r"new_(circle|square|triangle)\.png", predictions)) == 3, predictions
