@@ -68,17 +68,17 @@ class _Sleep(nn.Module):
         return x
 
 
-def _tiny(num_classes: int, in_channels: int, sleep: float = 0.0) -> nn.Sequential:
+def _tiny(num_classes: int, in_channels: int, sleep: float = 0.0, width: int = 8) -> nn.Sequential:
     layers: list[nn.Module] = [_Sleep(sleep)] if sleep else []
     return nn.Sequential(
         *layers,
-        nn.Conv2d(in_channels, 8, kernel_size=5, stride=2),
-        nn.BatchNorm2d(8),
+        nn.Conv2d(in_channels, width, kernel_size=5, stride=2),
+        nn.BatchNorm2d(width),
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Flatten(),
         nn.Dropout(0.2),
-        nn.Linear(8 * 6 * 6, num_classes),
+        nn.Linear(width * 6 * 6, num_classes),
     )
 
 
@@ -88,9 +88,9 @@ def register_test_models() -> None:
         return
 
     @register_model("tiny_test_net", input_size=28, min_input_size=28, max_input_size=28, family="tests")
-    def tiny_test_net(*, num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-        """A 3k-parameter conv net with BatchNorm and dropout, for engine mechanics."""
-        return _tiny(num_classes, in_channels)
+    def tiny_test_net(*, num_classes: int = 10, in_channels: int = 1, width: int = 8) -> nn.Module:
+        """A 3k-parameter conv net with BatchNorm and dropout, for engine mechanics (``width``: its channels)."""
+        return _tiny(num_classes, in_channels, width=width)
 
     @register_model("slow_test_net", input_size=28, min_input_size=28, max_input_size=28, family="tests")
     def slow_test_net(*, num_classes: int = 10, in_channels: int = 1) -> nn.Module:

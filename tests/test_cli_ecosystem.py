@@ -1,4 +1,4 @@
-"""The CLI's reach beyond Fashion-MNIST: `train/eval/predict --dataset`, `cnnzoo export`, `train --tensorboard`."""
+"""The CLI's reach: `train/eval/predict --dataset`, `cnnzoo export`, `train --tensorboard`, model specs with kwargs."""
 
 from __future__ import annotations
 
@@ -186,3 +186,40 @@ def test_tensorboard_missing_is_reported_before_anything_is_written(fake_train_d
     assert main(["train", "lenet_bn", *TRAIN, "--tensorboard", "--out", str(run)]) == 2
     assert "pip install 'cnnzoo[tensorboard]'" in capsys.readouterr().err
     assert not run.exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# MODEL specs with keyword arguments: NAME:KWARG[=VALUE],...[@SIDE]
+# ------------------------------------------------------------------------------------------------
+def test_train_passes_model_kwargs_and_the_checkpoint_rebuilds_them(fake_train_data, test_models, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "tiny_test_net:width=4", *TRAIN, "--out", str(run)]) == 0
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["model_kwargs"]["width"] == 4 and ckpt["config"]["model_kwargs"] == {"width": 4}
+    assert ckpt["model_state"]["0.weight"].shape == (4, 1, 5, 5)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--device", "cpu", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_acc"] == pytest.approx(final_test_acc(run), abs=1e-6)
+
+
+def test_a_keyword_the_model_does_not_take_is_named(isolated_data, tmp_path, capsys):
+    assert main(["train", "lenet_bn:small_input", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: model lenet_bn:small_input: lenet_bn has no keyword argument 'small_input'")
+    assert not (tmp_path / "r").exists()
+
+
+def test_side_in_the_spec_and_resize_must_agree(isolated_data, tmp_path, capsys):
+    assert main(["train", "resnet18@32", "--resize", "48", "--out", str(tmp_path / "r")]) == 2
+    assert "give the side once" in capsys.readouterr().err
+
+
+def test_small_input_changes_the_default_and_the_accepted_sizes():
+    from cnnzoo.config import resolve_config
+    from cnnzoo.errors import ConfigError
+
+    assert resolve_config("densenet").resize == 96
+    assert resolve_config("densenet", overrides={"model_kwargs": {"small_input": True}}).resize == 28
+    assert resolve_config("resnet18", overrides={"model_kwargs": {"small_input": True}}).resize == 28
+    with pytest.raises(ConfigError, match="minimum input size 29"):
+        resolve_config("densenet", overrides={"resize": 28})

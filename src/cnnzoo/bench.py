@@ -23,9 +23,7 @@ fed ``float(l * X.shape[0])`` and ``d2l.accuracy`` every batch: two host syncs p
 ``evaluate_accuracy_gpu`` over the test loader). Left out, in the seeds' favour: the ``Animator`` live
 plot and the prints. cnnzoo's side is :func:`cnnzoo.fit` for one epoch with the ``d2l`` recipe's
 optimisation (plain SGD, no normalisation, no augmentation), so the two sides differ only in the input
-pipeline and the loop: device-resident batches, no per-batch host sync, evaluation in large batches, and
-on the CPU subnormal floats flushed to zero (:meth:`~cnnzoo.devices.DeviceSetup.flush_denormals`, which
-:func:`~cnnzoo.fit` always does; the seeds' loop runs with PyTorch's default, as their code does).
+pipeline and the loop: device-resident batches, no per-batch host sync, evaluation in large batches.
 Both times are whole epochs (data loader start-up, training, test evaluation); the training-only
 figures are reported too.
 
@@ -250,18 +248,17 @@ def bench_model(
             with torch.inference_mode(), setup.autocast():
                 forward(x)
 
-    with setup.flush_denormals():  # as fit runs
-        for _ in range(warmup):
-            step()
-        setup.synchronize()
-        done, start = 0, time.perf_counter()
-        while done < steps or time.perf_counter() - start < min_seconds:
-            step()
-            done += 1
-            if done >= steps and min_seconds > 0:
-                setup.synchronize()  # only to decide whether to stop; the figure is taken below
-        setup.synchronize()
-        seconds = time.perf_counter() - start
+    for _ in range(warmup):
+        step()
+    setup.synchronize()
+    done, start = 0, time.perf_counter()
+    while done < steps or time.perf_counter() - start < min_seconds:
+        step()
+        done += 1
+        if done >= steps and min_seconds > 0:
+            setup.synchronize()  # only to decide whether to stop; the figure is taken below
+    setup.synchronize()
+    seconds = time.perf_counter() - start
     peak = memory.peak_mb()
     return BenchRow(
         model=name,

@@ -119,7 +119,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "explicit flags override the recipe. Leaves runs/<model>-<time>/ (or --out) with config, metrics, "
         "curves, checkpoints and a report. Ctrl-C saves a resumable checkpoint.",
     )
-    p.add_argument("model", nargs="?", help="registered model name (see `cnnzoo models`); default lenet_bn")
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="registered model name (see `cnnzoo models`), default lenet_bn; NAME:KWARG[=VALUE],... passes keyword "
+        "arguments and NAME@SIDE sets the input side, e.g. resnet18:small_input (a 3x3 stem for 28x28 images)",
+    )
     p.add_argument("--recipe", choices=sorted(RECIPES), help="hyperparameter set to start from (default fast)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<time>)")
@@ -268,7 +273,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from cnnzoo.engine import evaluate, final_summary, fit, format_time_to_target
     from cnnzoo.errors import ConfigError, FileWriteError, TrainingDivergedError
     from cnnzoo.inspection import summary
-    from cnnzoo.registry import create_model
+    from cnnzoo.registry import create_model, meta_model, parse_model_spec
     from cnnzoo.run import RunDirectory, environment_info, new_run_dir, resolve_run_dir
 
     if args.threads is not None:
@@ -281,7 +286,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir, ckpt_path = resolve_run_dir(args.resume)
         ckpt = load_checkpoint(ckpt_path)
         saved = config_from_dict(ckpt["config"])
-        if args.model and args.model != saved.model:
+        if args.model and parse_model_spec(args.model).name != saved.model:
             raise ConfigError(f"{run_dir} trained {saved.model}, not {args.model}: drop MODEL when resuming")
         fixed = sorted(k for k in overrides if k not in _RESUMABLE)
         if args.out or args.recipe or fixed:
@@ -303,7 +308,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resume = ckpt["train"]
         data = _load_data(config, args.data_root, in_channels=ckpt["preprocess"]["in_channels"])
     else:
-        config = resolve_config(args.model or DEFAULT_MODEL, args.recipe or "fast", overrides)
+        spec = parse_model_spec(args.model or DEFAULT_MODEL)
+        if spec.input_size is not None:
+            if "resize" in overrides and overrides["resize"] != spec.input_size:
+                raise ConfigError(f"{args.model} and --resize {overrides['resize']} disagree: give the side once")
+            overrides["resize"] = spec.input_size
+        if spec.kwargs:
+            meta_model(spec.name, spec.kwargs)  # an unknown keyword fails here, naming the ones it takes
+            overrides["model_kwargs"] = dict(spec.kwargs)
+        config = resolve_config(spec.name, args.recipe or "fast", overrides)
         data = _load_data(config, args.data_root)
         config = _fit_model_to_data(config, data)
         torch.manual_seed(config.seed)  # the model's own init; fit seeds again before training

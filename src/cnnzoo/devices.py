@@ -14,7 +14,6 @@ reference machine (torch 2.14, oneDNN), so ``auto`` leaves the CPU in NCHW.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -92,25 +91,6 @@ class DeviceSetup:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
-    @contextlib.contextmanager
-    def flush_denormals(self) -> Iterator[None]:
-        """On the CPU, treat subnormal floats (below ~1.2e-38) as zero while the block runs.
-
-        x86 CPUs take a microcode slow path, tens of times slower, for every subnormal operand; saturated
-        sigmoids (the seeds' LeNet, with its learning rate of 0.9) produce them by the million in the
-        backward pass. Measured on the 2-core machine: one epoch of ``lenet`` at the ``d2l`` recipe took
-        28 s without this and 11 s with it, with losses equal to print precision (docs in benchmarks/).
-        The setting is process-wide in PyTorch (the CPU's MXCSR); it is switched back to PyTorch's default
-        (off) afterwards, so the user's own code outside :func:`cnnzoo.fit` is untouched.
-        """
-        if self.device.type != "cpu" or not torch.set_flush_denormal(True):
-            yield
-            return
-        try:
-            yield
-        finally:
-            torch.set_flush_denormal(False)
 
     def synchronize(self) -> None:
         """Wait for queued work, so wall-clock timings measure the work and not its launch."""

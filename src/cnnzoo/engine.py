@@ -550,12 +550,11 @@ def evaluate(
         device = next(model.parameters()).device
         setup = setup_device(str(device), config.precision, "no")
         setup = DeviceSetup(device, setup.amp_dtype, model_uses_channels_last(model))
-    with setup.flush_denormals():
-        if isinstance(data, ImageDataset):
-            resize = config.resize or model.default_input_size
-            batches = make_batches(data, config, split="test", setup=setup, resize=resize)
-            return evaluate_batches(model, batches, setup=setup, num_classes=data.num_classes)
-        return evaluate_batches(model, data, setup=setup)
+    if isinstance(data, ImageDataset):
+        resize = config.resize or model.default_input_size
+        batches = make_batches(data, config, split="test", setup=setup, resize=resize)
+        return evaluate_batches(model, batches, setup=setup, num_classes=data.num_classes)
+    return evaluate_batches(model, data, setup=setup)
 
 
 def model_uses_channels_last(model: nn.Module) -> bool:
@@ -602,8 +601,6 @@ def fit(
     :func:`time_to_target`). Data parallel (:mod:`cnnzoo.distributed`): ``rank``/``world_size`` shard
     each epoch (``config.batch_size`` is the global batch), ``all_reduce`` sums tensors over the ranks,
     ``wrap`` wraps the module for training (DDP); evaluation runs the unwrapped module on every rank.
-
-    On the CPU, subnormal floats are flushed to zero while fit runs (:meth:`DeviceSetup.flush_denormals`).
     """
     setup = setup or setup_device(config.device, config.precision, config.channels_last)
     if resume is None:
@@ -644,64 +641,63 @@ def fit(
     for cb in callbacks:
         cb.on_train_start(state)
 
-    with setup.flush_denormals():  # subnormal floats cost tens of times more on x86 CPUs
-        while state.epoch < config.epochs and not state.stopped:
-            epoch = state.epoch
-            train_batches.set_epoch(epoch)
-            bar = _progress_bar(epoch, config.epochs, len(train_batches), show, notebook)
-            model.train()
-            totals, stopped = train_one_epoch(
-                forward,
-                train_batches,
-                optimizer,
-                scheduler,
-                loss_fn,
-                setup=setup,
-                totals=state.partial,
-                grad_clip=config.grad_clip,
-                should_stop=should_stop,
-                on_log=bar.log if bar else None,
-                params=params,
-            )
-            if bar:
-                bar.log(totals)
-                bar.close()
-            if stopped and totals.step < len(train_batches):
-                state.partial, state.stopped = _world_totals(totals, all_reduce), True
-                for cb in callbacks:
-                    cb.on_stop(state)
-                break
-            loss_sum, correct = totals.loss_sum, totals.correct
-            if all_reduce is not None:  # data parallel: sum over ranks before the one read
-                loss_sum, correct = all_reduce(loss_sum.clone()), all_reduce(correct.clone())
-                count = int(all_reduce(torch.tensor(totals.count, device=setup.device)))
-            else:
-                count = totals.count
-            result = evaluate_batches(evaluator, test_batches, setup=setup, num_classes=data.num_classes)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": float(loss_sum) / count,
-                "train_acc": int(correct) / count,
-                "test_loss": result.loss,
-                "test_acc": result.accuracy,
-                "lr": totals.last_lr,
-                "images_per_sec": count / totals.seconds if totals.seconds > 0 else float("nan"),
-                "train_seconds": totals.seconds,
-                "eval_seconds": result.seconds,
-            }
-            state.history.append(row)
-            state.epoch, state.partial, state.last_eval = epoch + 1, None, result
-            if show:
-                _print(format_epoch(row, config.epochs))
+    while state.epoch < config.epochs and not state.stopped:
+        epoch = state.epoch
+        train_batches.set_epoch(epoch)
+        bar = _progress_bar(epoch, config.epochs, len(train_batches), show, notebook)
+        model.train()
+        totals, stopped = train_one_epoch(
+            forward,
+            train_batches,
+            optimizer,
+            scheduler,
+            loss_fn,
+            setup=setup,
+            totals=state.partial,
+            grad_clip=config.grad_clip,
+            should_stop=should_stop,
+            on_log=bar.log if bar else None,
+            params=params,
+        )
+        if bar:
+            bar.log(totals)
+            bar.close()
+        if stopped and totals.step < len(train_batches):
+            state.partial, state.stopped = _world_totals(totals, all_reduce), True
             for cb in callbacks:
-                cb.on_epoch_end(state)
-            if config.target_acc is not None and _agree(result.accuracy >= config.target_acc, all_reduce, setup):
-                break  # time to accuracy: the first epoch at the target ends the run (time_to_target reports it)
-            more = state.epoch < config.epochs
-            if more and (stopped or (should_stop is not None and should_stop())):
-                state.stopped = True
-                for cb in callbacks:
-                    cb.on_stop(state)
+                cb.on_stop(state)
+            break
+        loss_sum, correct = totals.loss_sum, totals.correct
+        if all_reduce is not None:  # data parallel: sum over ranks before the one read
+            loss_sum, correct = all_reduce(loss_sum.clone()), all_reduce(correct.clone())
+            count = int(all_reduce(torch.tensor(totals.count, device=setup.device)))
+        else:
+            count = totals.count
+        result = evaluate_batches(evaluator, test_batches, setup=setup, num_classes=data.num_classes)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(loss_sum) / count,
+            "train_acc": int(correct) / count,
+            "test_loss": result.loss,
+            "test_acc": result.accuracy,
+            "lr": totals.last_lr,
+            "images_per_sec": count / totals.seconds if totals.seconds > 0 else float("nan"),
+            "train_seconds": totals.seconds,
+            "eval_seconds": result.seconds,
+        }
+        state.history.append(row)
+        state.epoch, state.partial, state.last_eval = epoch + 1, None, result
+        if show:
+            _print(format_epoch(row, config.epochs))
+        for cb in callbacks:
+            cb.on_epoch_end(state)
+        if config.target_acc is not None and _agree(result.accuracy >= config.target_acc, all_reduce, setup):
+            break  # time to accuracy: the first epoch at the target ends the run (time_to_target reports it)
+        more = state.epoch < config.epochs
+        if more and (stopped or (should_stop is not None and should_stop())):
+            state.stopped = True
+            for cb in callbacks:
+                cb.on_stop(state)
     return state.history
 
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import inspect
 import itertools
 import json
 import math
@@ -44,7 +43,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,7 @@ from cnnzoo.engine import (
     train_one_epoch,
 )
 from cnnzoo.errors import ConfigError
-from cnnzoo.registry import create_model, get_model_info
+from cnnzoo.registry import ModelSpec, create_model, get_model_info, meta_model, parse_model_spec
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -194,56 +193,6 @@ def _reference_key(name: str, family: str) -> str:
 # ------------------------------------------------------------------------------------------------
 # model specs and the plan
 # ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelSpec:
-    """A registry name, the keyword arguments for :func:`cnnzoo.create_model`, and an optional input side."""
-
-    name: str
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    input_size: int | None = None
-
-    @property
-    def label(self) -> str:
-        """The spec without its side: ``resnet18:small_input``, ``densenet:growth=16``."""
-        if not self.kwargs:
-            return self.name
-        parts = [k if v is True else f"{k}={json.dumps(v)}" for k, v in sorted(self.kwargs.items())]
-        return f"{self.name}:{','.join(parts)}"
-
-
-def _parse_value(text: str) -> Any:
-    low = text.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_model_spec(text: str) -> ModelSpec:
-    """Parse ``NAME[:KWARG[=VALUE],...][@SIDE]`` (see the module docstring); the name must be registered."""
-    spec, side = text.strip(), None
-    if "@" in spec:
-        spec, _, side_text = spec.rpartition("@")
-        if not side_text.isdigit() or int(side_text) < 1:
-            raise ConfigError(f"model {text!r}: the side after @ must be a positive whole number, as in googlenet@32")
-        side = int(side_text)
-    name, _, rest = spec.partition(":")
-    get_model_info(name)  # an unknown name fails here, with close matches
-    kwargs: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = part.partition("=")
-        if not key.isidentifier():
-            raise ConfigError(f"model {text!r}: {key!r} is not a keyword argument name (write NAME:KEY[=VALUE],...)")
-        kwargs[key] = _parse_value(value) if eq else True
-    return ModelSpec(name, kwargs, side)
-
-
 @dataclass
 class Plan:
     """One leaderboard entry, validated before anything trains: the spec, its input side and its config."""
@@ -258,18 +207,7 @@ class Plan:
 
 def _meta_model(spec: ModelSpec, data: ImageDataset) -> nn.Module:
     """The model on the meta device (instant): its size limits under these kwargs, its params and MACs."""
-    info = get_model_info(spec.name)
-    allowed = [p.name for p in inspect.signature(info.builder).parameters.values() if p.kind is p.KEYWORD_ONLY]
-    unknown = [k for k in spec.kwargs if k not in allowed or k in ("num_classes", "in_channels")]
-    if unknown:
-        usable = [k for k in allowed if k not in ("num_classes", "in_channels", "norm_layer")]
-        takes = f"it takes {', '.join(usable)}" if usable else "it takes none"
-        raise ConfigError(f"model {spec.label}: {spec.name} has no keyword argument {unknown[0]!r} ({takes})")
-    try:
-        with torch.device("meta"):
-            return create_model(spec.name, num_classes=data.num_classes, in_channels=data.in_channels, **spec.kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"model {spec.label}: {exc}") from None
+    return meta_model(spec.name, spec.kwargs, num_classes=data.num_classes, in_channels=data.in_channels)
 
 
 def plan_leaderboard(

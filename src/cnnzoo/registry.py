@@ -6,20 +6,36 @@ raises at import time; an unknown name raises :class:`~cnnzoo.errors.UnknownMode
 size, and refuses a smaller input with :class:`~cnnzoo.errors.InputTooSmallError` before any layer runs
 (instead of a shape error deep inside the network); a model whose classifier takes a fixed-size feature
 map also declares a maximum and refuses a larger input with :class:`~cnnzoo.errors.ModelError`.
+
+A *model spec* names a model with its keyword arguments and, optionally, its input side, as the command
+line takes it: ``NAME[:KWARG[=VALUE][,KWARG...]][@SIDE]`` (:func:`parse_model_spec`): ``resnet18:small_input``
+is ``create_model("resnet18", small_input=True)``, ``googlenet@32`` GoogLeNet at 32x32.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from dataclasses import dataclass
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
-from cnnzoo.errors import InputTooSmallError, ModelError, UnknownModelError
+from cnnzoo.errors import ConfigError, InputTooSmallError, ModelError, UnknownModelError
 
-__all__ = ["ModelInfo", "create_model", "get_model_info", "list_models", "register_model"]
+__all__ = [
+    "ModelInfo",
+    "ModelSpec",
+    "create_model",
+    "get_model_info",
+    "list_models",
+    "meta_model",
+    "parse_model_spec",
+    "register_model",
+]
 
 
 @dataclass(frozen=True)
@@ -142,3 +158,78 @@ def _check_input_size(module: nn.Module, args: tuple) -> None:
             f"a fixed-size feature map), got {h}x{w}: resize to {module.default_input_size} "
             f"(--resize {module.default_input_size})"
         )
+
+
+# ------------------------------------------------------------------------------------------------
+# model specs: NAME[:KWARG[=VALUE],...][@SIDE]
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry name, the keyword arguments for :func:`create_model`, and an optional input side."""
+
+    name: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    input_size: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The spec without its side: ``resnet18:small_input``, ``densenet:growth=16``."""
+        if not self.kwargs:
+            return self.name
+        parts = [k if v is True else f"{k}={json.dumps(v)}" for k, v in sorted(self.kwargs.items())]
+        return f"{self.name}:{','.join(parts)}"
+
+
+def _parse_value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    """Parse ``NAME[:KWARG[=VALUE],...][@SIDE]``; the name must be registered (the kwargs are checked by
+    :func:`meta_model`). A KWARG alone means True; true/false and numbers are converted."""
+    spec, side = text.strip(), None
+    if "@" in spec:
+        spec, _, side_text = spec.rpartition("@")
+        if not side_text.isdigit() or int(side_text) < 1:
+            raise ConfigError(f"model {text!r}: the side after @ must be a positive whole number, as in googlenet@32")
+        side = int(side_text)
+    name, _, rest = spec.partition(":")
+    get_model_info(name)  # an unknown name fails here, with close matches
+    kwargs: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not key.isidentifier():
+            raise ConfigError(f"model {text!r}: {key!r} is not a keyword argument name (write NAME:KEY[=VALUE],...)")
+        kwargs[key] = _parse_value(value) if eq else True
+    return ModelSpec(name, kwargs, side)
+
+
+def meta_model(name: str, kwargs: Mapping[str, Any] | None = None, *, num_classes: int = 10, in_channels: int = 1):
+    """``create_model(name, **kwargs)`` on PyTorch's meta device: instant and allocation-free, for what the
+    network *is* under these kwargs (input size limits, parameters, MACs). A keyword the builder does not
+    take is a :class:`ConfigError` naming the ones it does."""
+    info = get_model_info(name)
+    kwargs = dict(kwargs or {})
+    params = inspect.signature(info.builder).parameters.values()
+    allowed = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+    unknown = [k for k in kwargs if k not in allowed or k in ("num_classes", "in_channels")]
+    label = ModelSpec(name, kwargs).label
+    if unknown:
+        usable = [k for k in allowed if k not in ("num_classes", "in_channels", "norm_layer")]
+        takes = f"it takes {', '.join(usable)}" if usable else "it takes none"
+        raise ConfigError(f"model {label}: {name} has no keyword argument {unknown[0]!r} ({takes})")
+    try:
+        with torch.device("meta"):
+            return create_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model {label}: {exc}") from None
