@@ -72,6 +72,7 @@ __all__ = [
     "default_bench_batch_size",
     "format_bench_table",
     "format_pipeline",
+    "free_device_memory",
     "is_out_of_memory",
     "pipeline_markdown",
     "rows_to_csv",
@@ -216,7 +217,7 @@ def bench_model(
         raise ValueError(f"mode must be one of {BENCH_MODES}, got {mode!r}")
     device = setup.device
     memory = _PeakMemory(device)
-    _free(device)
+    free_device_memory(device)
     memory.reset()  # the peak covers weights, gradients, optimizer state and activations
     torch.manual_seed(0)
     model = create_model(name).to(device)
@@ -279,7 +280,7 @@ def bench_model(
     )
 
 
-def _free(device: torch.device) -> None:
+def free_device_memory(device: torch.device) -> None:
     """Release what the last model held, so the next one's peak is its own: CUDA's cache, and on Linux
     glibc's free lists (``malloc_trim``), which otherwise keep the process's RSS at its highest."""
     gc.collect()
@@ -339,7 +340,7 @@ def bench(
                 except Exception as exc:
                     if not is_out_of_memory(exc):
                         raise
-                    _free(setup.device)
+                    free_device_memory(setup.device)
                     if batch <= floor:
                         notes.append(f"out of memory even at batch {batch}")
                         row = _failed_row(name, mode, size, setup, compile)
@@ -347,7 +348,7 @@ def bench(
                     smaller = max(floor, batch // 2)
                     notes.append(f"batch {batch} out of memory, retried at {smaller}")
                     batch = smaller
-            _free(setup.device)
+            free_device_memory(setup.device)
             row.note = "; ".join(notes)
             rows.append(row)
             if on_row is not None:

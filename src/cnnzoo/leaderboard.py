@@ -34,7 +34,6 @@ provenance (command, date, machine, torch version, device).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import itertools
 import json
 import math
@@ -51,6 +50,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnzoo.bench import free_device_memory
 from cnnzoo.config import TrainConfig, resolve_config, validate_config
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.devices import DeviceSetup, setup_device
@@ -318,7 +318,7 @@ def estimate_epoch_seconds(
     result = evaluate_batches(model, first[-1:], setup=setup, num_classes=data.num_classes)
     eval_seconds = result.seconds / max(1, result.count) * test.num_samples
     del model, optimizer, scheduler
-    _free(setup.device)
+    free_device_memory(setup.device)
     return train_seconds + eval_seconds
 
 
@@ -359,13 +359,6 @@ def _budget_epochs(epoch_seconds: float, budget_seconds: float, max_epochs: int)
     if epoch_seconds <= 0 or not math.isfinite(epoch_seconds):
         return max_epochs
     return max(1, min(max_epochs, math.floor(budget_seconds / epoch_seconds)))
-
-
-def _free(device: torch.device) -> None:
-    """Hand the last model's memory back before the next one is built (on the CPU, dropping it suffices)."""
-    if device.type == "cuda":
-        gc.collect()
-        torch.cuda.empty_cache()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -537,7 +530,7 @@ def run_leaderboard(
                 f"{run['train_seconds']:.1f} s training, {run['images_per_sec']:,.0f} images/s"
             )
             del model
-            _free(setup.device)
+            free_device_memory(setup.device)
         row = _row(plan, data, setup, runs, budget_seconds, origin)
         rows.append(row)
         if on_row is not None:
