@@ -11,6 +11,7 @@ import re
 import pytest
 import torch
 
+import cnnzoo
 from cnnzoo import bench
 from cnnzoo.cli import main
 from cnnzoo.devices import setup_device
@@ -242,3 +243,46 @@ def test_bench_chart_renders_rows(tmp_path):
     from cnnzoo.plots import save_figure
 
     assert save_figure(bench.bench_chart(rows), tmp_path / "c.png").read_bytes()[:8] == PNG
+
+
+def test_resuming_a_run_that_reached_its_target_trains_no_further(fake_train_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    # lr 0.05 climbs over a few epochs on the blocks data (about 0.10, 0.31, 0.87, 1.0).
+    argv = ["train", "lenet_bn", "--epochs", "8", "--batch-size", "64", "--lr", "0.05", "--augment", "none"]
+    assert main([*argv, "--target-acc", "0.5", "--quiet", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) < 8 and 0.5 <= rows[-1]["test_acc"] < 0.99
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"reached --target-acc 0.5 at epoch {len(rows)}" in err and "pass a higher --target-acc" in err
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == len(rows)  # nothing trained
+    # A higher target trains on from where the run stopped, and stops again when it reaches it.
+    assert main(["train", "--resume", str(out), "--quiet", "--target-acc", "0.99"]) == 0
+    after = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) < len(after) <= 8 and [r["epoch"] for r in after] == list(range(1, len(after) + 1))
+    assert after[-1]["test_acc"] >= 0.99 and all(r["test_acc"] < 0.99 for r in after[:-1])
+    assert f"(target 0.99) at epoch {len(after)}" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["time_to_target"]["epoch"] == len(after)
+
+
+def test_fit_resumed_after_reaching_the_target_returns_at_once(fake_train_data):
+    from cnnzoo.engine import TrainState, build_optimizer, build_scheduler, fit
+
+    data = fake_train_data
+    config = cnnzoo.resolve_config(
+        "lenet_bn",
+        "fast",
+        {"epochs": 6, "batch_size": 64, "lr": 0.2, "augment": "none", "target_acc": 0.5, "device": "cpu"},
+    )
+    model = cnnzoo.create_model("lenet_bn")
+    history = fit(model, data, config, progress=False)
+    assert len(history) < 6 and history[-1]["test_acc"] >= 0.5
+    setup = setup_device("cpu")
+    optimizer = build_optimizer(model, config)
+    state = TrainState(model, optimizer, build_scheduler(optimizer, config, 1), config, setup)
+    state.epoch, state.history = len(history), history
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    again = fit(model, data, config, resume=state.resume_dict(), progress=False)
+    assert again == history
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())

@@ -39,6 +39,25 @@ def test_every_recipe_entry_names_a_registered_model():
         assert set(per_model) <= registered, recipe
 
 
+def test_the_fast_recipe_tunes_every_network_without_batchnorm():
+    # The common values (momentum, PyTorch's init) left GoogLeNet, NiN and VGG at chance; a network
+    # without BatchNorm must get a measured set-up of its own: AdamW (with Xavier, except the LeNet).
+    import torch
+    from torch import nn
+
+    from cnnzoo import layers
+    from cnnzoo.registry import create_model
+
+    kinds = (nn.modules.batchnorm._BatchNorm, layers.batchnorm._BatchNorm)
+    with torch.device("meta"):  # structure only: no memory for VGG-11's 129M parameters
+        no_bn = {n for n in list_models() if not any(isinstance(m, kinds) for m in create_model(n).modules())}
+    assert no_bn == {"lenet", "alexnet", "vgg11", "vgg11_small", "nin", "googlenet"}
+    for name in no_bn:
+        values = recipe_values("fast", name)
+        assert values["optimizer"] == "adamw", name
+        assert values["init"] == ("default" if name == "lenet" else "xavier"), name
+
+
 def test_fast_is_the_default_recipe_and_resize_defaults_to_the_model_input_size():
     c = resolve_config("resnet18")
     assert c.recipe == "fast"

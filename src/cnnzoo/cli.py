@@ -270,7 +270,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from cnnzoo.config import DEFAULT_MODEL, config_from_dict, resolve_config, validate_config
     from cnnzoo.devices import enable_determinism, setup_device
     from cnnzoo.distributed import from_env
-    from cnnzoo.engine import evaluate, final_summary, fit, format_time_to_target
+    from cnnzoo.engine import evaluate, final_summary, fit, format_time_to_target, time_to_target
     from cnnzoo.errors import ConfigError, FileWriteError, TrainingDivergedError
     from cnnzoo.inspection import summary
     from cnnzoo.registry import create_model, meta_model, parse_model_spec
@@ -299,10 +299,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = validate_config(dataclasses.replace(saved, **overrides))
         done = ckpt["train"]["epoch"]
         # A run killed after its last epoch but before its report resumes to write the report.
-        if done >= config.epochs and (run_dir / "report.md").exists():
+        finished = (run_dir / "report.md").exists()
+        if done >= config.epochs and finished:
             raise ConfigError(
                 f"{run_dir} already finished {done} of {config.epochs} epochs: "
                 f"pass --epochs {done + 5} to train further"
+            )
+        hit = time_to_target(ckpt["train"]["history"], config.target_acc) if config.target_acc else None
+        if hit is not None and finished:
+            raise ConfigError(
+                f"{run_dir} reached --target-acc {config.target_acc:g} at epoch {hit['epoch']} "
+                f"(test acc {hit['test_acc']:.4f}) and stopped there: pass a higher --target-acc to train further"
             )
         model = model_from_checkpoint(ckpt)
         resume = ckpt["train"]
@@ -548,8 +555,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         dataset = ckpt["config"].get("dataset", "fashion-mnist")
         invert = "auto" if dataset_name(dataset) in MNIST_LIKE else "no"
     images = [
-        load_image(path, size=pre["input_size"], in_channels=pre["in_channels"], invert=invert)
-        for path in args.images
+        load_image(path, size=pre["input_size"], in_channels=pre["in_channels"], invert=invert) for path in args.images
     ]
     model = model_from_checkpoint(ckpt).to(resolve_device(args.device))
     values, indices = predict_tensors(

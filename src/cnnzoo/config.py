@@ -151,6 +151,8 @@ _FAST_COMMON: dict[str, Any] = {
     "normalize": True,
 }
 
+_NO_BATCHNORM: dict[str, Any] = {"optimizer": "adamw", "lr": 0.001, "weight_decay": 0.05, "init": "xavier"}
+
 _FAST_MODELS: dict[str, dict[str, Any]] = {
     # Measured on the 2-core reference CPU (README): 12 epochs reach 0.913 test accuracy in about a minute.
     # The sigmoid network wants a large step (the seeds use 1.0); BatchNorm keeps 0.5 stable with
@@ -165,6 +167,15 @@ _FAST_MODELS: dict[str, dict[str, Any]] = {
     # common values 0.10; Xavier + momentum lr 0.05 0.20, lr 0.1 0.10; AdamW lr 0.001 0.58; Xavier + AdamW
     # lr 0.002 0.73, lr 0.004 0.38. The seeds also use Xavier, and need many epochs to leave the plateau.
     "googlenet": {"optimizer": "adamw", "lr": 0.002, "weight_decay": 0.05, "init": "xavier"},
+    # The other networks without BatchNorm. 2-epoch probes on the first 8,192 training images (VGG: 4,096) and
+    # 2,000 test images, seed 0 (benchmarks/cpu-2core-xeon.md), test accuracy after epoch 2 -- common values:
+    # NiN@96 0.107, VGG-small@224 0.102 (both at chance), AlexNet@193 0.666; Xavier + AdamW lr 0.001: NiN 0.521,
+    # VGG-small 0.683, AlexNet 0.782. NiN at lr 0.002: 0.199; momentum lr 0.01: 0.100. vgg11 (8 GMACs per image,
+    # 4 img/s on the CPU) was not probed: it is vgg11_small with 4x wider convolutions and gets the same set-up.
+    "alexnet": _NO_BATCHNORM,
+    "nin": _NO_BATCHNORM,
+    "vgg11_small": _NO_BATCHNORM,
+    "vgg11": _NO_BATCHNORM,
 }
 
 RECIPES: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {

@@ -641,7 +641,10 @@ def fit(
     for cb in callbacks:
         cb.on_train_start(state)
 
+    target = config.target_acc
     while state.epoch < config.epochs and not state.stopped:
+        if target is not None and time_to_target(state.history, target) is not None:
+            break  # resumed after the run reached its target: nothing left to train
         epoch = state.epoch
         train_batches.set_epoch(epoch)
         bar = _progress_bar(epoch, config.epochs, len(train_batches), show, notebook)
@@ -691,7 +694,7 @@ def fit(
             _print(format_epoch(row, config.epochs))
         for cb in callbacks:
             cb.on_epoch_end(state)
-        if config.target_acc is not None and _agree(result.accuracy >= config.target_acc, all_reduce, setup):
+        if target is not None and _agree(result.accuracy >= target, all_reduce, setup):
             break  # time to accuracy: the first epoch at the target ends the run (time_to_target reports it)
         more = state.epoch < config.epochs
         if more and (stopped or (should_stop is not None and should_stop())):

@@ -38,7 +38,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -66,6 +65,7 @@ from cnnzoo.engine import (
 )
 from cnnzoo.errors import ConfigError
 from cnnzoo.registry import ModelSpec, create_model, get_model_info, meta_model, parse_model_spec
+from cnnzoo.run import environment_info
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -76,7 +76,6 @@ __all__ = [
     "Plan",
     "PublicFigure",
     "SeedFigure",
-    "cpu_model",
     "estimate_epoch_seconds",
     "leaderboard_figure",
     "load_rows",
@@ -364,34 +363,14 @@ def _budget_epochs(epoch_seconds: float, budget_seconds: float, max_epochs: int)
 # ------------------------------------------------------------------------------------------------
 # running
 # ------------------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what :mod:`platform` knows) and core count."""
-    name = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    name = name or platform.processor() or platform.machine() or "unknown CPU"
-    return f"{name}, {os.cpu_count()} logical CPUs"
-
-
 def provenance(setup: DeviceSetup, command: str | None) -> dict[str, Any]:
     """Where and how a row was measured: it travels with the row into the merged JSON."""
-    from cnnzoo import __version__
-
+    env = environment_info(setup.describe())
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command or "(library call: cnnzoo.leaderboard.run_leaderboard)",
-        "machine": cpu_model(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cnnzoo": __version__,
-        "device": setup.describe(),
+        "machine": env["cpu"],
+        **{k: env[k] for k in ("platform", "python", "torch", "cnnzoo", "device")},
     }
 
 

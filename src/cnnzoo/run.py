@@ -39,7 +39,7 @@ from cnnzoo.engine import HISTORY_KEYS, Callback, EvalResult, TrainState
 from cnnzoo.errors import CheckpointError, ConfigError
 from cnnzoo.metrics import read_metrics, write_metrics, write_per_class
 
-__all__ = ["RunDirectory", "environment_info", "new_run_dir", "resolve_run_dir"]
+__all__ = ["RunDirectory", "cpu_model", "environment_info", "new_run_dir", "resolve_run_dir"]
 
 
 def new_run_dir(model: str, out: str | os.PathLike[str] | None = None, root: str = "runs") -> Path:
@@ -96,8 +96,23 @@ def resolve_run_dir(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return p.parent, p
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what :mod:`platform` knows) and core count."""
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    return f"{name}, {os.cpu_count()} logical CPUs"
+
+
 def environment_info(setup_description: str) -> dict[str, Any]:
-    """Versions and machine, for config.json and the report."""
+    """Versions and machine, for config.json, the report and the leaderboard's rows."""
     import numpy
 
     from cnnzoo import __version__
@@ -109,7 +124,7 @@ def environment_info(setup_description: str) -> dict[str, Any]:
         "numpy": numpy.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
     }
 
