@@ -188,7 +188,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         type=float,
         metavar="ACC",
         help="time to accuracy: stop after the first epoch whose test accuracy reaches ACC (e.g. 0.91) and report "
-        "the training + evaluation time it took",
+        "the training + evaluation time it took; with --resume, a higher ACC trains a run that reached its target on",
     )
     g.add_argument(
         "--sync-bn",
