@@ -135,7 +135,8 @@ _D2L_MODELS: dict[str, dict[str, Any]] = {
 # The fast recipe's common values: Nesterov momentum with a one-cycle schedule, light label smoothing
 # and weight decay, and flip + 2-pixel crop augmentation, with normalised inputs. Per-model entries
 # below hold the set-ups measured on Fashion-MNIST (the README's table gives accuracy and time); a model
-# without an entry gets the common values, a sound starting point that has not been tuned for it.
+# without an entry gets the common values, a sound starting point for the BatchNorm networks (every network
+# without BatchNorm has an entry: the common values left most of them at chance).
 _FAST_COMMON: dict[str, Any] = {
     "epochs": 10,
     "optimizer": "momentum",
