@@ -15,7 +15,8 @@ import cnnzoo
 from cnnzoo import bench
 from cnnzoo.cli import main
 from cnnzoo.devices import setup_device
-from cnnzoo.engine import format_time_to_target, time_to_target
+from cnnzoo.engine import time_to_target
+from cnnzoo.progress import format_time_to_target
 from cnnzoo.registry import get_model_info, list_models
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -276,13 +277,13 @@ def test_fit_resumed_after_reaching_the_target_returns_at_once(fake_train_data):
         {"epochs": 6, "batch_size": 64, "lr": 0.2, "augment": "none", "target_acc": 0.5, "device": "cpu"},
     )
     model = cnnzoo.create_model("lenet_bn")
-    history = fit(model, data, config, progress=False)
+    history = fit(model, data, config)
     assert len(history) < 6 and history[-1]["test_acc"] >= 0.5
     setup = setup_device("cpu")
     optimizer = build_optimizer(model, config)
     state = TrainState(model, optimizer, build_scheduler(optimizer, config, 1), config, setup)
     state.epoch, state.history = len(history), history
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    again = fit(model, data, config, resume=state.resume_dict(), progress=False)
+    again = fit(model, data, config, resume=state.resume_dict())
     assert again == history
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())

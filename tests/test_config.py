@@ -71,8 +71,8 @@ def test_explicit_overrides_beat_the_recipe_and_none_means_not_given():
     assert c.init == "xavier"  # untouched recipe value
 
 
-def test_d2l_for_a_model_without_a_seed_setup_needs_lr_and_batch_size():
-    with pytest.raises(ConfigError, match="no seed set-up for 'resnet34'"):
+def test_d2l_for_a_model_the_book_does_not_train_needs_lr_and_batch_size():
+    with pytest.raises(ConfigError, match="the book does not train 'resnet34', so the d2l recipe has no set-up"):
         resolve_config("resnet34", "d2l")
     c = resolve_config("resnet34", "d2l", {"lr": 0.05, "batch_size": 64})
     assert (c.optimizer, c.init, c.lr, c.batch_size) == ("sgd", "xavier", 0.05, 64)

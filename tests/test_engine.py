@@ -31,6 +31,7 @@ from cnnzoo.engine import (
     train_one_epoch,
 )
 from cnnzoo.errors import TrainingDivergedError
+from cnnzoo.progress import default_callbacks
 from cnnzoo.run import RunDirectory
 
 pytestmark = pytest.mark.usefixtures("test_models")
@@ -81,7 +82,7 @@ class Capture(Callback):
 
 
 def test_fit_learns_the_blocks_and_reports_every_metric(blocks):
-    history = fit(new_model(), blocks, tiny_config(), progress=False)
+    history = fit(new_model(), blocks, tiny_config())
     assert [row["epoch"] for row in history] == [1, 2, 3]
     for row in history:
         assert set(row) == set(HISTORY_KEYS)
@@ -94,7 +95,7 @@ def test_fit_learns_the_blocks_and_reports_every_metric(blocks):
 
 
 def test_fit_prints_one_line_per_epoch(blocks, capsys):
-    fit(new_model(), blocks, tiny_config(epochs=2), progress=True)
+    fit(new_model(), blocks, tiny_config(epochs=2), callbacks=default_callbacks())
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
     assert len(lines) == 2
     assert lines[0].startswith("epoch 1/2  loss ") and "test acc" in lines[0] and "img/s" in lines[0]
@@ -161,7 +162,7 @@ def test_optimizers_and_weight_decay_groups():
 def test_xavier_init_is_applied_on_a_fresh_run_only(blocks):
     model = new_model()
     before = model[0].weight.detach().clone()
-    fit(model, blocks, tiny_config(epochs=1, init="xavier", lr=1e-9, optimizer="sgd"), progress=False)
+    fit(model, blocks, tiny_config(epochs=1, init="xavier", lr=1e-9, optimizer="sgd"))
     bound = math.sqrt(6 / (1 * 25 + 8 * 25))  # xavier_uniform_ bound of the 5x5 conv, 1 -> 8 channels
     after = model[0].weight.detach()
     assert not torch.equal(before, after)
@@ -173,10 +174,10 @@ def test_xavier_init_is_applied_on_a_fresh_run_only(blocks):
 def test_resume_is_bit_identical_to_an_uninterrupted_run(blocks, tmp_path, stop_epochs, stop_steps):
     config = tiny_config()
     reference_model = new_model()
-    reference = fit(reference_model, blocks, config, progress=False)
+    reference = fit(reference_model, blocks, config)
 
     stop, capture = StopAfter(stop_epochs, stop_steps), Capture()
-    first = fit(new_model(), blocks, config, progress=False, callbacks=[stop, capture], should_stop=stop)
+    first = fit(new_model(), blocks, config, callbacks=[stop, capture], should_stop=stop)
     assert len(first) == stop_epochs
     torch.manual_seed(1234)  # a resumed process starts from unrelated RNG states
     np.random.seed(99)
@@ -186,7 +187,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(blocks, tmp_path, stop_
     assert (ckpt["train"]["partial"] is not None) == (stop_steps > 0)
     model = new_model(seed=77)
     model.load_state_dict(ckpt["model_state"])
-    resumed = fit(model, blocks, config, progress=False, resume=ckpt["train"])
+    resumed = fit(model, blocks, config, resume=ckpt["train"])
 
     assert metrics_only(resumed) == metrics_only(reference)
     for (name, a), b in zip(reference_model.state_dict().items(), model.state_dict().values()):
@@ -201,7 +202,7 @@ def test_divergence_raises_and_keeps_the_last_good_checkpoint(blocks, tmp_path):
     config = tiny_config(optimizer="sgd", schedule="none", augment="none")
     recorder = RunDirectory(tmp_path, data=blocks, config=config, environment={}, input_size=28)
     with pytest.raises(TrainingDivergedError) as info:
-        fit(new_model(), blocks, config, progress=False, callbacks=[recorder, Explode()])
+        fit(new_model(), blocks, config, callbacks=[recorder, Explode()])
     message = str(info.value)
     assert "lower learning rate" in message and "--lr" in message and "\n" not in message
     ckpt = load_checkpoint(tmp_path / "last.pt")
@@ -212,7 +213,7 @@ def test_divergence_raises_and_keeps_the_last_good_checkpoint(blocks, tmp_path):
 
 def test_evaluate_gives_accuracy_loss_and_confusion_and_restores_train_mode(blocks):
     model = new_model()
-    fit(model, blocks, tiny_config(epochs=2), progress=False)
+    fit(model, blocks, tiny_config(epochs=2))
     model.train()
     result = evaluate(model, blocks, tiny_config())
     assert model.training

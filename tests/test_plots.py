@@ -11,7 +11,8 @@ import torch
 from cnnzoo import create_model
 from cnnzoo.config import resolve_config
 from cnnzoo.engine import fit
-from cnnzoo.plots import LivePlot, confusion_figure, curves_figure, figure_png, overlay_figure, save_figure
+from cnnzoo.plots import confusion_figure, curves_figure, figure_png, overlay_figure, save_figure
+from cnnzoo.progress import LivePlot, default_callbacks
 
 pytestmark = pytest.mark.usefixtures("test_models")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -105,16 +106,16 @@ def test_fit_draws_the_curves_live_in_a_notebook(fake_notebook, blocks):
     shown, handle = fake_notebook
     torch.manual_seed(0)
     config = resolve_config("tiny_test_net", "fast", {"epochs": 2, "batch_size": 128, "device": "cpu"})
-    fit(create_model("tiny_test_net"), blocks, config, progress=True)
+    fit(create_model("tiny_test_net"), blocks, config, callbacks=default_callbacks())
     assert len(shown) == 1 and shown[0].data[:8] == PNG and shown[0].format == "png"
     assert len(handle.updates) == 1  # redrawn in the same output after epoch 2
 
 
 def test_no_live_plot_outside_a_notebook(blocks, monkeypatch):
-    import cnnzoo.plots
+    import cnnzoo.progress
 
     drawn = []
-    monkeypatch.setattr(cnnzoo.plots.LivePlot, "on_epoch_end", lambda self, state: drawn.append(state))
+    monkeypatch.setattr(cnnzoo.progress.LivePlot, "on_epoch_end", lambda self, state: drawn.append(state))
     config = resolve_config("tiny_test_net", "fast", {"epochs": 1, "batch_size": 128, "device": "cpu"})
-    fit(create_model("tiny_test_net"), blocks, config, progress=True)
+    fit(create_model("tiny_test_net"), blocks, config, callbacks=default_callbacks())
     assert drawn == []

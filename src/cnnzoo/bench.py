@@ -37,7 +37,6 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
-import gc
 import hashlib
 import io
 import json
@@ -55,7 +54,7 @@ import torch
 from torch import nn
 
 from cnnzoo.data.dataset import ImageDataset
-from cnnzoo.devices import DeviceSetup
+from cnnzoo.devices import DeviceSetup, free_device_memory
 from cnnzoo.errors import ConfigError
 from cnnzoo.registry import create_model, get_model_info
 
@@ -72,7 +71,6 @@ __all__ = [
     "default_bench_batch_size",
     "format_bench_table",
     "format_pipeline",
-    "free_device_memory",
     "is_out_of_memory",
     "pipeline_markdown",
     "rows_to_csv",
@@ -278,21 +276,6 @@ def bench_model(
         peak_memory_mb=peak,
         memory_kind=memory.kind,
     )
-
-
-def free_device_memory(device: torch.device) -> None:
-    """Release what the last model held, so the next one's peak is its own: CUDA's cache, and on Linux
-    glibc's free lists (``malloc_trim``), which otherwise keep the process's RSS at its highest."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    elif device.type == "cpu":
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
 
 
 def bench(
@@ -792,7 +775,7 @@ def compare_pipelines(
         part = _subset(data, n, m)
         setup.synchronize()
         start = time.perf_counter()
-        history = fit(cnnzoo_net, part, config, progress=False, setup=setup)
+        history = fit(cnnzoo_net, part, config, setup=setup)
         setup.synchronize()
         row = history[-1]
         return {"seconds": time.perf_counter() - start, "train_seconds": row["train_seconds"], **row}

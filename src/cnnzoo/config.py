@@ -7,16 +7,16 @@ once, here, and raises :class:`~cnnzoo.errors.ConfigError` with a one-line messa
 
 Recipes
 -------
-``d2l`` reproduces the seed notebooks' ``train_ch6`` set-up for each network exactly: 10 epochs, plain
+``d2l`` reproduces the book's ``train_ch6`` set-up for each network it trains, exactly: 10 epochs, plain
 SGD without weight decay, Xavier-uniform initialisation of conv/linear weights, cross-entropy, pixels
 scaled to [0, 1] without normalisation, no augmentation, and the per-model learning rate, batch size
-and input size the seeds use. Only the measurement differs: images/s counts data preparation too (the
-seeds' timer stopped around it), and the numbers are accumulated on the device.
+and input size the book uses. Only the measurement differs: images/s counts data preparation too (the
+book's timer stopped around it), and the numbers are accumulated on the device.
 
 ``fast`` (the default) is the project's best-known set-up per model, found by measurement; the README
 records the accuracy and wall time each reaches and the machine it was measured on.
 
-Seed 004 (ResNet-18 with Adam and StepLR, batch 256, 96x96, PyTorch's init) is
+A d2l reader's ResNet-18 variant (Adam and StepLR, batch 256, 96x96, PyTorch's init) is
 ``cnnzoo train resnet18 --recipe d2l --optimizer adam --lr 0.001 --schedule step --init default``: the
 step schedule's defaults (``step_size=2`` epochs, ``gamma=0.9``) are that notebook's. Unlike the
 notebook, which calls ``scheduler.step(epoch)`` and so decays one epoch late, the decay here happens
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnzoo.errors import ConfigError
-from cnnzoo.registry import get_model_info, meta_model
+from cnnzoo.registry import check_input_size, get_model_info
 
 __all__ = [
     "AUGMENTS",
@@ -43,6 +43,7 @@ __all__ = [
     "SCHEDULES",
     "TrainConfig",
     "config_from_dict",
+    "d2l_models",
     "recipe_values",
     "resolve_config",
     "validate_config",
@@ -70,23 +71,23 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 256
     lr: float = 0.1
-    optimizer: str = "sgd"  # sgd (plain, as the seeds) | momentum (Nesterov) | adam | adamw
+    optimizer: str = "sgd"  # sgd (plain, as d2l) | momentum (Nesterov) | adam | adamw
     momentum: float = 0.9  # only for optimizer="momentum"
     weight_decay: float = 0.0  # applied to conv/linear weights only, never to biases or norm layers
     schedule: str = "none"  # none | step | cosine | onecycle; all are stepped per batch
     warmup_epochs: float = 0.0  # linear warm-up in front of none/step/cosine (onecycle has its own)
-    step_size: int = 2  # step: decay every this many epochs (seed 004)
-    gamma: float = 0.9  # step: decay factor (seed 004)
+    step_size: int = 2  # step: decay every this many epochs (as the ResNet-18 StepLR variant)
+    gamma: float = 0.9  # step: decay factor (as the ResNet-18 StepLR variant)
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max global gradient norm; 0 turns clipping off
-    init: str = "default"  # default (PyTorch's) | xavier (the seeds' xavier_uniform_ on weights)
+    init: str = "default"  # default (PyTorch's) | xavier (d2l's xavier_uniform_ on weights)
     # data
     dataset: str = "fashion-mnist"  # fashion-mnist | mnist | kmnist | cifar10 | folder:PATH (cnnzoo.data.datasets)
     val_fraction: float = 0.1  # folder:PATH without a test/ folder: the held-out share of each class
     resize: int | None = None  # square input side; None -> the model's own input size
     augment: str = "none"  # none | flip | crop | flip+crop, done on the device per batch
     crop_padding: int = 2  # zero padding of the random crop
-    normalize: bool = True  # subtract the training set's mean, divide by its std (the seeds do not)
+    normalize: bool = True  # subtract the training set's mean, divide by its std (d2l does not)
     eval_batch_size: int = 1024
     # machine
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
@@ -117,10 +118,12 @@ _D2L_COMMON: dict[str, Any] = {
     "grad_clip": 0.0,
     "init": "xavier",
     "augment": "none",
-    "normalize": False,  # the seeds use ToTensor() only
+    "normalize": False,  # d2l uses ToTensor() only
 }
 
-# (lr, batch size, input size) of each seed network, from seed 001's train_ch6 calls.
+# (lr, batch size, input size) of each network the book trains, from its train_ch6 calls. The book's
+# batch-norm section trains its hand-written BatchNorm LeNet (lenet_bn_scratch) with lr 1.0 and batch 256,
+# then the same network on nn.BatchNorm (lenet_bn) with the same values; its printed 0.830 is the first run.
 _D2L_MODELS: dict[str, dict[str, Any]] = {
     "lenet": {"lr": 0.9, "batch_size": 256, "resize": 28},
     "alexnet": {"lr": 0.01, "batch_size": 128, "resize": 224},
@@ -128,6 +131,7 @@ _D2L_MODELS: dict[str, dict[str, Any]] = {
     "nin": {"lr": 0.1, "batch_size": 128, "resize": 224},
     "googlenet": {"lr": 0.1, "batch_size": 128, "resize": 96},
     "lenet_bn": {"lr": 1.0, "batch_size": 256, "resize": 28},
+    "lenet_bn_scratch": {"lr": 1.0, "batch_size": 256, "resize": 28},
     "resnet18": {"lr": 0.05, "batch_size": 256, "resize": 96},
     "densenet": {"lr": 0.1, "batch_size": 256, "resize": 96},
 }
@@ -156,7 +160,7 @@ _NO_BATCHNORM: dict[str, Any] = {"optimizer": "adamw", "lr": 0.001, "weight_deca
 
 _FAST_MODELS: dict[str, dict[str, Any]] = {
     # Measured on the 2-core reference CPU (README): 12 epochs reach 0.913 test accuracy in about a minute.
-    # The sigmoid network wants a large step (the seeds use 1.0); BatchNorm keeps 0.5 stable with
+    # The sigmoid network wants a large step (d2l uses 1.0); BatchNorm keeps 0.5 stable with
     # momentum. Augmentation does not pay for itself in 12 epochs of a 45k-parameter network (flip:
     # +/-0 accuracy; random crop halves CPU throughput), so it is off.
     "lenet_bn": {"epochs": 12, "lr": 0.5, "augment": "none"},
@@ -166,7 +170,7 @@ _FAST_MODELS: dict[str, dict[str, Any]] = {
     # GoogLeNet has no BatchNorm: with the common values (PyTorch's init, momentum) it stayed at chance (0.100)
     # for 3 full epochs at 32x32 (benchmarks/leaderboard.md). On 12k images x 2 epochs at 32x32, test accuracy:
     # common values 0.10; Xavier + momentum lr 0.05 0.20, lr 0.1 0.10; AdamW lr 0.001 0.58; Xavier + AdamW
-    # lr 0.002 0.73, lr 0.004 0.38. The seeds also use Xavier, and need many epochs to leave the plateau.
+    # lr 0.002 0.73, lr 0.004 0.38. d2l also uses Xavier, and needs many epochs to leave the plateau.
     "googlenet": {"optimizer": "adamw", "lr": 0.002, "weight_decay": 0.05, "init": "xavier"},
     # The other networks without BatchNorm. 2-epoch probes on the first 8,192 training images (VGG: 4,096) and
     # 2,000 test images, seed 0 (benchmarks/cpu-2core-xeon.md), test accuracy after epoch 2 -- common values:
@@ -192,8 +196,8 @@ def recipe_values(recipe: str, model: str) -> dict[str, Any]:
     common, per_model = RECIPES[recipe]
     if recipe == "d2l" and model not in per_model:
         raise ConfigError(
-            f"the d2l recipe has no seed set-up for {model!r} (it has {', '.join(sorted(per_model))}): "
-            "use --recipe fast or give --lr and --batch-size"
+            f"the book does not train {model!r}, so the d2l recipe has no set-up for it (it has "
+            f"{', '.join(sorted(per_model))}): use --recipe fast or give --lr and --batch-size"
         )
     return {**common, **per_model.get(model, {})}
 
@@ -204,7 +208,7 @@ def resolve_config(model_name: str, recipe: str = "fast", overrides: Mapping[str
     ``overrides`` holds only the settings the user chose explicitly (``None`` values are ignored, so a
     CLI can pass its whole namespace of optional flags). Unknown keys are a bug and raise ``TypeError``.
     """
-    info = get_model_info(model_name)  # UnknownModelError names close matches
+    get_model_info(model_name)  # UnknownModelError names close matches
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
@@ -222,20 +226,7 @@ def resolve_config(model_name: str, recipe: str = "fast", overrides: Mapping[str
     _check_conflicts(overrides, values)
     values["model"] = model_name
     values["recipe"] = recipe
-    # The input sizes a network takes can depend on its kwargs (small_input=True): ask the network itself.
-    sizes = meta_model(model_name, values["model_kwargs"]) if values.get("model_kwargs") else info
-    default, low, high = sizes.default_input_size, sizes.min_input_size, sizes.max_input_size
-    if values.get("resize") is None:
-        values["resize"] = default
-    if values["resize"] < low:
-        raise ConfigError(
-            f"--resize {values['resize']} is below {model_name}'s minimum input size {low}: use --resize {default}"
-        )
-    if high is not None and values["resize"] > high:
-        raise ConfigError(
-            f"--resize {values['resize']} is above {model_name}'s maximum input size {high} "
-            f"(its classifier takes a fixed-size feature map): use --resize {default}"
-        )
+    values["resize"] = check_input_size(model_name, values.get("resize"), values.get("model_kwargs"))
     return validate_config(TrainConfig(**values))
 
 
@@ -252,60 +243,71 @@ def _check_conflicts(overrides: Mapping[str, Any], values: Mapping[str, Any]) ->
         raise ConfigError("--crop-padding needs --augment crop or flip+crop")
 
 
+_POSITIVE_INTS = ("epochs", "batch_size", "eval_batch_size", "step_size")
+_CHOICES = {
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
+    "precision": PRECISIONS,
+    "augment": AUGMENTS,
+    "init": INITS,
+    "channels_last": CHANNELS_LAST,
+}
+# (field, test of a valid value, why an invalid one is wrong), checked in this order
+_RANGES: tuple[tuple[str, Any, str], ...] = (
+    ("lr", lambda v: 0 < v < float("inf"), "the learning rate must be a positive finite number"),
+    ("weight_decay", lambda v: v >= 0, "must be >= 0"),
+    ("label_smoothing", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("grad_clip", lambda v: v >= 0, "must be >= 0 (0 turns clipping off)"),
+    ("target_acc", lambda v: v is None or 0 < v <= 1, "a test accuracy is a fraction in (0, 1], e.g. 0.91"),
+    ("momentum", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("gamma", lambda v: 0 < v <= 1, "the step decay factor must be in (0, 1]"),
+    ("resize", lambda v: v is None or v >= 1, "must be a positive number of pixels"),
+    ("val_fraction", lambda v: 0 < v < 1, "the held-out share must be between 0 and 1, e.g. 0.1"),
+)
+
+
+def _bad(flag: str, value: Any, why: str) -> ConfigError:
+    return ConfigError(f"--{flag.replace('_', '-')} {value}: {why}")
+
+
 def validate_config(config: TrainConfig) -> TrainConfig:
     """Raise :class:`ConfigError` for the first invalid setting; return ``config`` unchanged otherwise."""
-
-    def bad(flag: str, value: Any, why: str) -> ConfigError:
-        return ConfigError(f"--{flag.replace('_', '-')} {value}: {why}")
-
     c = config
-    for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
+    for name in _POSITIVE_INTS:
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise bad(name, value, "must be a positive whole number")
-    if not c.lr > 0 or c.lr != c.lr or c.lr == float("inf"):
-        raise bad("lr", c.lr, "the learning rate must be a positive finite number")
-    choices = {
-        "optimizer": OPTIMIZERS,
-        "schedule": SCHEDULES,
-        "precision": PRECISIONS,
-        "augment": AUGMENTS,
-        "init": INITS,
-        "channels_last": CHANNELS_LAST,
-    }
-    for name, allowed in choices.items():
+            raise _bad(name, value, "must be a positive whole number")
+    if not _RANGES[0][1](c.lr):
+        raise _bad("lr", c.lr, _RANGES[0][2])
+    for name, allowed in _CHOICES.items():
         value = getattr(c, name)
         if value not in allowed:
-            raise bad(name, value, f"unknown {name.replace('_', ' ')}; choose one of {', '.join(allowed)}")
+            raise _bad(name, value, f"unknown {name.replace('_', ' ')}; choose one of {', '.join(allowed)}")
     if not _DEVICE_RE.match(str(c.device)):
-        raise bad("device", c.device, "unknown device; choose auto, cpu, cuda, cuda:N or mps")
-    if c.weight_decay < 0:
-        raise bad("weight_decay", c.weight_decay, "must be >= 0")
-    if not 0 <= c.label_smoothing < 1:
-        raise bad("label_smoothing", c.label_smoothing, "must be in [0, 1)")
-    if c.grad_clip < 0:
-        raise bad("grad_clip", c.grad_clip, "must be >= 0 (0 turns clipping off)")
-    if c.target_acc is not None and not 0 < c.target_acc <= 1:
-        raise bad("target_acc", c.target_acc, "a test accuracy is a fraction in (0, 1], e.g. 0.91")
-    if not 0 <= c.momentum < 1:
-        raise bad("momentum", c.momentum, "must be in [0, 1)")
-    if not 0 < c.gamma <= 1:
-        raise bad("gamma", c.gamma, "the step decay factor must be in (0, 1]")
-    if c.warmup_epochs < 0 or (c.warmup_epochs and c.warmup_epochs >= c.epochs):
-        raise bad("warmup", c.warmup_epochs, f"warm-up must be >= 0 and shorter than the {c.epochs} epochs")
-    if c.schedule == "onecycle" and c.warmup_epochs:
-        raise ConfigError("--schedule onecycle has its own warm-up: drop --warmup or pick another schedule")
-    if c.resize is not None and c.resize < 1:
-        raise bad("resize", c.resize, "must be a positive number of pixels")
-    if c.crop_padding < 0 or ("crop" in c.augment and c.crop_padding < 1):
-        raise bad("crop_padding", c.crop_padding, "crop augmentation needs a padding of at least 1 pixel")
-    if not 0 < c.val_fraction < 1:
-        raise bad("val_fraction", c.val_fraction, "the held-out share must be between 0 and 1, e.g. 0.1")
+        raise _bad("device", c.device, "unknown device; choose auto, cpu, cuda, cuda:N or mps")
+    for name, ok, why in _RANGES[1:]:
+        if not ok(getattr(c, name)):
+            raise _bad(name, getattr(c, name), why)
+    _check_schedule_and_augment(c)
     if not isinstance(c.dataset, str) or not c.dataset.strip():
-        raise bad("dataset", c.dataset, "name a dataset: fashion-mnist, mnist, kmnist, cifar10 or folder:PATH")
+        raise _bad("dataset", c.dataset, "name a dataset: fashion-mnist, mnist, kmnist, cifar10 or folder:PATH")
     if not isinstance(c.model_kwargs, dict):
         raise ConfigError(f"model_kwargs must be a dict, got {type(c.model_kwargs).__name__}")
     return c
+
+
+def _check_schedule_and_augment(c: TrainConfig) -> None:
+    if c.warmup_epochs < 0 or (c.warmup_epochs and c.warmup_epochs >= c.epochs):
+        raise _bad("warmup", c.warmup_epochs, f"warm-up must be >= 0 and shorter than the {c.epochs} epochs")
+    if c.schedule == "onecycle" and c.warmup_epochs:
+        raise ConfigError("--schedule onecycle has its own warm-up: drop --warmup or pick another schedule")
+    if c.crop_padding < 0 or ("crop" in c.augment and c.crop_padding < 1):
+        raise _bad("crop_padding", c.crop_padding, "crop augmentation needs a padding of at least 1 pixel")
+
+
+def d2l_models() -> list[str]:
+    """The networks the book trains, which the ``d2l`` recipe has a set-up for."""
+    return sorted(_D2L_MODELS)
 
 
 def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:

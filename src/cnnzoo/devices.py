@@ -14,13 +14,25 @@ reference machine (torch 2.14, oneDNN), so ``auto`` leaves the CPU in NCHW.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
+import os
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from cnnzoo.errors import ConfigError
 
-__all__ = ["DeviceSetup", "enable_determinism", "resolve_device", "resolve_precision", "setup_device"]
+__all__ = [
+    "DeviceSetup",
+    "enable_determinism",
+    "free_device_memory",
+    "resolve_device",
+    "resolve_precision",
+    "set_threads",
+    "setup_device",
+]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -83,8 +95,25 @@ class DeviceSetup:
 
     @property
     def label(self) -> str:
-        """The device as the seeds print it: ``cpu``, ``cuda:0``, ``mps``."""
+        """The device as d2l prints it: ``cpu``, ``cuda:0``, ``mps``."""
         return str(self.device)
+
+    @property
+    def name(self) -> str:
+        """The device with its model or thread count, for tables: ``cpu (2 threads)``, ``cuda:0 (NVIDIA H200)``."""
+        name = self.label
+        if self.device.type == "cuda":
+            name += f" ({torch.cuda.get_device_name(self.device)})"
+        elif self.device.type == "cpu":
+            name += f" ({torch.get_num_threads()} threads)"
+        return name
+
+    def place(self, model: nn.Module) -> nn.Module:
+        """Move ``model`` to the device, in channels_last when this setup says so; returns it."""
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast to ``amp_dtype`` on this device, or a no-op context for fp32."""
@@ -101,13 +130,8 @@ class DeviceSetup:
 
     def describe(self) -> str:
         """A one-line description for logs and config.json."""
-        name = self.label
-        if self.device.type == "cuda":
-            name += f" ({torch.cuda.get_device_name(self.device)})"
-        elif self.device.type == "cpu":
-            name += f" ({torch.get_num_threads()} threads)"
         layout = "channels_last" if self.channels_last else "NCHW"
-        return f"{name}, {self.precision}, {layout}"
+        return f"{self.name}, {self.precision}, {layout}"
 
 
 def setup_device(device: str = "auto", precision: str = "auto", channels_last: str = "auto") -> DeviceSetup:
@@ -138,9 +162,27 @@ def enable_determinism() -> None:
     flag changes little: CPU training with a fixed seed is already reproducible run to run.
     The settings are process-wide; nothing resets them.
     """
-    import os
-
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+
+
+def set_threads(threads: int | None) -> None:
+    """``--threads N``: the CPU threads PyTorch computes with (``None`` leaves PyTorch's default, all cores)."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"--threads {threads}: must be a whole number of at least 1")
+    torch.set_num_threads(threads)
+
+
+def free_device_memory(device: torch.device) -> None:
+    """Release what the last model held, so the next one's peak is its own: CUDA's cache, and on Linux
+    glibc's free lists (``malloc_trim``), which otherwise keep the process's RSS at its highest."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "cpu":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -34,18 +34,57 @@ import atexit
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from cnnzoo.config import TrainConfig
 from cnnzoo.devices import DeviceSetup
 from cnnzoo.errors import ConfigError
+from cnnzoo.layers.batchnorm import BatchNorm1d, BatchNorm2d
 
-__all__ = ["STOP_CHECK_EVERY", "Distributed", "all_reduce_sum", "barrier", "cleanup", "from_env", "sync_batchnorm"]
+__all__ = [
+    "STOP_CHECK_EVERY",
+    "Distributed",
+    "ParallelContext",
+    "all_reduce_sum",
+    "cleanup",
+    "from_env",
+    "sync_batchnorm",
+]
 
 STOP_CHECK_EVERY = 20  # steps between all-reduces of the ranks' stop flags
+
+
+@dataclass(frozen=True)
+class ParallelContext:
+    """What :func:`cnnzoo.fit` needs to know about data parallelism, in one object.
+
+    ``rank`` of ``world_size`` processes takes its shard of every batch; ``all_reduce`` sums a tensor over
+    the ranks (in place, returning it); ``wrap`` wraps the module for training (DDP). The default is one
+    process alone: no sums, no wrapper.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    all_reduce: Callable[[Tensor], Tensor] | None = None
+    wrap: Callable[[nn.Module], nn.Module] | None = None
+
+    @property
+    def alone(self) -> bool:
+        return self.all_reduce is None
+
+    def sum(self, tensor: Tensor) -> Tensor:
+        """``tensor`` summed over the ranks (a copy; ``tensor`` itself when alone)."""
+        return tensor if self.all_reduce is None else self.all_reduce(tensor.clone())
+
+    def any(self, local: bool, device: torch.device) -> bool:
+        """``local`` alone; with ranks, True when any rank says so (so every rank takes the same branch)."""
+        if self.all_reduce is None:
+            return local
+        return bool(self.all_reduce(torch.tensor(1.0 if local else 0.0, device=device)) > 0)
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Distributed | None:
@@ -114,13 +153,11 @@ class Distributed:
 
     def start(self, device: torch.device) -> None:
         """Join the process group: NCCL for CUDA, gloo for the CPU (rendezvous from torchrun's env)."""
-        import torch.distributed as dist
-
         self.backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
         if not dist.is_initialized():
-            kwargs: dict[str, Any] = {"backend": self.backend, "rank": self.rank, "world_size": self.world_size}
+            kwargs: dict[str, object] = {"backend": self.backend, "rank": self.rank, "world_size": self.world_size}
             if device.type == "cuda":
                 kwargs["device_id"] = device  # binds NCCL to this GPU up front
             dist.init_process_group(**kwargs)
@@ -130,17 +167,15 @@ class Distributed:
         """``--sync-bn``: convert ``nn.BatchNorm*`` to ``nn.SyncBatchNorm`` (GPU only; see module docstring)."""
         return sync_batchnorm(model, device) if sync_bn else model
 
-    def fit_kwargs(self, setup: DeviceSetup) -> dict[str, Any]:
-        """``rank``, ``world_size``, ``all_reduce`` and ``wrap`` (the DDP wrapper) for :func:`cnnzoo.fit`."""
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
+    def context(self, setup: DeviceSetup) -> ParallelContext:
+        """This rank's :class:`ParallelContext` for :func:`cnnzoo.fit`, with DDP as the wrapper."""
         device = setup.device
 
         def wrap(module: nn.Module) -> nn.Module:
             ids = [device.index] if device.type == "cuda" else None
-            return DDP(module, device_ids=ids, output_device=ids[0] if ids else None)
+            return DistributedDataParallel(module, device_ids=ids, output_device=ids[0] if ids else None)
 
-        return {"rank": self.rank, "world_size": self.world_size, "all_reduce": all_reduce_sum, "wrap": wrap}
+        return ParallelContext(rank=self.rank, world_size=self.world_size, all_reduce=all_reduce_sum, wrap=wrap)
 
     def agreed_stop(
         self, flag: Callable[[], bool], device: torch.device, every: int = STOP_CHECK_EVERY
@@ -169,25 +204,13 @@ def _round_up(n: int, k: int) -> int:
 
 def all_reduce_sum(tensor: Tensor) -> Tensor:
     """Sum ``tensor`` over all ranks, in place, and return it (an identity without a process group)."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
 
-def barrier() -> None:
-    """Wait for every rank (a no-op without a process group)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def cleanup() -> None:
     """Leave the process group (registered at exit by :meth:`Distributed.start`; safe to call twice)."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -199,8 +222,6 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     are not ``nn.BatchNorm*`` (cnnzoo's hand-written BatchNorm), which would leave them silently
     unsynchronised; both are :class:`~cnnzoo.errors.ConfigError` here, before any training.
     """
-    from cnnzoo.layers.batchnorm import BatchNorm1d, BatchNorm2d
-
     name = getattr(model, "model_name", type(model).__name__)
     if device.type != "cuda":
         raise ConfigError(

@@ -1,25 +1,26 @@
 """The training engine: :func:`train_one_epoch`, :func:`evaluate` and :func:`fit`.
 
-Explicit arguments, no CLI, no files: everything a run writes happens in callbacks (``cnnzoo.run``).
+Explicit arguments, no CLI, no files, no printing: everything a run writes or shows happens in callbacks
+(the run directory in :mod:`cnnzoo.run`, the progress bar, epoch lines and live plot in :mod:`cnnzoo.progress`).
 
-What it keeps from the seeds' ``train_ch6``: cross-entropy, optional Xavier-uniform init, and the four
+What it keeps from d2l's ``train_ch6``: cross-entropy, optional Xavier-uniform init, and the four
 numbers per epoch (train loss, train accuracy, test accuracy, examples per second). What it does
 differently, and why:
 
 * **Data**: batches come from :class:`~cnnzoo.data.DeviceBatches` (the whole split on the device, a batch
   is an index slice), not a DataLoader.
-* **No per-batch host syncs**: the seeds call ``float(loss)`` (via their Accumulator) every batch, which
+* **No per-batch host syncs**: d2l calls ``float(loss)`` (via their Accumulator) every batch, which
   stalls an accelerator each step. Here loss sum and correct count accumulate in device tensors and are
   read once per log interval (every :data:`LOG_EVERY` batches or :data:`LOG_SECONDS` seconds, whichever
   comes first; only for the progress bar's live figures and the divergence check) and once per epoch.
 * **Honest throughput**: images/s is the epoch's training samples over the epoch's whole wall time,
-  data preparation included (the seeds' timer excluded nothing but ran only around the step), after a
+  data preparation included (d2l's timer excluded nothing but ran only around the step), after a
   device synchronisation; evaluation is excluded and timed separately (``eval_seconds``).
 * **Every step is resumable**: a :class:`TrainState` holds model, optimizer, per-batch LR schedule,
   progress within the epoch and the RNG states; on CPU a resumed run is bit-identical to an
   uninterrupted one (the batch order is a function of ``(seed, epoch)`` in the data layer).
-* **Data parallel later**: ``rank``/``world_size`` shard the training batches; ``all_reduce`` is the hook
-  that will sum the epoch's metric tensors across ranks; callbacks (and so all file I/O) are for rank 0.
+* **Data parallel**: a :class:`~cnnzoo.distributed.ParallelContext` shards the training batches by rank and
+  sums the epoch's metric tensors across ranks; callbacks (and so all file I/O) are for rank 0.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import dataclasses
 import itertools
 import math
 import random
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +42,7 @@ from cnnzoo.config import TrainConfig
 from cnnzoo.data.batches import Augment, DeviceBatches
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.devices import DeviceSetup, setup_device
+from cnnzoo.distributed import ParallelContext
 from cnnzoo.errors import TrainingDivergedError
 from cnnzoo.metrics import confusion_matrix
 
@@ -57,13 +58,11 @@ __all__ = [
     "build_scheduler",
     "evaluate",
     "evaluate_batches",
-    "final_summary",
     "fit",
-    "format_epoch",
-    "format_time_to_target",
     "make_batches",
     "restore_rng_state",
     "rng_state",
+    "run_images_per_sec",
     "seed_everything",
     "time_to_target",
     "train_one_epoch",
@@ -97,14 +96,14 @@ def seed_everything(seed: int) -> None:
 
 
 def xavier_init(model: nn.Module) -> None:
-    """The seeds' init: ``xavier_uniform_`` on every conv and linear weight; biases keep their init."""
+    """d2l's init: ``xavier_uniform_`` on every conv and linear weight; biases keep their init."""
     for m in model.modules():
         if isinstance(m, nn.Linear | nn.Conv2d):
             nn.init.xavier_uniform_(m.weight)
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """``sgd`` is the seeds' plain SGD; ``momentum`` is Nesterov SGD; ``adam``/``adamw`` as in PyTorch.
+    """``sgd`` is d2l's plain SGD; ``momentum`` is Nesterov SGD; ``adam``/``adamw`` as in PyTorch.
 
     Weight decay goes to conv/linear weights only: decaying biases and BatchNorm's scale pulls them
     towards zero for no regularising benefit (a standard choice since "Bag of Tricks", 2019).
@@ -335,10 +334,20 @@ class TrainState:
 
 
 class Callback:
-    """Hooks :func:`fit` calls; subclass and override what you need. Give callbacks to rank 0 only."""
+    """Hooks :func:`fit` calls; subclass and override what you need. Give callbacks to rank 0 only.
+
+    Nothing here runs per batch: ``on_log`` comes once per log interval (every :data:`LOG_EVERY` steps or
+    :data:`LOG_SECONDS` seconds), when the engine reads its device accumulators anyway.
+    """
 
     def on_train_start(self, state: TrainState) -> None:
         """Before the first step (after a resume has been restored)."""
+
+    def on_epoch_start(self, state: TrainState, steps: int) -> None:
+        """Before epoch ``state.epoch + 1``'s first step; the epoch has ``steps`` training steps."""
+
+    def on_log(self, state: TrainState, totals: EpochTotals) -> None:
+        """At a log interval, and once after the epoch's last training step: the running ``totals``."""
 
     def on_epoch_end(self, state: TrainState) -> None:
         """After an epoch and its evaluation; ``state.history[-1]`` is the new row."""
@@ -415,20 +424,14 @@ def train_one_epoch(
     return totals, stopped
 
 
-def _world_totals(totals: EpochTotals, all_reduce: Callable[[Tensor], Tensor] | None) -> EpochTotals:
+def _world_totals(totals: EpochTotals, parallel: ParallelContext) -> EpochTotals:
     """The epoch's totals summed over the ranks (what a checkpoint stores); ``totals`` when alone."""
-    if all_reduce is None:
+    if parallel.alone:
         return totals
-    count = int(all_reduce(torch.tensor(totals.count, device=totals.loss_sum.device)))
-    loss_sum, correct = all_reduce(totals.loss_sum.clone()), all_reduce(totals.correct.clone())
-    return dataclasses.replace(totals, loss_sum=loss_sum, correct=correct, count=count)
-
-
-def _agree(local: bool, all_reduce: Callable[[Tensor], Tensor] | None, setup: DeviceSetup) -> bool:
-    """``local`` alone; with ranks, True when any rank says so (so every rank takes the same branch)."""
-    if all_reduce is None:
-        return local
-    return bool(all_reduce(torch.tensor(1.0 if local else 0.0, device=setup.device)) > 0)
+    count = int(parallel.sum(torch.tensor(totals.count, device=totals.loss_sum.device)))
+    return dataclasses.replace(
+        totals, loss_sum=parallel.sum(totals.loss_sum), correct=parallel.sum(totals.correct), count=count
+    )
 
 
 def time_to_target(history: Sequence[Mapping[str, Any]], target: float) -> dict[str, Any] | None:
@@ -441,19 +444,6 @@ def time_to_target(history: Sequence[Mapping[str, Any]], target: float) -> dict[
         if row["test_acc"] >= target:
             return {"target": target, "epoch": int(row["epoch"]), "test_acc": row["test_acc"], "seconds": seconds}
     return None
-
-
-def format_time_to_target(history: Sequence[Mapping[str, Any]], target: float) -> str:
-    """The closing line of a ``--target-acc`` run: when the target was reached, or that it was not."""
-    hit = time_to_target(history, target)
-    if hit is None:
-        best = max(history, key=lambda r: r["test_acc"]) if history else None
-        seen = f"; best {best['test_acc']:.4f} at epoch {best['epoch']}" if best else ""
-        return f"did not reach test acc {target:g} in {len(history)} epochs{seen}"
-    return (
-        f"reached test acc {hit['test_acc']:.4f} (target {target:g}) at epoch {hit['epoch']} after "
-        f"{hit['seconds']:.1f} s (evaluation time included)"
-    )
 
 
 def _check_finite(totals: EpochTotals) -> None:
@@ -568,6 +558,78 @@ def model_uses_channels_last(model: nn.Module) -> bool:
 # ------------------------------------------------------------------------------------------------
 # fit
 # ------------------------------------------------------------------------------------------------
+@dataclass
+class _Loop:
+    """What :func:`fit` builds once and every epoch uses."""
+
+    state: TrainState
+    train_batches: DeviceBatches
+    test_batches: DeviceBatches
+    forward: nn.Module | Callable[[Tensor], Tensor]  # the (wrapped, compiled) module that trains
+    evaluator: nn.Module | Callable[[Tensor], Tensor]  # what evaluates (never DDP: it would sync buffers)
+    loss_fn: nn.Module
+    params: list[Tensor]
+    num_classes: int
+
+
+def _prepare(model, data, config, resume, setup, parallel) -> _Loop:
+    if resume is None:
+        seed_everything(config.seed)
+        if config.init == "xavier":
+            xavier_init(model)
+    setup.place(model)
+    resize = config.resize or model.default_input_size
+    train_batches = make_batches(
+        data, config, split="train", setup=setup, resize=resize, rank=parallel.rank, world_size=parallel.world_size
+    )
+    test_batches = make_batches(data, config, split="test", setup=setup, resize=resize)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, len(train_batches))
+    state = TrainState(model, optimizer, scheduler, config, setup)
+    if resume is not None:
+        state.load_resume_dict(resume)
+        if parallel.rank != 0 and state.partial is not None:
+            # The checkpoint holds the whole world's partial sums: rank 0 carries them on, the others
+            # add only their own (the epoch-end all-reduce then counts every image once).
+            zero = EpochTotals.zeros(setup.device)
+            state.partial = dataclasses.replace(state.partial, loss_sum=zero.loss_sum, correct=zero.correct, count=0)
+    wrapped = parallel.wrap(model) if parallel.wrap is not None else model
+    forward = torch.compile(wrapped) if config.compile else wrapped
+    return _Loop(
+        state=state,
+        train_batches=train_batches,
+        test_batches=test_batches,
+        forward=forward,
+        evaluator=forward if parallel.wrap is None else model,
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+        params=[p for p in model.parameters() if p.requires_grad],
+        num_classes=data.num_classes,
+    )
+
+
+def _epoch_row(epoch: int, totals: EpochTotals, result: EvalResult, parallel: ParallelContext) -> dict[str, Any]:
+    """One history row; with ranks, the training sums are summed over them before the one read."""
+    world = _world_totals(totals, parallel)
+    count = world.count
+    return {
+        "epoch": epoch + 1,
+        "train_loss": float(world.loss_sum) / count,
+        "train_acc": int(world.correct) / count,
+        "test_loss": result.loss,
+        "test_acc": result.accuracy,
+        "lr": totals.last_lr,
+        "images_per_sec": count / totals.seconds if totals.seconds > 0 else float("nan"),
+        "train_seconds": totals.seconds,
+        "eval_seconds": result.seconds,
+    }
+
+
+def _stop(state: TrainState, callbacks: Sequence[Callback]) -> None:
+    state.stopped = True
+    for cb in callbacks:
+        cb.on_stop(state)
+
+
 def fit(
     model: nn.Module,
     data: ImageDataset,
@@ -575,13 +637,9 @@ def fit(
     *,
     resume: Mapping[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
-    progress: bool = True,
     should_stop: Callable[[], bool] | None = None,
     setup: DeviceSetup | None = None,
-    rank: int = 0,
-    world_size: int = 1,
-    all_reduce: Callable[[Tensor], Tensor] | None = None,
-    wrap: Callable[[nn.Module], nn.Module] | None = None,
+    parallel: ParallelContext | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` on ``data`` as ``config`` says; return the history (one dict per epoch).
 
@@ -591,190 +649,82 @@ def fit(
     restored and training continues from the exact step it stopped at.
 
     ``should_stop`` is polled after every step (a Ctrl-C flag); when it returns True, fit finishes that
-    step, calls ``on_stop`` and returns. ``progress`` shows a tqdm bar per epoch (``tqdm.auto``, so a
-    widget in Jupyter, where the curves are also drawn live in the cell) and prints one line per epoch.
+    step, calls ``on_stop`` and returns. fit shows nothing itself: pass
+    :func:`cnnzoo.progress.default_callbacks` for a progress bar, epoch lines and, in Jupyter, live curves.
 
     Each history row holds :data:`HISTORY_KEYS`. ``images_per_sec`` is training samples over the
     epoch's whole training wall time, data included and evaluation excluded (``eval_seconds``).
 
     ``config.target_acc``: training ends after the first epoch whose test accuracy reaches it (see
-    :func:`time_to_target`). Data parallel (:mod:`cnnzoo.distributed`): ``rank``/``world_size`` shard
-    each epoch (``config.batch_size`` is the global batch), ``all_reduce`` sums tensors over the ranks,
-    ``wrap`` wraps the module for training (DDP); evaluation runs the unwrapped module on every rank.
+    :func:`time_to_target`). Data parallel (:mod:`cnnzoo.distributed`): ``parallel`` shards each epoch
+    (``config.batch_size`` is the global batch), sums the metrics over the ranks and wraps the module for
+    training (DDP); evaluation runs the unwrapped module on every rank.
     """
     setup = setup or setup_device(config.device, config.precision, config.channels_last)
-    if resume is None:
-        seed_everything(config.seed)
-        if config.init == "xavier":
-            xavier_init(model)
-    model.to(setup.device)
-    if setup.channels_last:
-        model.to(memory_format=torch.channels_last)
-    resize = config.resize or model.default_input_size
-    train_batches = make_batches(
-        data, config, split="train", setup=setup, resize=resize, rank=rank, world_size=world_size
-    )
-    test_batches = make_batches(data, config, split="test", setup=setup, resize=resize)
-    optimizer = build_optimizer(model, config)
-    scheduler = build_scheduler(optimizer, config, len(train_batches))
-    state = TrainState(model, optimizer, scheduler, config, setup)
-    if resume is not None:
-        state.load_resume_dict(resume)
-        if rank != 0 and state.partial is not None:
-            # The checkpoint holds the whole world's partial sums: rank 0 carries them on, the others
-            # add only their own (the epoch-end all-reduce then counts every image once).
-            zero = EpochTotals.zeros(setup.device)
-            state.partial = dataclasses.replace(state.partial, loss_sum=zero.loss_sum, correct=zero.correct, count=0)
-    wrapped = wrap(model) if wrap is not None else model
-    forward = torch.compile(wrapped) if config.compile else wrapped
-    evaluator = forward if wrap is None else model  # DDP's forward would sync buffers in every eval batch
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    params = [p for p in model.parameters() if p.requires_grad]
-
-    show = progress and rank == 0
-    notebook = show and _in_notebook()
-    callbacks = list(callbacks)
-    if notebook:
-        from cnnzoo.plots import LivePlot  # matplotlib only when it will draw
-
-        callbacks.append(LivePlot())
+    parallel = parallel or ParallelContext()
+    loop = _prepare(model, data, config, resume, setup, parallel)
+    state = loop.state
     for cb in callbacks:
         cb.on_train_start(state)
-
     target = config.target_acc
+    if target is not None and time_to_target(state.history, target) is not None:
+        return state.history  # resumed after the run reached its target: nothing left to train
     while state.epoch < config.epochs and not state.stopped:
-        if target is not None and time_to_target(state.history, target) is not None:
-            break  # resumed after the run reached its target: nothing left to train
-        epoch = state.epoch
-        train_batches.set_epoch(epoch)
-        bar = _progress_bar(epoch, config.epochs, len(train_batches), show, notebook)
-        model.train()
-        totals, stopped = train_one_epoch(
-            forward,
-            train_batches,
-            optimizer,
-            scheduler,
-            loss_fn,
-            setup=setup,
-            totals=state.partial,
-            grad_clip=config.grad_clip,
-            should_stop=should_stop,
-            on_log=bar.log if bar else None,
-            params=params,
-        )
-        if bar:
-            bar.log(totals)
-            bar.close()
-        if stopped and totals.step < len(train_batches):
-            state.partial, state.stopped = _world_totals(totals, all_reduce), True
-            for cb in callbacks:
-                cb.on_stop(state)
+        if _run_epoch(loop, callbacks, should_stop, parallel):
             break
-        loss_sum, correct = totals.loss_sum, totals.correct
-        if all_reduce is not None:  # data parallel: sum over ranks before the one read
-            loss_sum, correct = all_reduce(loss_sum.clone()), all_reduce(correct.clone())
-            count = int(all_reduce(torch.tensor(totals.count, device=setup.device)))
-        else:
-            count = totals.count
-        result = evaluate_batches(evaluator, test_batches, setup=setup, num_classes=data.num_classes)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": float(loss_sum) / count,
-            "train_acc": int(correct) / count,
-            "test_loss": result.loss,
-            "test_acc": result.accuracy,
-            "lr": totals.last_lr,
-            "images_per_sec": count / totals.seconds if totals.seconds > 0 else float("nan"),
-            "train_seconds": totals.seconds,
-            "eval_seconds": result.seconds,
-        }
-        state.history.append(row)
-        state.epoch, state.partial, state.last_eval = epoch + 1, None, result
-        if show:
-            _print(format_epoch(row, config.epochs))
-        for cb in callbacks:
-            cb.on_epoch_end(state)
-        if target is not None and _agree(result.accuracy >= target, all_reduce, setup):
-            break  # time to accuracy: the first epoch at the target ends the run (time_to_target reports it)
-        more = state.epoch < config.epochs
-        if more and (stopped or (should_stop is not None and should_stop())):
-            state.stopped = True
-            for cb in callbacks:
-                cb.on_stop(state)
     return state.history
 
 
-# ------------------------------------------------------------------------------------------------
-# progress output
-# ------------------------------------------------------------------------------------------------
-def format_epoch(row: Mapping[str, Any], epochs: int) -> str:
-    """One summary line per epoch."""
-    width = len(str(epochs))
-    return (
-        f"epoch {row['epoch']:>{width}}/{epochs}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
-        f"test acc {row['test_acc']:.4f}  lr {row['lr']:.3g}  {row['images_per_sec']:.1f} img/s  "
-        f"({row['train_seconds']:.1f} s train, {row['eval_seconds']:.1f} s eval)"
+def _run_epoch(
+    loop: _Loop, callbacks: Sequence[Callback], should_stop: Callable[[], bool] | None, parallel: ParallelContext
+) -> bool:
+    """Train and evaluate one epoch; True when the run ends here (stopped, or the target reached)."""
+    state, config, setup = loop.state, loop.state.config, loop.state.setup
+    epoch = state.epoch
+    loop.train_batches.set_epoch(epoch)
+    for cb in callbacks:
+        cb.on_epoch_start(state, len(loop.train_batches))
+    state.model.train()
+
+    def on_log(totals: EpochTotals) -> None:
+        for cb in callbacks:
+            cb.on_log(state, totals)
+
+    totals, stopped = train_one_epoch(
+        loop.forward,
+        loop.train_batches,
+        state.optimizer,
+        state.scheduler,
+        loop.loss_fn,
+        setup=setup,
+        totals=state.partial,
+        grad_clip=config.grad_clip,
+        should_stop=should_stop,
+        on_log=on_log if callbacks else None,
+        params=loop.params,
     )
+    if callbacks:
+        on_log(totals)
+    if stopped and totals.step < len(loop.train_batches):
+        state.partial = _world_totals(totals, parallel)
+        _stop(state, callbacks)
+        return True
+    result = evaluate_batches(loop.evaluator, loop.test_batches, setup=setup, num_classes=loop.num_classes)
+    state.history.append(_epoch_row(epoch, totals, result, parallel))
+    state.epoch, state.partial, state.last_eval = epoch + 1, None, result
+    for cb in callbacks:
+        cb.on_epoch_end(state)
+    if config.target_acc is not None and parallel.any(result.accuracy >= config.target_acc, setup.device):
+        return True  # time to accuracy: the first epoch at the target ends the run (time_to_target reports it)
+    if state.epoch < config.epochs and (stopped or (should_stop is not None and should_stop())):
+        _stop(state, callbacks)
+        return True
+    return False
 
 
-def final_summary(history: Sequence[Mapping[str, Any]], device_label: str) -> str:
-    """The seeds' two closing lines: last epoch's loss/accuracies, then examples/sec over all epochs.
-
-    Examples/sec is every training sample of the run over the summed training wall time (data
-    included, evaluation excluded).
-    """
-    last = history[-1]
+def run_images_per_sec(history: Sequence[Mapping[str, Any]]) -> float:
+    """A run's throughput: every training image of its epochs over their summed training wall time (data
+    included, evaluation excluded), not the mean of the epochs' rates."""
     images = sum(r["images_per_sec"] * r["train_seconds"] for r in history)
     seconds = sum(r["train_seconds"] for r in history)
-    return (
-        f"loss {last['train_loss']:.3f}, train acc {last['train_acc']:.3f}, test acc {last['test_acc']:.3f}\n"
-        f"{images / seconds:.1f} examples/sec on {device_label}"
-    )
-
-
-def _print(line: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(line, file=sys.stdout)
-
-
-def _in_notebook() -> bool:
-    """True inside a Jupyter kernel (IPython's ZMQ shell), where curves can be drawn in the cell."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    shell = ipython.get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-class _Bar:
-    """A tqdm bar fed only at log intervals (so the hot loop never touches it)."""
-
-    def __init__(self, bar: Any) -> None:
-        self.bar = bar
-
-    def log(self, totals: EpochTotals) -> None:
-        count = max(1, totals.count)
-        self.bar.update(totals.step - self.bar.n)
-        self.bar.set_postfix_str(
-            f"loss {float(totals.loss_sum) / count:.4f}  acc {int(totals.correct) / count:.4f}  "
-            f"{totals.count / max(totals.seconds, 1e-9):.0f} img/s",
-            refresh=False,
-        )
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def _progress_bar(epoch: int, epochs: int, steps: int, show: bool, notebook: bool) -> _Bar | None:
-    # A bar only where someone watches: a terminal or a notebook. Logs and CI get the epoch lines.
-    if not show or not (notebook or sys.stderr.isatty()):
-        return None
-    import importlib.util
-
-    if notebook and importlib.util.find_spec("ipywidgets") is not None:
-        from tqdm.notebook import tqdm
-    else:  # without ipywidgets, tqdm.auto would warn "IProgress not found"; a text bar works in a cell too
-        from tqdm.std import tqdm
-
-    return _Bar(tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False, dynamic_ncols=True))
+    return images / seconds if seconds > 0 else float("nan")

@@ -49,10 +49,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnzoo.bench import free_device_memory
 from cnnzoo.config import TrainConfig, resolve_config, validate_config
 from cnnzoo.data.dataset import ImageDataset
-from cnnzoo.devices import DeviceSetup, setup_device
+from cnnzoo.devices import DeviceSetup, free_device_memory, setup_device
 from cnnzoo.engine import (
     Callback,
     TrainState,
@@ -64,6 +63,7 @@ from cnnzoo.engine import (
     train_one_epoch,
 )
 from cnnzoo.errors import ConfigError
+from cnnzoo.progress import default_callbacks
 from cnnzoo.registry import ModelSpec, create_model, get_model_info, meta_model, parse_model_spec
 from cnnzoo.run import environment_info
 
@@ -496,9 +496,8 @@ def run_leaderboard(
                 model,
                 data,
                 config,
-                progress=progress,
                 setup=setup,
-                callbacks=[stop] if stop else [],
+                callbacks=[*default_callbacks(progress), *([stop] if stop else [])],
                 should_stop=stop,
             )
             run = _run_record(seed, history, bool(stop and stop.triggered))

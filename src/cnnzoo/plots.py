@@ -1,18 +1,17 @@
-"""Figures: training curves, confusion matrix, several runs overlaid, and the live plot for Jupyter.
+"""Figures: training curves, confusion matrix, several runs overlaid.
 
 Every figure is a :class:`matplotlib.figure.Figure` drawn by the Agg renderer; pyplot's global state is
 never touched, so nothing here needs a display or interferes with a user's own pyplot figures. Files
 are written atomically (a viewer refreshing ``curves.png`` mid-run never sees half a PNG).
 
-:class:`LivePlot` is the notebook counterpart of the seeds' ``d2l.Animator``: the same three curves,
-redrawn in the cell after every epoch (as a PNG through ``IPython.display``).
+The live plot for Jupyter, which redraws :func:`curves_figure` in the cell, is :class:`cnnzoo.progress.LivePlot`.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,8 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from cnnzoo.atomic import atomic_write_bytes
-from cnnzoo.engine import Callback, TrainState
 
-__all__ = ["LivePlot", "confusion_figure", "curves_figure", "figure_png", "overlay_figure", "save_figure"]
+__all__ = ["confusion_figure", "curves_figure", "figure_png", "overlay_figure", "save_figure"]
 
 CURVES = (("train_loss", "train loss"), ("train_acc", "train acc"), ("test_acc", "test acc"))
 
@@ -94,39 +92,3 @@ def confusion_figure(confusion: Tensor, classes: Sequence[str], title: str = "")
     if title:
         ax.set_title(title)
     return fig
-
-
-class LivePlot(Callback):
-    """Redraw the curves in the notebook cell after every epoch (the seeds' ``d2l.Animator``).
-
-    ``display`` is ``IPython.display.display`` by default; it is called once with ``display_id=True``
-    and the handle it returns is updated in place afterwards. Tests pass their own.
-    """
-
-    def __init__(self, display: Callable[..., Any] | None = None) -> None:
-        self._display = display
-        self._handle: Any = None
-        self.figures_drawn = 0
-
-    def on_epoch_end(self, state: TrainState) -> None:
-        fig = curves_figure(state.history, title=state.config.model, epochs=state.config.epochs)
-        image = self._image(figure_png(fig, dpi=90))
-        if self._handle is None:
-            show = self._display or _ipython_display()
-            self._handle = show(image, display_id=True)
-        else:
-            self._handle.update(image)
-        self.figures_drawn += 1
-
-    def _image(self, png: bytes) -> Any:
-        if self._display is not None:
-            return png
-        from IPython.display import Image
-
-        return Image(data=png, format="png")
-
-
-def _ipython_display() -> Callable[..., Any]:
-    from IPython.display import display
-
-    return display

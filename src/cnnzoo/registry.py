@@ -29,8 +29,10 @@ from cnnzoo.errors import ConfigError, InputTooSmallError, ModelError, UnknownMo
 __all__ = [
     "ModelInfo",
     "ModelSpec",
+    "check_input_size",
     "create_model",
     "get_model_info",
+    "input_size_limits",
     "list_models",
     "meta_model",
     "parse_model_spec",
@@ -149,14 +151,14 @@ def _check_input_size(module: nn.Module, args: tuple) -> None:
     if h < m or w < m:
         raise InputTooSmallError(
             f"{module.model_name} needs inputs of at least {m}x{m} pixels, got {h}x{w}: "
-            f"resize to {module.default_input_size} (--resize {module.default_input_size})"
+            f"resize to {module.default_input_size} (--input-size {module.default_input_size})"
         )
     top = getattr(module, "max_input_size", None)
     if top is not None and (h > top or w > top):
         raise ModelError(
             f"{module.model_name} accepts inputs from {m}x{m} to {top}x{top} pixels (its classifier takes "
             f"a fixed-size feature map), got {h}x{w}: resize to {module.default_input_size} "
-            f"(--resize {module.default_input_size})"
+            f"(--input-size {module.default_input_size})"
         )
 
 
@@ -233,3 +235,38 @@ def meta_model(name: str, kwargs: Mapping[str, Any] | None = None, *, num_classe
             return create_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model {label}: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# the input-size rule: one place says which square sides a network takes
+# ------------------------------------------------------------------------------------------------
+_DATA_KWARGS = ("num_classes", "in_channels")
+
+
+def input_size_limits(name: str, kwargs: Mapping[str, Any] | None = None) -> tuple[int, int, int | None]:
+    """``(default, minimum, maximum)`` input side of ``name`` built with ``kwargs`` (``maximum`` None: no
+    limit). Keyword arguments can change them (``small_input=True`` lowers ResNet's and DenseNet's), so
+    with any the network itself is asked, built on the meta device."""
+    kwargs = dict(kwargs or {})
+    data = {k: kwargs.pop(k) for k in _DATA_KWARGS if k in kwargs}
+    if not kwargs:
+        info = get_model_info(name)
+        return info.default_input_size, info.min_input_size, info.max_input_size
+    model = meta_model(name, kwargs, **data)
+    return int(model.default_input_size), int(model.min_input_size), model.max_input_size
+
+
+def check_input_size(name: str, side: int | None, kwargs: Mapping[str, Any] | None = None) -> int:
+    """``side`` if ``name`` (with ``kwargs``) takes it, its default side when ``side`` is None; else a
+    :class:`ConfigError` naming the limit and the default to use instead."""
+    default, low, high = input_size_limits(name, kwargs)
+    if side is None:
+        return default
+    if side < low:
+        raise ConfigError(f"--input-size {side} is below {name}'s minimum input size {low}: use --input-size {default}")
+    if high is not None and side > high:
+        raise ConfigError(
+            f"--input-size {side} is above {name}'s maximum input size {high} "
+            f"(its classifier takes a fixed-size feature map): use --input-size {default}"
+        )
+    return side

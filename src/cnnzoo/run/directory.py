@@ -22,24 +22,23 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from cnnzoo.atomic import atomic_write, atomic_write_text
 from cnnzoo.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
 from cnnzoo.config import TrainConfig
 from cnnzoo.data.dataset import ImageDataset
-from cnnzoo.engine import HISTORY_KEYS, Callback, EvalResult, TrainState
+from cnnzoo.engine import HISTORY_KEYS, Callback, EvalResult, TrainState, time_to_target
 from cnnzoo.errors import CheckpointError, ConfigError
 from cnnzoo.metrics import read_metrics, write_metrics, write_per_class
+from cnnzoo.plots import confusion_figure, curves_figure, save_figure
+from cnnzoo.report import write_report
 
-__all__ = ["RunDirectory", "cpu_model", "environment_info", "new_run_dir", "resolve_run_dir"]
+__all__ = ["RunDirectory", "new_run_dir", "resolve_run_dir"]
 
 
 def new_run_dir(model: str, out: str | os.PathLike[str] | None = None, root: str = "runs") -> Path:
@@ -94,39 +93,6 @@ def resolve_run_dir(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     if not p.exists():
         raise CheckpointError(f"{p}: no such run directory or checkpoint")
     return p.parent, p
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what :mod:`platform` knows) and core count."""
-    name = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    name = name or platform.processor() or platform.machine() or "unknown CPU"
-    return f"{name}, {os.cpu_count()} logical CPUs"
-
-
-def environment_info(setup_description: str) -> dict[str, Any]:
-    """Versions and machine, for config.json, the report and the leaderboard's rows."""
-    import numpy
-
-    from cnnzoo import __version__
-
-    return {
-        "device": setup_description,
-        "cnnzoo": __version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-    }
 
 
 class RunDirectory(Callback):
@@ -231,8 +197,6 @@ class RunDirectory(Callback):
         save_checkpoint(self.last, self._payload(state))
 
     def write_curves(self, history: Sequence[Mapping[str, Any]]) -> None:
-        from cnnzoo.plots import curves_figure, save_figure
-
         save_figure(
             curves_figure(history, title=self.config.model, epochs=self.config.epochs), self.path / "curves.png"
         )
@@ -269,9 +233,6 @@ class RunDirectory(Callback):
     # -- the end of a run -------------------------------------------------------------------------
     def finish(self, state: TrainState, result: EvalResult, model_summary: str) -> dict[str, Path]:
         """Write confusion.png, per_class.csv and report.md for the final model."""
-        from cnnzoo.plots import confusion_figure, save_figure
-        from cnnzoo.report import write_report
-
         classes = self.data.classes
         save_figure(
             confusion_figure(
@@ -298,8 +259,6 @@ class RunDirectory(Callback):
 
     def _record_time_to_target(self, state: TrainState) -> None:
         """``--target-acc``: add when the target was reached (or that it was not) to config.json."""
-        from cnnzoo.engine import time_to_target
-
         path = self.path / "config.json"
         record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         hit = time_to_target(state.history, self.config.target_acc)

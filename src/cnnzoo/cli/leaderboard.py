@@ -1,0 +1,135 @@
+"""``cnnzoo leaderboard``: several models over several seeds, one table."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+import torch
+
+from cnnzoo import leaderboard
+from cnnzoo.cli.common import train_overrides
+from cnnzoo.config import PRECISIONS, RECIPES, TrainConfig
+from cnnzoo.errors import ConfigError
+from cnnzoo.leaderboard import DEFAULT_MODELS
+from cnnzoo.run import load_data
+
+
+def add_leaderboard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "leaderboard",
+        help="train several models over several seeds and write a leaderboard table, figure and JSON",
+        description="Train each MODEL with one recipe and budget, once per seed, and merge the rows (test accuracy "
+        "mean ± std and best, training time, images/s, params, MACs, device) into --output's JSON; the Markdown "
+        "table (with the seed notes' and public reference figures beside each family) and the PNG (accuracy "
+        "against MACs and against training time) are rewritten from all of its rows. Rows are keyed by model, "
+        "input size, recipe, dataset and device: rerunning other models, or on another device, adds rows.",
+        epilog="MODEL is NAME[:KWARG[=VALUE],...][@SIDE]: resnet18:small_input is create_model('resnet18', "
+        "small_input=True) (a 3x3 stride-1 stem for 28x28 inputs: slow on a CPU, meant for GPUs), googlenet@32 "
+        "trains at 32x32, densenet:small_input@28 both. A VALUE of true/false/a number is converted.",
+    )
+    p.add_argument(
+        "models",
+        metavar="MODEL",
+        nargs="*",
+        help=f"models to train (default, CPU-sized: {' '.join(DEFAULT_MODELS)})",
+    )
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="fast", help="hyperparameter set (default fast)")
+    p.add_argument("--epochs", type=int, help="epochs per run, at most with a budget (default: the recipe's)")
+    p.add_argument(
+        "--budget-minutes",
+        type=float,
+        metavar="M",
+        help="wall-time budget per run (training + evaluation): a probe of a few steps picks how many whole epochs "
+        "fit, and the schedule is laid over them; a run never stops mid-epoch",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED", help="default 0 1 2")
+    p.add_argument(
+        "--input-size", type=int, metavar="SIDE", help="input side for models without @SIDE (default: their own)"
+    )
+    p.add_argument("--batch-size", type=int, help="default: the recipe's")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
+    p.add_argument("--dataset", metavar="NAME", help="fashion-mnist (default), mnist, kmnist, cifar10 or folder:PATH")
+    p.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files (default: the user cache)")
+    p.add_argument(
+        "--output",
+        default="benchmarks/leaderboard.md",
+        metavar="PATH",
+        help="the Markdown table (default benchmarks/leaderboard.md); the .json and .png go beside it",
+    )
+    p.add_argument("--redraw", action="store_true", help="train nothing: rewrite the .md and .png from the .json")
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no per-epoch lines")
+    p.set_defaults(func=cmd_leaderboard)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    if args.redraw:
+        if args.models:
+            raise ConfigError("--redraw trains nothing: drop the model names, or drop --redraw to train them")
+        md, js, png, rows = leaderboard.update_leaderboard(args.output)
+        print(f"redrew {md} and {png} from the {len(rows)} rows of {js}")
+        return 0
+    for flag in ("epochs", "input_size", "batch_size", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} {value}: must be a positive whole number")
+    if args.budget_minutes is not None and not 0 < args.budget_minutes < float("inf"):
+        raise ConfigError(f"--budget-minutes {args.budget_minutes:g}: must be a positive number of minutes")
+    if not args.output.endswith(".md"):
+        raise ConfigError(f"--output {args.output}: give a Markdown file name ending in .md")
+    specs = [leaderboard.parse_model_spec(m) for m in args.models or leaderboard.DEFAULT_MODELS]  # fail fast
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    overrides = train_overrides(args)
+    data = load_data(TrainConfig(dataset=args.dataset or TrainConfig.dataset, resize=args.input_size), args.data_root)
+    argv = sys.argv[1:] if sys.argv[1:2] == ["leaderboard"] else _leaderboard_argv(args)
+    command = "cnnzoo " + shlex.join(argv)
+    budget = f", {args.budget_minutes:g}-minute budget per run" if args.budget_minutes else ""
+    print(
+        f"leaderboard: {len(specs)} model(s) x seeds {' '.join(map(str, args.seeds))}, recipe {args.recipe}{budget}, "
+        f"on {data.name}; rows go to {args.output}",
+        flush=True,
+    )
+
+    def write(row: dict) -> None:
+        md, js, png, _ = leaderboard.update_leaderboard(args.output, [row])
+        print(f"{row['model']}@{row['input_size']}: wrote its row to {js}, {md} and {png}", flush=True)
+
+    rows = leaderboard.run_leaderboard(
+        specs,
+        data,
+        recipe=args.recipe,
+        overrides=overrides,
+        seeds=args.seeds,
+        budget_seconds=args.budget_minutes * 60 if args.budget_minutes else None,
+        input_size=args.input_size,
+        command=command,
+        progress=not args.quiet,
+        log=lambda line: print(line, flush=True),
+        on_row=write,
+    )
+    print()
+    for r in rows:
+        spread = f" ± {r['test_acc_std']:.4f}" if r["test_acc_std"] is not None else ""
+        print(
+            f"{r['model']}@{r['input_size']}: test acc {r['test_acc_mean']:.4f}{spread} "
+            f"(best {r['test_acc_best']:.4f}) over {len(r['seeds'])} seed(s), "
+            f"{r['train_seconds_mean']:.1f} s training, {r['images_per_sec_mean']:,.0f} images/s on {r['device']}"
+        )
+    return 0
+
+
+def _leaderboard_argv(args: argparse.Namespace) -> list[str]:
+    """The command line equivalent to ``args`` (for the record, when cnnzoo was not started from a shell)."""
+    argv = ["leaderboard", *args.models, "--recipe", args.recipe, "--seeds", *map(str, args.seeds)]
+    for flag in ("epochs", "budget_minutes", "input_size", "batch_size", "lr", "device", "precision", "threads"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    for flag in ("dataset", "data_root"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    return [*argv, "--output", args.output]

@@ -1,0 +1,161 @@
+"""``cnnzoo eval``, ``predict``, ``export`` and ``plot``: using what a run left."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
+from cnnzoo.data import MNIST_LIKE, dataset_name
+from cnnzoo.devices import resolve_device, setup_device
+from cnnzoo.engine import evaluate
+from cnnzoo.errors import ConfigError, ModelError
+from cnnzoo.export import export_checkpoint, verify_onnx
+from cnnzoo.metrics import per_class_rows, read_metrics
+from cnnzoo.plots import confusion_figure, overlay_figure, save_figure
+from cnnzoo.predict import format_records, load_image, predict_tensors, prediction_records
+from cnnzoo.run import open_run, resolve_run_dir
+
+
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="test accuracy, per-class accuracy and confusion matrix of a checkpoint",
+        description="Rebuild the model a checkpoint describes, evaluate it on the test split of the dataset it was "
+        "trained on (Fashion-MNIST unless the run said --dataset; a folder's held-out split is drawn again with the "
+        "run's seed), print the accuracy and a per-class table, and write a confusion-matrix PNG. A run directory "
+        "means its last.pt.",
+    )
+    p.add_argument("checkpoint", metavar="RUN_DIR|CKPT")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--png", metavar="PATH", help="confusion matrix PNG (default: eval-<ckpt>-confusion.png beside it)")
+    p.add_argument("--data-root", metavar="DIR", help="where the dataset's files are (as given to train)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    run = open_run(args.checkpoint, device=args.device, data_root=args.data_root)
+    config, ckpt_path, epoch, classes = run.config, run.checkpoint, run.resume["epoch"], run.data.classes
+    setup = setup_device(config.device, config.precision, config.channels_last)
+    result = evaluate(setup.place(run.model), run.data, config, setup=setup)
+    png = Path(args.png) if args.png else ckpt_path.with_name(f"eval-{ckpt_path.stem}-confusion.png")
+    title = f"{config.model} ({ckpt_path.name}, epoch {epoch}): {result.accuracy:.4f}"
+    save_figure(confusion_figure(result.confusion, classes, title=title), png)
+    rows = per_class_rows(result.confusion, classes)
+    if args.json:
+        out = {"checkpoint": str(ckpt_path), "model": config.model, "epoch": epoch, "test_acc": result.accuracy,
+               "test_loss": result.loss, "images": result.count, "per_class": rows,
+               "confusion": result.confusion.tolist(), "confusion_png": str(png)}  # fmt: skip
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{ckpt_path}: {config.model}, epoch {epoch}, on {setup.describe()}")
+    _print_per_class(rows, classes)
+    print(f"\nconfusion matrix: {png}")
+    correct = int(result.confusion.diagonal().sum())
+    print(f"test acc {result.accuracy:.4f} ({correct}/{result.count}), test loss {result.loss:.4f}")
+    return 0
+
+
+def _print_per_class(rows: list[dict], classes: list[str]) -> None:
+    width = max(len(c) for c in classes)
+    print(f"\n{'label':>5}  {'class':<{width}}  {'images':>6}  {'accuracy':>8}  most often mistaken for")
+    for r in rows:
+        confused = f"{r['most_confused_with']} ({r['confused_count']})" if r["most_confused_with"] else "-"
+        print(f"{r['label']:>5}  {r['class']:<{width}}  {r['images']:>6}  {r['accuracy']:>8.4f}  {confused}")
+
+
+def add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="classify your own images with a trained checkpoint",
+        description="PNG/JPEG of any size or mode -> grayscale, polarity matched to Fashion-MNIST (light object on "
+        "a dark background), padded square, resized to the model's input; prints the top classes.",
+    )
+    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file, or a run directory (its last.pt)")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("--top-k", type=int, default=3, metavar="K")
+    p.add_argument(
+        "--invert",
+        choices=("auto", "yes", "no"),
+        help="auto: decide by the border (the default for models trained on Fashion-MNIST, MNIST or KMNIST, whose "
+        "objects are light on black); no: keep the pixels (the default for other datasets, your own folders)",
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k {args.top_k}: must be at least 1")
+    _, ckpt_path = resolve_run_dir(args.checkpoint)
+    ckpt = load_checkpoint(ckpt_path)
+    pre = ckpt["preprocess"]
+    invert = args.invert
+    if invert is None:
+        dataset = ckpt["config"].get("dataset", "fashion-mnist")
+        invert = "auto" if dataset_name(dataset) in MNIST_LIKE else "no"
+    images = [
+        load_image(path, size=pre["input_size"], in_channels=pre["in_channels"], invert=invert) for path in args.images
+    ]
+    model = model_from_checkpoint(ckpt).to(resolve_device(args.device))
+    values, indices = predict_tensors(
+        model, torch.stack([img.pixels for img in images]), mean=pre["mean"], std=pre["std"], top_k=args.top_k
+    )
+    records = prediction_records(images, values, indices, pre["classes"])
+    print(json.dumps(records, indent=2) if args.json else format_records(records))
+    return 0
+
+
+def add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a checkpoint as ONNX (for onnxruntime and friends) or safetensors (the weights)",
+        description="ONNX: the network in eval mode, input 'input' [batch, C, S, S] (normalised as the checkpoint "
+        "says: mean/std in the model's metadata), output 'logits' [batch, classes], dynamic batch; checked against "
+        "onnxruntime when it is installed. safetensors: the state_dict with the same metadata. Needs "
+        "pip install 'cnnzoo[export]'.",
+    )
+    p.add_argument("checkpoint", metavar="RUN_DIR|CKPT", help="a checkpoint file, or a run directory (its last.pt)")
+    p.add_argument("--format", dest="fmt", choices=("onnx", "safetensors"), default="onnx", help="default onnx")
+    p.add_argument("--output", metavar="PATH", help="default: the checkpoint's path with .onnx or .safetensors")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    path = export_checkpoint(args.checkpoint, args.fmt, args.output)
+    print(f"wrote {path} ({path.stat().st_size:,} bytes, {args.fmt})")
+    if args.fmt == "onnx":
+        diff = verify_onnx(path, args.checkpoint)
+        if diff is None:
+            print("not checked: onnxruntime is not installed (pip install onnxruntime to check the export)")
+        elif diff > 1e-4:
+            raise ModelError(f"{path}: onnxruntime's logits differ from PyTorch's by {diff:.2e} (> 1e-4): a bug")
+        else:
+            print(f"checked with onnxruntime at batch sizes 1 and 5: max |difference| from PyTorch {diff:.1e}")
+    return 0
+
+
+def add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="overlay several runs' curves in one PNG")
+    p.add_argument("runs", metavar="RUN_DIR", nargs="+")
+    p.add_argument("--out", default="compare.png", metavar="PNG", help="output file (default compare.png)")
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    runs = []
+    for arg in args.runs:
+        path = Path(arg)
+        rows = read_metrics(path) if path.is_dir() else []
+        if not rows:
+            raise ConfigError(f"{path}: not a run directory with metrics (no metrics.jsonl rows)")
+        runs.append((path.name, rows))
+    out = save_figure(overlay_figure(runs), args.out)
+    best = ", ".join(f"{name} {max(r['test_acc'] for r in rows):.4f}" for name, rows in runs)
+    print(f"wrote {out} ({len(runs)} runs; best test acc: {best})")
+    return 0

@@ -1,0 +1,212 @@
+"""``cnnzoo train``: flags in, :mod:`cnnzoo.run` does the work, lines out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+
+from cnnzoo.cli.common import (
+    EXIT_INTERRUPTED,
+    add_batch_size,
+    add_channels_last,
+    add_input_size,
+    add_precision,
+    train_overrides,
+)
+from cnnzoo.config import AUGMENTS, INITS, OPTIMIZERS, RECIPES, SCHEDULES
+from cnnzoo.devices import set_threads
+from cnnzoo.errors import ConfigError
+from cnnzoo.progress import default_callbacks, final_summary, format_time_to_target
+from cnnzoo.run import Outcome, Run, Training, new_run, resume_run, start_training
+
+__all__ = ["add_train"]
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model on Fashion-MNIST and leave a run directory",
+        description="Train MODEL with a recipe (fast: the best known set-up; d2l: the book's exact set-up); "
+        "explicit flags override the recipe. Leaves runs/<model>-<time>/ (or --out) with config, metrics, "
+        "curves, checkpoints and a report. Ctrl-C saves a resumable checkpoint.",
+    )
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="registered model name (see `cnnzoo models`), default lenet_bn; NAME:KWARG[=VALUE],... passes keyword "
+        "arguments and NAME@SIDE sets the input side, e.g. resnet18:small_input (a 3x3 stem for 28x28 images)",
+    )
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="hyperparameter set to start from (default fast)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<time>)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    _add_optimisation(p.add_argument_group("optimisation (default: the recipe's value)"))
+    _add_data(p.add_argument_group("data"))
+    _add_machine(p.add_argument_group("machine"))
+    p.set_defaults(func=cmd_train)
+
+
+def _add_optimisation(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--epochs", type=int, help="with --resume: the new total (a length-aware schedule is recomputed)")
+    add_batch_size(g)
+    g.add_argument("--lr", type=float, help="peak learning rate")
+    g.add_argument("--optimizer", choices=OPTIMIZERS)
+    g.add_argument("--momentum", type=float, help="for --optimizer momentum (Nesterov)")
+    g.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule, stepped per batch")
+    g.add_argument("--warmup", dest="warmup_epochs", type=float, metavar="EPOCHS", help="linear warm-up")
+    g.add_argument("--step-size", type=int, metavar="EPOCHS", help="--schedule step: decay interval")
+    g.add_argument("--gamma", type=float, help="--schedule step: decay factor")
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the global gradient norm (0: off)")
+    g.add_argument("--init", choices=INITS, help="xavier: d2l's xavier_uniform_ init")
+
+
+def _add_data(g: argparse._ArgumentGroup) -> None:
+    add_input_size(g, "input side (default: the model's input size); --resize is the same flag")
+    g.add_argument("--augment", choices=AUGMENTS)
+    g.add_argument("--crop-padding", type=int, metavar="PX")
+    g.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="fashion-mnist (default), mnist, kmnist, cifar10, or folder:PATH for your own images in the "
+        "ImageFolder layout (PATH/<class>/*.png, or PATH/train/<class>/ and PATH/test/<class>/); the model gets "
+        "the dataset's channels and classes",
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="folder:PATH without a test/ folder: share of each class held out for testing (default 0.1)",
+    )
+    g.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files (default: the user cache)")
+
+
+def _add_machine(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
+    add_precision(g)
+    add_channels_last(g)
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--seed", type=int)
+    g.add_argument(
+        "--deterministic",
+        action="store_true",
+        default=None,
+        help="deterministic kernels, so the seed reproduces a CUDA run too; costs speed on CUDA (slower "
+        "convolutions, no cuDNN autotuning), little on CPU, which is reproducible already (docs/reliability.md)",
+    )
+    g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    g.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="also log scalars for TensorBoard to RUN_DIR/tensorboard (pip install 'cnnzoo[tensorboard]'); "
+        "view with: tensorboard --logdir runs",
+    )
+    g.add_argument(
+        "--target-acc",
+        type=float,
+        metavar="ACC",
+        help="time to accuracy: stop after the first epoch whose test accuracy reaches ACC (e.g. 0.91) and report "
+        "the training + evaluation time it took; with --resume, a higher ACC trains a run that reached its target on",
+    )
+    g.add_argument(
+        "--sync-bn",
+        action="store_true",
+        default=None,
+        help="under torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm; docs/scaling.md)",
+    )
+
+
+class _StopFlag:
+    """SIGINT handler: the first Ctrl-C asks fit to stop after the current step; a second one aborts.
+    ``quiet`` (a torchrun rank other than 0): only raise the flag, say nothing."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.requested = False
+        self.quiet = quiet
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.requested and not self.quiet:
+            raise KeyboardInterrupt
+        self.requested = True
+        if not self.quiet:
+            print(
+                "\ninterrupted: finishing the current step and saving a checkpoint (Ctrl-C again to abort)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _make_run(args: argparse.Namespace) -> Run:
+    overrides = train_overrides(args)
+    if not args.resume:
+        return new_run(args.model or "lenet_bn", recipe=args.recipe or "fast", overrides=overrides,
+                       data_root=args.data_root)  # fmt: skip
+    if args.out or args.recipe:
+        flag = "--out" if args.out else "--recipe"
+        raise ConfigError(f"{flag} cannot change when resuming {args.resume}: start a new run instead")
+    return resume_run(args.resume, overrides=overrides, model=args.model, data_root=args.data_root)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
+    run = _make_run(args)
+    if args.print_config:
+        print(json.dumps(run.config.to_dict(), indent=2))
+        return 0
+    training = start_training(run, out=args.out, command=["cnnzoo", *sys.argv[1:]])
+    show = training.is_main and not args.quiet
+    if show:
+        _announce(training)
+    stop = _StopFlag(quiet=not training.is_main)
+    previous = signal.signal(signal.SIGINT, stop.handle)
+    try:
+        outcome = training.train(callbacks=default_callbacks(show), should_stop=stop)
+    except KeyboardInterrupt:  # the second Ctrl-C
+        print(f"aborted; the last completed epoch is in {training.last}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if training.is_main:
+        _conclude(training, outcome)
+    return EXIT_INTERRUPTED if outcome.stopped else 0
+
+
+def _announce(training: Training) -> None:
+    run, config, ddp = training.run, training.run.config, training.ddp
+    params = sum(p.numel() for p in run.model.parameters())
+    what = f"resuming {training.directory} at epoch {run.resume['epoch'] + 1}" if run.resume else ""
+    print(f"training {config.model} ({params:,} parameters) on {training.setup.describe()}; "
+          f"{what or f'run directory {training.directory}'}")  # fmt: skip
+    print(
+        f"recipe {config.recipe}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} "
+        f"lr {config.lr:g}, schedule {config.schedule}, input {config.resize}x{config.resize}, "
+        f"augment {config.augment}; img/s counts data time, not evaluation",
+        flush=True,
+    )
+    if ddp is not None:
+        print(
+            f"data parallel: {ddp.world_size} processes ({ddp.backend}), global batch {config.batch_size} = "
+            f"{config.batch_size // ddp.world_size} per process; rank 0 writes the run directory",
+            flush=True,
+        )
+
+
+def _conclude(training: Training, outcome: Outcome) -> None:
+    directory = outcome.directory
+    if outcome.stopped:
+        print(f"checkpoint saved: {training.last}\nresume with: cnnzoo train --resume {directory}", flush=True)
+        return
+    files = ", ".join(sorted(p.name for p in directory.iterdir() if p.is_file()))
+    print(f"run directory: {directory} ({files})")
+    print(final_summary(outcome.history, training.setup.label), flush=True)
+    if training.run.config.target_acc is not None:
+        print(format_time_to_target(outcome.history, training.run.config.target_acc), flush=True)

@@ -1,0 +1,163 @@
+"""What a person sees while a run trains, as :class:`~cnnzoo.engine.Callback` objects: a progress bar, one line
+per epoch, and in Jupyter the curves redrawn live in the cell (d2l's ``Animator``).
+
+The engine prints nothing; a front end picks what to show. :func:`default_callbacks` is the usual choice:
+a bar where someone watches (a terminal or a notebook; logs and CI get the epoch lines only), the epoch
+lines, and the live plot inside a Jupyter kernel. Everything here is fed at log intervals and epoch ends,
+never per batch, so the hot loop stays free of host syncs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tqdm.std import tqdm as text_tqdm
+
+from cnnzoo.engine import Callback, EpochTotals, TrainState, run_images_per_sec, time_to_target
+from cnnzoo.plots import curves_figure, figure_png
+
+__all__ = [
+    "ConsoleProgress",
+    "LivePlot",
+    "default_callbacks",
+    "final_summary",
+    "format_epoch",
+    "format_time_to_target",
+    "in_notebook",
+]
+
+
+def format_epoch(row: Mapping[str, Any], epochs: int) -> str:
+    """One summary line per epoch."""
+    width = len(str(epochs))
+    return (
+        f"epoch {row['epoch']:>{width}}/{epochs}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
+        f"test acc {row['test_acc']:.4f}  lr {row['lr']:.3g}  {row['images_per_sec']:.1f} img/s  "
+        f"({row['train_seconds']:.1f} s train, {row['eval_seconds']:.1f} s eval)"
+    )
+
+
+def final_summary(history: Sequence[Mapping[str, Any]], device_label: str) -> str:
+    """d2l's two closing lines: the last epoch's loss and accuracies, then examples/sec over the run
+    (:func:`~cnnzoo.engine.run_images_per_sec`)."""
+    last = history[-1]
+    return (
+        f"loss {last['train_loss']:.3f}, train acc {last['train_acc']:.3f}, test acc {last['test_acc']:.3f}\n"
+        f"{run_images_per_sec(history):.1f} examples/sec on {device_label}"
+    )
+
+
+def format_time_to_target(history: Sequence[Mapping[str, Any]], target: float) -> str:
+    """The closing line of a ``--target-acc`` run: when the target was reached, or that it was not."""
+    hit = time_to_target(history, target)
+    if hit is None:
+        best = max(history, key=lambda r: r["test_acc"]) if history else None
+        seen = f"; best {best['test_acc']:.4f} at epoch {best['epoch']}" if best else ""
+        return f"did not reach test acc {target:g} in {len(history)} epochs{seen}"
+    return (
+        f"reached test acc {hit['test_acc']:.4f} (target {target:g}) at epoch {hit['epoch']} after "
+        f"{hit['seconds']:.1f} s (evaluation time included)"
+    )
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (IPython's ZMQ shell), where curves can be drawn in the cell."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _bar_class(notebook: bool) -> Callable[..., Any]:
+    if notebook and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm  # lazy: it imports ipywidgets, an optional notebook package
+
+        return tqdm
+    return text_tqdm  # without ipywidgets tqdm.auto would warn "IProgress not found"; a text bar works in a cell
+
+
+class ConsoleProgress(Callback):
+    """A tqdm bar per epoch (``bar``: a terminal or a notebook is watching) and one line per epoch on stdout."""
+
+    def __init__(self, *, bar: bool | None = None, notebook: bool | None = None) -> None:
+        self.notebook = in_notebook() if notebook is None else notebook
+        self.show_bar = (self.notebook or sys.stderr.isatty()) if bar is None else bar
+        self._bar: Any = None
+
+    def on_epoch_start(self, state: TrainState, steps: int) -> None:
+        if self.show_bar:
+            epochs = state.config.epochs
+            self._bar = _bar_class(self.notebook)(
+                total=steps, desc=f"epoch {state.epoch + 1}/{epochs}", unit="batch", leave=False, dynamic_ncols=True
+            )
+
+    def on_log(self, state: TrainState, totals: EpochTotals) -> None:
+        if self._bar is None:
+            return
+        count = max(1, totals.count)
+        self._bar.update(totals.step - self._bar.n)
+        self._bar.set_postfix_str(
+            f"loss {float(totals.loss_sum) / count:.4f}  acc {int(totals.correct) / count:.4f}  "
+            f"{totals.count / max(totals.seconds, 1e-9):.0f} img/s",
+            refresh=False,
+        )
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self._close()
+        text_tqdm.write(format_epoch(state.history[-1], state.config.epochs), file=sys.stdout)
+
+    def on_stop(self, state: TrainState) -> None:
+        self._close()
+
+
+class LivePlot(Callback):
+    """Redraw the curves in the notebook cell after every epoch (d2l's ``Animator``).
+
+    ``display`` is ``IPython.display.display`` by default; it is called once with ``display_id=True``
+    and the handle it returns is updated in place afterwards. Tests pass their own.
+    """
+
+    def __init__(self, display: Callable[..., Any] | None = None) -> None:
+        self._display = display
+        self._handle: Any = None
+        self.figures_drawn = 0
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        fig = curves_figure(state.history, title=state.config.model, epochs=state.config.epochs)
+        image = self._image(figure_png(fig, dpi=90))
+        if self._handle is None:
+            show = self._display or _ipython_display()
+            self._handle = show(image, display_id=True)
+        else:
+            self._handle.update(image)
+        self.figures_drawn += 1
+
+    def _image(self, png: bytes) -> Any:
+        if self._display is not None:
+            return png
+        from IPython.display import Image  # lazy: only inside a notebook, where IPython is there
+
+        return Image(data=png, format="png")
+
+
+def _ipython_display() -> Callable[..., Any]:
+    from IPython.display import display  # lazy: only inside a notebook
+
+    return display
+
+
+def default_callbacks(show: bool = True) -> list[Callback]:
+    """What a person usually wants to see: the bar and epoch lines, and the live curves in Jupyter."""
+    if not show:
+        return []
+    notebook = in_notebook()
+    return [ConsoleProgress(notebook=notebook), *([LivePlot()] if notebook else [])]

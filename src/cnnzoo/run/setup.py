@@ -1,0 +1,232 @@
+"""Building a run: "this model, this recipe, these overrides, this dataset" (or "resume this run") made into
+a final config, a model and the data.
+
+Every front end (``cnnzoo train``, ``cnnzoo leaderboard``, the notebooks, a web app) comes through here, so
+the rules live once:
+
+* a **model spec** (``resnet18:small_input@28``) gives the registry name, its keyword arguments and
+  optionally the input side, which must agree with an explicit ``resize``;
+* a model trained on another dataset than Fashion-MNIST takes the data's channels and classes, and says so
+  in ``config.model_kwargs``, so ``eval``/``predict``/``export`` rebuild the same network from the
+  checkpoint; the config is final when it is made and never patched afterwards;
+* the data a config names is loaded the same way for a fresh run, a resumed one and an evaluation (a
+  folder is decoded at the run's input size and split with the run's seed);
+* only a few settings may change when a run is resumed (:data:`RESUMABLE`), and a finished run is not
+  trained again by accident.
+
+No argparse, no printing: errors are :class:`~cnnzoo.errors.ConfigError` with one-line messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import cnnzoo.data as data_mod
+from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
+from cnnzoo.config import DEFAULT_MODEL, TrainConfig, config_from_dict, resolve_config, validate_config
+from cnnzoo.data.dataset import ImageDataset
+from cnnzoo.devices import DeviceSetup
+from cnnzoo.distributed import ParallelContext
+from cnnzoo.engine import Callback, fit, time_to_target
+from cnnzoo.errors import CheckpointError, ConfigError
+from cnnzoo.registry import ModelSpec, create_model, meta_model, parse_model_spec
+from cnnzoo.run.directory import resolve_run_dir
+
+__all__ = ["RESUMABLE", "Run", "build_model", "load_data", "make_config", "new_run", "open_run", "resume_run"]
+
+# Settings whose value may change when a run is resumed; everything else belongs to the run.
+RESUMABLE = ("epochs", "device", "precision", "compile", "channels_last", "target_acc", "sync_bn", "tensorboard")
+
+
+@dataclass
+class Run:
+    """A run ready to train: its final config, its model (freshly initialised, or the checkpoint's
+    weights), its data, and when resuming the checkpoint's training state and directory."""
+
+    config: TrainConfig
+    model: nn.Module
+    data: ImageDataset
+    resume: Mapping[str, Any] | None = None  # the checkpoint's "train" part (optimizer, schedule, RNG, history)
+    directory: Path | None = None  # the run directory being resumed; None for a new run
+    checkpoint: Path | None = None  # the checkpoint file the model came from
+
+    def fit(
+        self,
+        *,
+        callbacks: Sequence[Callback] = (),
+        should_stop: Callable[[], bool] | None = None,
+        setup: DeviceSetup | None = None,
+        parallel: ParallelContext | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train it with :func:`cnnzoo.fit` (from the checkpoint's exact step when resuming); the history."""
+        return fit(
+            self.model,
+            self.data,
+            self.config,
+            resume=self.resume,
+            callbacks=callbacks,
+            should_stop=should_stop,
+            setup=setup,
+            parallel=parallel,
+        )
+
+
+def load_data(config: TrainConfig, root: str | os.PathLike[str] | None = None, *, in_channels: int | None = None):
+    """The dataset ``config`` names, as a training run or an evaluation of its checkpoint sees it.
+
+    Folders are decoded at the run's input size and split with the run's seed and ``val_fraction``, so
+    ``cnnzoo eval`` rebuilds exactly the test split the run was tested on. ``in_channels`` None keeps the
+    dataset's own (a fresh run builds its model to match); a checkpoint passes the channels it was trained on.
+    """
+    # data_mod.* is looked up at call time, so tests can substitute tiny data
+    if data_mod.dataset_name(config.dataset) == "fashion-mnist" and in_channels in (None, 1):
+        return data_mod.load_fashion_mnist(root)
+    return data_mod.load_dataset(
+        config.dataset,
+        root=root,
+        image_size=config.resize,
+        in_channels=in_channels,
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+    )
+
+
+def _spec_overrides(spec: ModelSpec, overrides: Mapping[str, Any], text: str) -> dict[str, Any]:
+    """``overrides`` with the spec's side (as ``resize``) and keyword arguments (as ``model_kwargs``)."""
+    out = {k: v for k, v in overrides.items() if v is not None}
+    if spec.input_size is not None:
+        if out.get("resize", spec.input_size) != spec.input_size:
+            raise ConfigError(f"{text} and --input-size {out['resize']} disagree: give the side once")
+        out["resize"] = spec.input_size
+    if spec.kwargs:
+        meta_model(spec.name, spec.kwargs)  # an unknown keyword fails here, naming the ones it takes
+        out["model_kwargs"] = {**out.get("model_kwargs", {}), **spec.kwargs}
+    return out
+
+
+def make_config(
+    spec: str | ModelSpec = DEFAULT_MODEL,
+    *,
+    recipe: str = "fast",
+    overrides: Mapping[str, Any] | None = None,
+    data: ImageDataset | None = None,
+) -> TrainConfig:
+    """The final, validated config of a new run of ``spec`` with ``recipe`` and ``overrides`` on ``data``.
+
+    ``data`` other than Fashion-MNIST puts its channels and classes into ``model_kwargs`` (the network is
+    built for them); ``None`` means Fashion-MNIST's (one channel, ten classes), or that the data are not
+    loaded yet (see :func:`new_run`).
+    """
+    text = spec if isinstance(spec, str) else spec.label
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    values = _spec_overrides(spec, overrides or {}, text)
+    if data is not None and data_mod.dataset_name(values.get("dataset", TrainConfig.dataset)) != "fashion-mnist":
+        values["model_kwargs"] = {
+            "in_channels": data.in_channels,
+            "num_classes": data.num_classes,
+            **values.get("model_kwargs", {}),
+        }
+    return resolve_config(spec.name, recipe, values)
+
+
+def build_model(config: TrainConfig) -> nn.Module:
+    """A freshly initialised model for ``config``: PyTorch's init under ``config.seed`` (:func:`cnnzoo.fit`
+    seeds again before training, and applies the recipe's init)."""
+    torch.manual_seed(config.seed)
+    return create_model(config.model, **config.model_kwargs)
+
+
+def new_run(
+    spec: str | ModelSpec = DEFAULT_MODEL,
+    *,
+    recipe: str = "fast",
+    overrides: Mapping[str, Any] | None = None,
+    data: ImageDataset | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+) -> Run:
+    """A new run of ``spec``: config, model and data (``data`` given, or loaded as the config names it)."""
+    if data is None:
+        # The data's location, input size and split seed come from the config; its channels and classes
+        # then decide the network, so the final config is made once the data are there.
+        data = load_data(make_config(spec, recipe=recipe, overrides=overrides), data_root)
+    config = make_config(spec, recipe=recipe, overrides=overrides, data=data)
+    return Run(config, build_model(config), data)
+
+
+def resume_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    model: str | None = None,
+    data: ImageDataset | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+) -> Run:
+    """The run in ``run_dir`` (or the run a checkpoint file belongs to), ready to continue from its last
+    checkpoint, with the :data:`RESUMABLE` settings in ``overrides`` changed.
+
+    ``model`` (a spec), when given, must name the run's model. A run that finished its epochs, or reached
+    its ``target_acc``, is refused unless ``overrides`` raise the number of epochs or the target.
+    """
+    directory, ckpt_path = resolve_run_dir(run_dir)
+    ckpt = load_checkpoint(ckpt_path)
+    saved = config_from_dict(ckpt["config"])
+    if model and parse_model_spec(model).name != saved.model:
+        raise ConfigError(f"{directory} trained {saved.model}, not {model}: drop MODEL when resuming")
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    fixed = sorted(k for k in overrides if k not in RESUMABLE)
+    if fixed:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in fixed)
+        raise ConfigError(
+            f"{flags} cannot change when resuming {directory} (only --epochs, --device, --precision, "
+            "--channels-last, --compile, --target-acc, --sync-bn can): start a new run instead"
+        )
+    config = validate_config(dataclasses.replace(saved, **overrides))
+    _check_unfinished(directory, config, ckpt["train"])
+    if data is None:
+        data = load_data(config, data_root, in_channels=ckpt["preprocess"]["in_channels"])
+    return Run(config, model_from_checkpoint(ckpt), data, ckpt["train"], directory, ckpt_path)
+
+
+def open_run(
+    path: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+) -> Run:
+    """The trained run a checkpoint holds (a run directory means its last.pt), with the data it was
+    trained on, to evaluate or inspect: ``device`` replaces the run's device."""
+    directory, ckpt_path = resolve_run_dir(path)
+    ckpt = load_checkpoint(ckpt_path)
+    config = config_from_dict(ckpt["config"])
+    if device is not None:
+        config = validate_config(dataclasses.replace(config, device=device))
+    data = load_data(config, data_root, in_channels=ckpt["preprocess"]["in_channels"])
+    classes = ckpt["preprocess"]["classes"]
+    if list(data.classes) != list(classes):
+        raise CheckpointError(f"{ckpt_path}: trained on classes {classes}, but the dataset has {data.classes}")
+    return Run(config, model_from_checkpoint(ckpt), data, ckpt["train"], directory, ckpt_path)
+
+
+def _check_unfinished(directory: Path, config: TrainConfig, train: Mapping[str, Any]) -> None:
+    # A run killed after its last epoch but before its report resumes to write the report.
+    if not (directory / "report.md").exists():
+        return
+    done = train["epoch"]
+    if done >= config.epochs:
+        raise ConfigError(
+            f"{directory} already finished {done} of {config.epochs} epochs: pass --epochs {done + 5} to train further"
+        )
+    hit = time_to_target(train["history"], config.target_acc) if config.target_acc else None
+    if hit is not None:
+        raise ConfigError(
+            f"{directory} reached --target-acc {config.target_acc:g} at epoch {hit['epoch']} "
+            f"(test acc {hit['test_acc']:.4f}) and stopped there: pass a higher --target-acc to train further"
+        )

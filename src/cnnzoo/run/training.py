@@ -1,0 +1,154 @@
+"""Training a :class:`~cnnzoo.run.setup.Run` where a user would: on its device, under torchrun when launched so,
+with its run directory written as it goes and its report at the end.
+
+:func:`start_training` does the set-up that must happen before anything runs on the device (determinism,
+the TensorBoard extra, joining a torchrun process group, the run directory); :meth:`Training.train` then
+trains, turns the engine's errors into messages that say what was kept, and writes the closing files
+(confusion matrix, per-class table, report). No printing: a front end shows what it wants through
+callbacks and the returned :class:`Outcome`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnzoo.devices import DeviceSetup, enable_determinism, setup_device
+from cnnzoo.distributed import Distributed, ParallelContext, from_env
+from cnnzoo.engine import Callback, TrainState, evaluate
+from cnnzoo.errors import FileWriteError, TrainingDivergedError
+from cnnzoo.inspection import summary
+from cnnzoo.run.directory import RunDirectory, new_run_dir
+from cnnzoo.run.environment import environment_info
+from cnnzoo.run.setup import Run
+from cnnzoo.tensorboard import TensorBoardLogger, summary_writer_class
+
+__all__ = ["Outcome", "Training", "start_training"]
+
+
+@dataclass
+class Outcome:
+    """How a training ended: its history, whether it was stopped (its last.pt then holds the step it
+    stopped at, and ``--resume`` continues from there), and the run directory (None on ranks other than 0)."""
+
+    history: list[dict[str, Any]]
+    stopped: bool
+    directory: Path | None
+
+
+class _State(Callback):
+    """Keeps the engine's state, so the end of a run can see it (on every rank; it writes nothing)."""
+
+    state: TrainState | None = None
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.state = state
+
+
+@dataclass
+class Training:
+    """A run placed on its device with its run directory, ready for :meth:`train`."""
+
+    run: Run
+    setup: DeviceSetup
+    ddp: Distributed | None = None
+    parallel: ParallelContext | None = None
+    directory: Path | None = None  # rank 0 only
+    recorder: RunDirectory | None = None
+    callbacks: list[Callback] = field(default_factory=list)  # the run's own: its directory, TensorBoard
+
+    @property
+    def is_main(self) -> bool:
+        """The process that writes files and may print (always, unless a torchrun rank other than 0)."""
+        return self.ddp is None or self.ddp.is_main
+
+    @property
+    def last(self) -> Path | None:
+        return self.recorder.last if self.recorder is not None else None
+
+    def train(self, *, callbacks: Sequence[Callback] = (), should_stop: Callable[[], bool] | None = None) -> Outcome:
+        """Train to the end (or until ``should_stop``), then write the run's closing files.
+
+        Under torchrun ``should_stop`` is agreed between the ranks, so all stop after the same step;
+        ``callbacks`` are used on rank 0 only.
+        """
+        if self.ddp is not None:
+            should_stop = self.ddp.agreed_stop(should_stop or (lambda: False), self.setup.device)
+        kept = _State()
+        chain = [kept, *self.callbacks, *callbacks] if self.is_main else [kept]
+        try:
+            history = self.run.fit(callbacks=chain, should_stop=should_stop, setup=self.setup, parallel=self.parallel)
+        except TrainingDivergedError as exc:
+            last = self.last
+            saved = f"the last good checkpoint is {last}" if last is not None and last.exists() else "no epoch finished"
+            raise TrainingDivergedError(f"{exc}; {saved}") from None
+        except FileWriteError as exc:  # a full disk: the previous checkpoint is intact
+            last = self.last
+            then = f"resume with --resume {self.directory}" if last is not None and last.exists() else "start again"
+            raise FileWriteError(f"{exc}, then {then}") from None
+        finally:
+            for cb in self.callbacks:
+                if isinstance(cb, TensorBoardLogger):
+                    cb.close()
+        state = kept.state
+        stopped = bool(state is not None and state.stopped)
+        if self.recorder is not None and state is not None and not stopped:
+            self._finish(state)
+        return Outcome(history, stopped, self.directory)
+
+    def _finish(self, state: TrainState) -> None:
+        model, config = self.run.model, self.run.config
+        try:
+            model_text = str(summary(model, config.resize))
+        except Exception as exc:  # the report should not be lost to a summary failure after a long run
+            model_text = f"(model summary unavailable: {exc})"
+        if state.last_eval is None:  # resumed after the last epoch: evaluate the final model for the report
+            state.last_eval = evaluate(model, self.run.data, config, setup=self.setup)
+        self.recorder.finish(state, state.last_eval, model_text)
+
+
+def start_training(
+    run: Run,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    command: Sequence[str] | None = None,
+) -> Training:
+    """Set ``run`` up to train: device, torchrun process group (when launched by torchrun) and, on rank 0,
+    the run directory (``run.directory`` when resuming, else ``out`` or a fresh ``runs/<model>-<time>``).
+
+    ``command`` is recorded in config.json and the report.
+    """
+    config = run.config
+    if config.deterministic:
+        enable_determinism()  # before anything runs on the device (CUBLAS_WORKSPACE_CONFIG)
+    if config.tensorboard:
+        summary_writer_class()  # a missing extra is reported before anything is written
+    ddp = from_env()  # launched by torchrun: data parallel (cnnzoo.distributed); None when alone
+    device = ddp.device_for(config) if ddp is not None else config.device
+    setup = setup_device(device, config.precision, config.channels_last)
+    training = Training(run, setup, ddp)
+    if ddp is not None:
+        ddp.start(setup.device)
+        model = ddp.prepare_model(run.model, sync_bn=config.sync_bn, device=setup.device)
+        training.run = dataclasses.replace(run, model=model)
+        training.parallel = ddp.context(setup)
+    if not training.is_main:
+        return training
+    directory = run.directory or new_run_dir(config.model, out)
+    training.directory = directory
+    training.recorder = RunDirectory(
+        directory,
+        data=run.data,
+        config=config,
+        environment=environment_info(setup.describe()),
+        command=list(command) if command is not None else None,
+        input_size=config.resize,
+    )
+    training.callbacks = [training.recorder]
+    if config.tensorboard:
+        training.callbacks.append(TensorBoardLogger(directory / "tensorboard"))
+    return training
