@@ -116,8 +116,8 @@ def test_resize_is_bilinear_on_the_device(size):
     torch.testing.assert_close(x, expected)
 
 
-def test_resize_matches_torchvision_resize_of_the_seeds():
-    """The seeds resize PIL images with transforms.Resize; on tensors that is antialiased bilinear."""
+def test_resize_matches_torchvision_resize_of_the_book():
+    """The book's code resizes PIL images with transforms.Resize; on tensors that is antialiased bilinear."""
     tv = pytest.importorskip("torchvision.transforms.v2.functional")
     images, labels = _indexed(3, size=28)
     x, _ = next(iter(DeviceBatches(images, labels, batch_size=3, shuffle=False, resize=96)))

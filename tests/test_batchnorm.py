@@ -88,7 +88,7 @@ def test_eval_mode_uses_running_statistics_not_the_batch():
         bn.running_var.fill_(4.0)
     x = torch.randn(4, 3, 2, 2)
     torch.testing.assert_close(bn(x), (x - 2.0) / torch.sqrt(torch.tensor(4.0) + bn.eps))
-    # The seeds picked statistics by torch.is_grad_enabled(); here the mode decides, grad or not.
+    # The book's code picked statistics by torch.is_grad_enabled(); here the mode decides, grad or not.
     bn.train()
     with torch.no_grad():
         y = bn(x)
@@ -96,7 +96,7 @@ def test_eval_mode_uses_running_statistics_not_the_batch():
 
 
 def test_momentum_is_pytorchs_convention():
-    """momentum weights the new batch: one step from (0, 1) moves the mean 10% of the way (the seeds' 0.9
+    """momentum weights the new batch: one step from (0, 1) moves the mean 10% of the way (the book's 0.9
     weighted the old value)."""
     bn = layers.BatchNorm1d(2, momentum=0.1)
     x = torch.tensor([[1.0, 10.0], [3.0, 30.0]])

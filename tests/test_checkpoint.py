@@ -9,7 +9,7 @@ import torch
 
 from cnnzoo import create_model
 from cnnzoo.atomic import atomic_write, atomic_write_text
-from cnnzoo.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_checkpoint
+from cnnzoo.checkpoint import FORMAT, _require_plain, load_checkpoint, model_from_checkpoint, save_checkpoint
 from cnnzoo.errors import CheckpointError
 
 
@@ -121,8 +121,6 @@ def test_weights_of_another_model_are_refused(trained_run, tmp_path):
 
 
 def test_non_plain_values_are_refused_at_save_time():
-    from cnnzoo.checkpoint import _require_plain
-
     _require_plain({"a": [1, 2.0, "x", None, True, torch.ones(1)]}, "ok")
     with pytest.raises(TypeError, match="TorchVersion"):
         _require_plain({"torch": torch.__version__}, "versions")

@@ -25,7 +25,7 @@ RUN_FILES = {
     "per_class.csv",
     "report.md",
 }
-SEED_LINES = re.compile(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}\n\d+\.\d examples/sec on cpu\n$")
+D2L_LINES = re.compile(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}\n\d+\.\d examples/sec on cpu\n$")
 
 
 def metrics_without_timing(run_dir):
@@ -37,7 +37,7 @@ def test_one_epoch_smoke_run_through_main(fake_train_data, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "lenet_bn", "--epochs", "1", "--batch-size", "64", "--device", "cpu", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
-    assert SEED_LINES.search(stdout), stdout  # the seeds' two closing lines, last
+    assert D2L_LINES.search(stdout), stdout  # d2l's two closing lines, last
     assert re.search(r"^epoch 1/1  loss ", stdout, re.M)
     assert {p.name for p in out.iterdir()} == RUN_FILES
     config = json.loads((out / "config.json").read_text())
@@ -132,7 +132,7 @@ def test_a_run_killed_with_sigkill_after_epoch_2_resumes_to_the_same_result(refe
     done = run_cli("train", "--resume", str(out), "--quiet", cwd=tmp_path, n_train=1024)
     assert done.returncode == 0, done.stderr
     assert metrics_without_timing(out) == metrics_without_timing(reference_run)
-    assert SEED_LINES.search(done.stdout)
+    assert D2L_LINES.search(done.stdout)
 
 
 def test_ctrl_c_saves_a_checkpoint_prints_the_resume_command_and_exits_130(reference_run, tmp_path):
@@ -167,7 +167,7 @@ def test_one_epoch_on_real_fashion_mnist_reaches_85_percent(tmp_path, capsys):
     assert main([*argv, "--device", "cpu", "--quiet", "--out", str(out)]) == 0
     row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["test_acc"] >= 0.85, row
-    assert SEED_LINES.search(capsys.readouterr().out)
+    assert D2L_LINES.search(capsys.readouterr().out)
 
 
 @pytest.mark.killloop

@@ -19,6 +19,7 @@ import torch
 from cnnzoo.cli import main
 from cnnzoo.data import fashion_mnist as fm
 from cnnzoo.data import load_fashion_mnist
+from cnnzoo.data.cache import cache_dir
 from cnnzoo.errors import DataCorruptError, DataNotFoundError
 
 from conftest import HAVE_REAL_DATA, REAL_DIR, make_arrays, write_dataset
@@ -47,7 +48,7 @@ def test_torchvision_layout_is_found(fake_fashion, tmp_path):
 
 
 def test_search_order_env_then_cache(fake_fashion, monkeypatch):
-    cache = fm.cache_dir()
+    cache = cache_dir("fashion-mnist")
     other = make_arrays(seed=1)
     write_dataset(cache, other)  # same shapes, different content: checksum would fail if chosen
     monkeypatch.setenv("CNNZOO_DATA", str(fake_fashion.directory))
@@ -80,7 +81,7 @@ def test_not_found_lists_every_place_and_both_fixes(isolated_data, monkeypatch, 
     assert "\n" not in msg
     for fragment in (
         str(partial) + " (only 1 of 4 files)",
-        str(fm.cache_dir()),
+        str(cache_dir("fashion-mnist")),
         str(fm.SYSTEM_DIR),
         "download failed",
         "apt-get install dataset-fashion-mnist",
@@ -125,7 +126,7 @@ def test_image_label_count_mismatch_is_an_error(fake_fashion, monkeypatch):
 
 def test_second_load_comes_from_the_decoded_cache(fake_fashion, monkeypatch):
     first = load_fashion_mnist(fake_fashion.directory, download=False)
-    assert list(fm.cache_dir().glob("decoded-*.pt"))
+    assert list(cache_dir("fashion-mnist").glob("decoded-*.pt"))
 
     def boom(path):
         raise AssertionError("decoded again")
@@ -149,7 +150,7 @@ def test_changed_file_is_verified_again(fake_fashion):
 
 def test_damaged_cache_file_is_rebuilt(fake_fashion):
     load_fashion_mnist(fake_fashion.directory, download=False)
-    (cached,) = fm.cache_dir().glob("decoded-*.pt")
+    (cached,) = cache_dir("fashion-mnist").glob("decoded-*.pt")
     cached.write_bytes(b"not a torch file")
     ds = load_fashion_mnist(fake_fashion.directory, download=False)
     assert ds.train_images.shape == (60, 28, 28)
@@ -197,11 +198,11 @@ def test_download_into_cache_then_load(fake_fashion, monkeypatch):
     with serve(fake_fashion.directory) as url:
         monkeypatch.setenv("CNNZOO_MIRROR", url)
         ds = load_fashion_mnist()  # nothing local: downloads into the cache
-    assert ds.source == str(fm.cache_dir())
-    assert sorted(p.name for p in fm.cache_dir().iterdir() if p.suffix == ".gz") == sorted(
+    assert ds.source == str(cache_dir("fashion-mnist"))
+    assert sorted(p.name for p in cache_dir("fashion-mnist").iterdir() if p.suffix == ".gz") == sorted(
         f.stem + ".gz" for f in fm.FILES
     )
-    assert not list(fm.cache_dir().glob("*.part"))
+    assert not list(cache_dir("fashion-mnist").glob("*.part"))
 
 
 def test_download_dying_half_way_leaves_nothing_that_passes(fake_fashion, tmp_path):
@@ -257,7 +258,7 @@ def test_cli_data_fetch(fake_fashion, monkeypatch, capsys):
     with serve(fake_fashion.directory) as url:
         monkeypatch.setenv("CNNZOO_MIRROR", url)
         assert main(["data", "--fetch"]) == 0
-    assert f"fetched into {fm.cache_dir()}" in capsys.readouterr().out
+    assert f"fetched into {cache_dir('fashion-mnist')}" in capsys.readouterr().out
 
 
 def test_cli_data_missing_is_one_line_exit_2(isolated_data, capsys):

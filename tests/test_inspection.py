@@ -20,10 +20,11 @@ from cnnzoo.inspection import (
     parse_input_size,
     shape_trace,
 )
+from cnnzoo.models.googlenet import Inception
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 
-GOOGLENET_SEED_TRACE = """\
+GOOGLENET_D2L_TRACE = """\
 Sequential output shape:\t torch.Size([1, 64, 24, 24])
 Sequential output shape:\t torch.Size([1, 192, 12, 12])
 Sequential output shape:\t torch.Size([1, 480, 6, 6])
@@ -41,11 +42,11 @@ def _one_thread():
 
 
 # ------------------------------------------------------------------------------------------------
-# The seeds' Inception cost table
+# The book's Inception cost table
 # ------------------------------------------------------------------------------------------------
-def test_inception_cost_table_reproduces_the_seeds():
-    """Seeds: Inception 0.16M weights / 128M MACs, 3x3 conv 0.44M / 346M, 5x5 conv 1.22M / 963M (biases
-    excluded; the seeds truncate, so 346.8M prints as 346M and 1.2288M as 1.22M)."""
+def test_inception_cost_table_reproduces_the_book():
+    """The book: Inception 0.16M weights / 128M MACs, 3x3 conv 0.44M / 346M, 5x5 conv 1.22M / 963M (biases
+    excluded; the book truncates, so 346.8M prints as 346M and 1.2288M as 1.22M)."""
     rows = inception_cost_table()
     assert [(r.weights, r.macs) for r in rows] == [
         (163_328, 128_049_152),  # 12,288 + 18,432 + 110,592 + 3,072 + 12,800 + 6,144 weights, x 784 pixels
@@ -59,8 +60,6 @@ def test_inception_cost_table_reproduces_the_seeds():
 
 
 def test_the_inception_block_keeps_hw_and_outputs_256_channels():
-    from cnnzoo.models.googlenet import Inception
-
     block = Inception(192, 64, (96, 128), (16, 32), 32)
     assert block(torch.rand(1, 192, 28, 28)).shape == (1, 256, 28, 28)
 
@@ -125,8 +124,8 @@ def test_summary_input_sizes():
         cnnzoo.summary(model, 20)
 
 
-def test_shape_trace_googlenet_is_the_seeds():
-    assert shape_trace(cnnzoo.create_model("googlenet")) == GOOGLENET_SEED_TRACE
+def test_shape_trace_googlenet_is_the_books():
+    assert shape_trace(cnnzoo.create_model("googlenet")) == GOOGLENET_D2L_TRACE
 
 
 def test_shape_trace_labels_named_children_by_name():
@@ -172,10 +171,10 @@ def test_cli_models_lists_all_fifteen(capsys):
     assert "5,977,530" in out and "276M" in out  # googlenet's parameters and MACs
 
 
-def test_cli_summary_googlenet_prints_the_seed_trace_and_the_table(capsys):
+def test_cli_summary_googlenet_prints_the_books_trace_and_the_table(capsys):
     assert main(["summary", "googlenet"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(GOOGLENET_SEED_TRACE + "\n")
+    assert out.startswith(GOOGLENET_D2L_TRACE + "\n")
     assert "4.1 (Inception)" in out and "Total params:     5,977,530" in out
 
 

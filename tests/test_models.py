@@ -1,9 +1,9 @@
-"""The model zoo: every registered model against its contract, and the seed networks against the seeds.
+"""The model zoo: every registered model against its contract, and the book's networks against the book's code.
 
-The seed networks are rebuilt below from seed 001's code (``/work/shared/seeds/001_*.txt``, D2L's
-"Modern CNNs" chapter), copied with only the fixed 1 input channel / 10 classes kept. cnnzoo's version of
-each must have the same parameter count, the same output shape after every top-level stage, and —
-with the seed network's weights copied in — the same outputs.
+The book's networks are rebuilt below from the book's code (d2l's "Modern CNNs" chapter), copied with
+only the fixed 1 input channel / 10 classes kept. cnnzoo's version of each must have the same parameter
+count, the same output shape after every top-level stage, and — with the book network's weights copied
+in — the same outputs.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from torch.nn import functional as F
 import cnnzoo
 from cnnzoo.errors import InputTooSmallError, ModelError, UnknownModelError
 from cnnzoo.inspection import shape_trace
+from cnnzoo.layers import BatchNorm2d
 from cnnzoo.registry import get_model_info, register_model
 
-# Parameter counts with the default arguments (1 input channel, 10 classes). The seed networks' counts
-# equal their seed definitions (checked against the copies below); by hand: LeNet = 156 + 2,416 +
+# Parameter counts with the default arguments (1 input channel, 10 classes). The book's networks' counts
+# equal those of the book's definitions (checked against the copies below); by hand: LeNet = 156 + 2,416 +
 # 48,120 + 10,164 + 850. The deep ResNets / DenseNet-121 are torchvision's counts (25,557,032 for
 # ResNet-50) less the 3->1 channel stem and the 1000->10 class head.
 PINNED_PARAMS = {
@@ -68,9 +69,9 @@ def on_meta(name: str, **kwargs) -> nn.Module:
 
 
 # ------------------------------------------------------------------------------------------------
-# The seeds' definitions (seed 001), copied
+# The book's definitions (d2l's code), copied
 # ------------------------------------------------------------------------------------------------
-def seed_lenet() -> nn.Sequential:
+def d2l_lenet() -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
         nn.AvgPool2d(kernel_size=2, stride=2),
@@ -81,7 +82,7 @@ def seed_lenet() -> nn.Sequential:
         nn.Linear(84, 10))  # fmt: skip
 
 
-def seed_lenet_bn() -> nn.Sequential:
+def d2l_lenet_bn() -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(1, 6, kernel_size=5), nn.BatchNorm2d(6), nn.Sigmoid(),
         nn.AvgPool2d(kernel_size=2, stride=2),
@@ -92,7 +93,7 @@ def seed_lenet_bn() -> nn.Sequential:
         nn.Linear(84, 10))  # fmt: skip
 
 
-def seed_alexnet() -> nn.Sequential:
+def d2l_alexnet() -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(1, 96, kernel_size=11, stride=4, padding=1), nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2),
@@ -108,7 +109,7 @@ def seed_alexnet() -> nn.Sequential:
         nn.Linear(4096, 10))  # fmt: skip
 
 
-def seed_vgg(ratio: int = 1) -> nn.Sequential:
+def d2l_vgg(ratio: int = 1) -> nn.Sequential:
     def vgg_block(num_convs, in_channels, out_channels):
         layers = []
         for _ in range(num_convs):
@@ -132,7 +133,7 @@ def seed_vgg(ratio: int = 1) -> nn.Sequential:
         nn.Dropout(0.5), nn.Linear(4096, 10))  # fmt: skip
 
 
-def seed_nin() -> nn.Sequential:
+def d2l_nin() -> nn.Sequential:
     def nin_block(in_channels, out_channels, kernel_size, strides, padding):
         return nn.Sequential(
             nn.Conv2d(in_channels, out_channels, kernel_size, strides, padding), nn.ReLU(),
@@ -153,7 +154,7 @@ def seed_nin() -> nn.Sequential:
     )
 
 
-class SeedInception(nn.Module):
+class D2LInception(nn.Module):
     def __init__(self, in_channel, c1, c2, c3, c4):
         super().__init__()
         self.p1_1 = nn.Conv2d(in_channel, c1, kernel_size=1)
@@ -172,8 +173,8 @@ class SeedInception(nn.Module):
         return torch.cat((p1, p2, p3, p4), dim=1)
 
 
-def seed_googlenet() -> nn.Sequential:
-    Inception = SeedInception
+def d2l_googlenet() -> nn.Sequential:
+    Inception = D2LInception
     stage1 = nn.Sequential(
         nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3), nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1))  # fmt: skip
@@ -203,7 +204,7 @@ def seed_googlenet() -> nn.Sequential:
     return nn.Sequential(stage1, stage2, stage3, stage4, stage5, nn.Linear(1024, 10))
 
 
-class SeedResidual(nn.Module):
+class D2LResidual(nn.Module):
     def __init__(self, input_channels, num_channels, use_1x1conv=False, strides=1):
         super().__init__()
         self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1, stride=strides)
@@ -225,14 +226,14 @@ class SeedResidual(nn.Module):
         return F.relu(Y)
 
 
-def seed_resnet18() -> nn.Sequential:
+def d2l_resnet18() -> nn.Sequential:
     def resnet_block(input_channels, num_channels, num_residuals, first_block=False):
         blk = []
         for i in range(num_residuals):
             if i == 0 and not first_block:
-                blk.append(SeedResidual(input_channels, num_channels, use_1x1conv=True, strides=2))
+                blk.append(D2LResidual(input_channels, num_channels, use_1x1conv=True, strides=2))
             else:
-                blk.append(SeedResidual(num_channels, num_channels))
+                blk.append(D2LResidual(num_channels, num_channels))
         return blk
 
     b1 = nn.Sequential(
@@ -246,7 +247,7 @@ def seed_resnet18() -> nn.Sequential:
     return nn.Sequential(b1, b2, b3, b4, b5, nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(512, 10))
 
 
-def seed_densenet() -> nn.Sequential:
+def d2l_densenet() -> nn.Sequential:
     def conv_block(input_channels, num_channels):
         return nn.Sequential(
             nn.BatchNorm2d(input_channels), nn.ReLU(),
@@ -293,26 +294,26 @@ def seed_densenet() -> nn.Sequential:
         nn.Linear(num_channels, 10))  # fmt: skip
 
 
-# name -> (seed builder, the input side the seeds print/train it at)
-SEEDS = {
-    "lenet": (seed_lenet, 28),
-    "lenet_bn": (seed_lenet_bn, 28),
-    "lenet_bn_scratch": (seed_lenet_bn, 28),
-    "alexnet": (seed_alexnet, 224),
-    "vgg11": (seed_vgg, 224),
-    "vgg11_small": (lambda: seed_vgg(ratio=4), 224),
-    "nin": (seed_nin, 224),
-    "googlenet": (seed_googlenet, 96),
-    "resnet18": (seed_resnet18, 224),
-    "densenet": (seed_densenet, 96),
+# name -> (the book's builder, the input side the book prints/trains it at)
+D2L_NETS = {
+    "lenet": (d2l_lenet, 28),
+    "lenet_bn": (d2l_lenet_bn, 28),
+    "lenet_bn_scratch": (d2l_lenet_bn, 28),
+    "alexnet": (d2l_alexnet, 224),
+    "vgg11": (d2l_vgg, 224),
+    "vgg11_small": (lambda: d2l_vgg(ratio=4), 224),
+    "nin": (d2l_nin, 224),
+    "googlenet": (d2l_googlenet, 96),
+    "resnet18": (d2l_resnet18, 224),
+    "densenet": (d2l_densenet, 96),
 }
-# The seeds' definitions are checked for function (weights copied in, outputs compared) where that is
+# The book's definitions are checked for function (weights copied in, outputs compared) where that is
 # cheap; VGG-11's 129M parameters only for count and shapes (vgg11_small covers the same code).
-FUNCTION_PARITY = [name for name in SEEDS if name != "vgg11"]
+FUNCTION_PARITY = [name for name in D2L_NETS if name != "vgg11"]
 
 
-def seed_trace(net: nn.Sequential, side: int) -> str:
-    """The seeds' own loop: ``for layer in net: X = layer(X); print(layer.__class__.__name__, ...)``."""
+def d2l_trace(net: nn.Sequential, side: int) -> str:
+    """The book's own loop: ``for layer in net: X = layer(X); print(layer.__class__.__name__, ...)``."""
     lines, x = [], torch.rand(size=(1, 1, side, side), device="meta")
     net.eval()  # batch of one: BatchNorm1d needs eval mode, as cnnzoo's trace uses
     for layer in net:
@@ -321,7 +322,7 @@ def seed_trace(net: nn.Sequential, side: int) -> str:
     return "\n".join(lines)
 
 
-# What the seeds printed (seed 001), verbatim but for whitespace.
+# What the book printed (d2l's code), verbatim but for whitespace.
 PRINTED = {
     ("googlenet", 96): [
         "Sequential output shape:\t torch.Size([1, 64, 24, 24])",
@@ -356,7 +357,7 @@ PRINTED = {
         "Dropout output shape:\t torch.Size([1, 4096])",
         "Linear output shape:\t torch.Size([1, 10])",
     ],
-    ("lenet", 28): [  # the seed's Reshape line dropped: cnnzoo has no Reshape layer
+    ("lenet", 28): [  # the book's Reshape line dropped: cnnzoo has no Reshape layer
         "Conv2d output shape:\t torch.Size([1, 6, 28, 28])",
         "Sigmoid output shape:\t torch.Size([1, 6, 28, 28])",
         "AvgPool2d output shape:\t torch.Size([1, 6, 14, 14])",
@@ -374,44 +375,44 @@ PRINTED = {
 
 
 # ------------------------------------------------------------------------------------------------
-# Seed parity
+# Parity with the book
 # ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", sorted(SEEDS))
-def test_seed_parity_params_and_stage_shapes(name):
-    build_seed, side = SEEDS[name]
+@pytest.mark.parametrize("name", sorted(D2L_NETS))
+def test_d2l_parity_params_and_stage_shapes(name):
+    build_d2l, side = D2L_NETS[name]
     with torch.device("meta"):
-        seed = build_seed()
+        d2l_net = build_d2l()
     ours = on_meta(name)
-    assert n_params(ours) == n_params(seed) == PINNED_PARAMS[name]
-    assert shape_trace(ours, side) == seed_trace(seed, side)
+    assert n_params(ours) == n_params(d2l_net) == PINNED_PARAMS[name]
+    assert shape_trace(ours, side) == d2l_trace(d2l_net, side)
 
 
 @pytest.mark.parametrize(("name", "side"), sorted(PRINTED))
-def test_shape_trace_matches_the_seeds_printed_output(name, side):
+def test_shape_trace_matches_the_books_printed_output(name, side):
     assert shape_trace(on_meta(name), side).splitlines() == PRINTED[name, side]
 
 
 @pytest.mark.parametrize("name", FUNCTION_PARITY)
-def test_seed_weights_give_the_seeds_outputs(name):
-    """Copy the seed network's parameters and buffers, in order, into ours: same outputs."""
-    build_seed, side = SEEDS[name]
+def test_d2l_weights_give_d2l_outputs(name):
+    """Copy the book network's parameters and buffers, in order, into ours: same outputs."""
+    build_d2l, side = D2L_NETS[name]
     torch.manual_seed(0)
-    seed, ours = build_seed(), cnnzoo.create_model(name)
-    seed_state, our_state = seed.state_dict(), ours.state_dict()
-    assert [v.shape for v in seed_state.values()] == [v.shape for v in our_state.values()]
-    ours.load_state_dict(dict(zip(our_state, seed_state.values())))
+    d2l_net, ours = build_d2l(), cnnzoo.create_model(name)
+    d2l_state, our_state = d2l_net.state_dict(), ours.state_dict()
+    assert [v.shape for v in d2l_state.values()] == [v.shape for v in our_state.values()]
+    ours.load_state_dict(dict(zip(our_state, d2l_state.values())))
     x = torch.rand(2, 1, side, side)
-    seed.train(), ours.train()  # batch statistics and running-stat updates must agree too
+    d2l_net.train(), ours.train()  # batch statistics and running-stat updates must agree too
     torch.manual_seed(1)
-    y_seed = seed(x)
+    y_d2l = d2l_net(x)
     torch.manual_seed(1)  # the same dropout masks
     y_ours = ours(x)
-    torch.testing.assert_close(y_ours, y_seed)
-    seed.eval(), ours.eval()
-    torch.testing.assert_close(ours(x), seed(x))
+    torch.testing.assert_close(y_ours, y_d2l)
+    d2l_net.eval(), ours.eval()
+    torch.testing.assert_close(ours(x), d2l_net(x))
 
 
-def test_googlenet_stage2_has_relus_as_in_seed_001():
+def test_googlenet_stage2_has_relus_as_in_the_book():
     stage2 = on_meta("googlenet")[1]
     assert [type(m).__name__ for m in stage2] == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d"]
 
@@ -522,8 +523,6 @@ def test_small_input_trains_at_28_without_resizing(name):
 
 
 def test_norm_layer_argument_reaches_every_block():
-    from cnnzoo.layers import BatchNorm2d
-
     for name in ("resnet18", "resnet50", "densenet", "densenet121"):
         model = on_meta(name, norm_layer=BatchNorm2d)
         assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())

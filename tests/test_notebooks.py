@@ -87,7 +87,7 @@ def test_modern_cnns_notebook(fake_fashion, tmp_path):
     )
     nb = run_notebook("modern_cnns.ipynb", tmp_path, {"CNNZOO_DATA": str(fake_fashion.directory)}, setup)
 
-    # Every family's trace ends in the (1, 10) logits, as the seeds' traces do.
+    # Every family's trace ends in the (1, 10) logits, as the book's traces do.
     traces = re.split(r"^== ", stdout(tagged(nb, "shape-traces")), flags=re.M)[1:]
     assert [t.split(":", 1)[0] for t in traces] == list(FAMILIES)
     for trace in traces:
@@ -97,7 +97,7 @@ def test_modern_cnns_notebook(fake_fashion, tmp_path):
     assert lenet.split("\n\n")[0].splitlines()[-1] == "Linear output shape:\t torch.Size([1, 10])"
     assert "Total params:     61,706" in lenet  # LeNet-5 with 10 classes
 
-    # The seeds' Inception table: 0.16M weights for the block, 0.44M and 1.23M for the plain convolutions.
+    # The book's Inception table: 0.16M weights for the block, 0.44M and 1.23M for the plain convolutions.
     (table,) = displayed(tagged(nb, "cost-table"), "text/markdown")
     assert re.search(r"\| Inception\(192, 64, \(96, 128\), \(16, 32\), 32\) \| 0\.16M", table), table
     assert "| 3x3 conv, 192 -> 256 | 0.44M" in table and "| 5x5 conv, 192 -> 256 | 1.23M" in table
@@ -117,7 +117,7 @@ def test_modern_cnns_notebook(fake_fashion, tmp_path):
     compare = stdout(tagged(nb, "bn-compare")) + stdout(tagged(nb, "bn-network"))
     diffs = [float(d) for d in re.findall(r"\b\d\.\de[-+]\d+\b", compare)]
     assert len(diffs) == 12, compare  # 3 steps x (outputs, input grads), running stats, gamma/beta grads, eval, net
-    assert max(diffs) < 1e-5, compare  # float32 rounding; the seeds' biased running variance would be off by 4e-4
+    assert max(diffs) < 1e-5, compare  # float32 rounding; the book's biased running variance would be off by 4e-4
 
     resnet = stdout(tagged(nb, "resnet"))
     assert re.search(r"^epoch 1/1 ", resnet, flags=re.M) and "examples/sec on" in resnet, resnet

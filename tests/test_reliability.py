@@ -40,6 +40,7 @@ import cnnzoo.atomic as atomic
 from cnnzoo.atomic import atomic_write, atomic_write_text
 from cnnzoo.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint
 from cnnzoo.cli import main
+from cnnzoo.data.cache import cache_dir
 from cnnzoo.engine import TIMING_KEYS
 from cnnzoo.errors import CheckpointError, CnnzooError, FileWriteError
 from cnnzoo.metrics import read_metrics
@@ -217,7 +218,7 @@ def test_a_checkpoint_carrying_code_is_refused_end_to_end(tmp_path):
 def test_a_poisoned_decoded_cache_is_never_run(fake_fashion):
     from cnnzoo.data import fashion_mnist as fm
 
-    cached = fm.cache_dir() / f"decoded-{fm._cache_key(fake_fashion.files)}.pt"
+    cached = cache_dir("fashion-mnist") / f"decoded-{fm._cache_key(fake_fashion.files)}.pt"
     cached.parent.mkdir(parents=True)
     marker = fake_fashion.directory / "code-ran"
     torch.save({"format": 1, "tensors": CodeOnUnpickle(open, (str(marker), "w"))}, cached)
@@ -400,7 +401,8 @@ def test_a_full_disk_while_caching_the_decoded_dataset_is_ignored(fake_fashion, 
     ds = fm.load_fashion_mnist(fake_fashion.directory, download=False)
     assert ds.train_images.shape == (60, 28, 28)
     free_disk(monkeypatch)
-    assert not list(fm.cache_dir().glob("decoded-*.pt")) and not list(fm.cache_dir().glob(".*.tmp"))
+    cache = cache_dir("fashion-mnist")
+    assert not list(cache.glob("decoded-*.pt")) and not list(cache.glob(".*.tmp"))
 
 
 def test_a_run_killed_after_its_last_epoch_resumes_to_write_its_report(trained_run, tmp_path, capsys, fake_train_data):

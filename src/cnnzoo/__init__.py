@@ -1,18 +1,21 @@
 """cnnzoo: the classic CNNs of Dive into Deep Learning's "Modern CNNs" chapter as real software.
 
 Data flows one way: files -> :mod:`cnnzoo.data` (uint8 tensors on the device) -> batches ->
-:mod:`cnnzoo.models` -> :mod:`cnnzoo.engine` (fit / evaluate) -> run directory -> :mod:`cnnzoo.cli`.
+:mod:`cnnzoo.models` -> :mod:`cnnzoo.engine` (fit / evaluate) -> :mod:`cnnzoo.run` (the run layer: config,
+model and data of a run, its directory) -> front ends (:mod:`cnnzoo.cli`, notebooks). See docs/architecture.md.
 """
 
+from cnnzoo._version import __version__
 from cnnzoo.config import TrainConfig, resolve_config
 from cnnzoo.data import load_dataset, load_fashion_mnist
 from cnnzoo.engine import evaluate, fit
 from cnnzoo.inspection import summary
+from cnnzoo.progress import default_callbacks as progress_callbacks
 from cnnzoo.registry import create_model, get_model_info, list_models, register_model
-
-__version__ = "0.1.0"
+from cnnzoo.run import Run, new_run, open_run, resume_run
 
 __all__ = [
+    "Run",
     "TrainConfig",
     "__version__",
     "create_model",
@@ -22,7 +25,11 @@ __all__ = [
     "list_models",
     "load_dataset",
     "load_fashion_mnist",
+    "new_run",
+    "open_run",
+    "progress_callbacks",
     "register_model",
     "resolve_config",
+    "resume_run",
     "summary",
 ]

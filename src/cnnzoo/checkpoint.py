@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnzoo._version import __version__
 from cnnzoo.atomic import atomic_write
 from cnnzoo.errors import CheckpointError, CnnzooError
 from cnnzoo.registry import create_model
@@ -59,8 +60,6 @@ def checkpoint_payload(
     in_channels: int,
 ) -> dict[str, Any]:
     """The checkpoint dict of a :class:`~cnnzoo.engine.TrainState` (captures the RNG states now)."""
-    from cnnzoo import __version__
-
     model = state.model
     kwargs = dict(getattr(model, "model_kwargs", {}))
     _require_plain(kwargs, "model_kwargs")

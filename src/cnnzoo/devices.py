@@ -173,7 +173,7 @@ def set_threads(threads: int | None) -> None:
     if threads is None:
         return
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"--threads {threads}: must be a whole number of at least 1")
+        raise ConfigError(f"--threads {threads}: must be at least 1")
     torch.set_num_threads(threads)
 
 

@@ -86,7 +86,7 @@ TIMING_KEYS = ("images_per_sec", "train_seconds", "eval_seconds")  # wall-clock:
 
 
 # ------------------------------------------------------------------------------------------------
-# set-up: seeds, init, optimizer, schedule, batches
+# set-up: random seeds, init, optimizer, schedule, batches
 # ------------------------------------------------------------------------------------------------
 def seed_everything(seed: int) -> None:
     """Seed PyTorch (all devices), NumPy's and Python's global generators."""

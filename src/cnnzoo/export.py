@@ -47,6 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnzoo._version import __version__
 from cnnzoo.atomic import atomic_write_bytes
 from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
 from cnnzoo.errors import ConfigError, MissingExtraError
@@ -91,7 +92,7 @@ def verify_onnx(
     dynamic) and return the largest absolute difference from PyTorch's logits; ``None`` when onnxruntime is
     not installed (it is not part of the ``export`` extra: exporting does not need it)."""
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional: only checks exports (cnnzoo[dev]), not part of cnnzoo[export]
     except ImportError:
         return None
     _, ckpt_file = resolve_run_dir(ckpt_path)
@@ -112,8 +113,6 @@ def verify_onnx(
 
 def export_metadata(ckpt: Mapping[str, Any]) -> dict[str, str]:
     """The string metadata both formats carry (see the module docstring)."""
-    from cnnzoo import __version__
-
     pre = ckpt["preprocess"]
     return {
         "cnnzoo.model_name": str(ckpt["model_name"]),
@@ -129,7 +128,7 @@ def export_metadata(ckpt: Mapping[str, Any]) -> dict[str, str]:
 
 def _require(module: str) -> ModuleType:
     try:
-        return importlib.import_module(module)
+        return importlib.import_module(module)  # optional extra: cnnzoo[export], imported when used
     except ImportError:
         top = module.split(".")[0]
         raise MissingExtraError(f"export needs the {top!r} package, which is not installed: {_EXTRA_HINT}") from None

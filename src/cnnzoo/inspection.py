@@ -1,4 +1,4 @@
-"""Looking inside models: per-layer summaries, the seeds' shape trace, MACs and the model table.
+"""Looking inside models: per-layer summaries, the book's shape trace, MACs and the model table.
 
 MACs (multiply-accumulates) are counted by :class:`torch.utils.flop_counter.FlopCounterMode`, restricted
 to convolutions and matrix multiplies (``nn.Conv2d`` and ``nn.Linear``: the layers that do nearly all of
@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnzoo.errors import ConfigError
+from cnnzoo.models.googlenet import Inception
 from cnnzoo.registry import create_model, get_model_info, list_models
 
 __all__ = [
@@ -258,11 +259,11 @@ def _depth(name: str) -> int:
 
 
 def shape_trace(model: nn.Module, input_size: InputSize | None = None) -> str:
-    """The seeds' shape trace: the output shape of each top-level child for one image, one line each.
+    """The book's shape trace: the output shape of each top-level child for one image, one line each.
 
     ``Sequential output shape:\\t torch.Size([1, 64, 24, 24])``: children with index names are labelled
-    by their class (as the seeds' ``for layer in net`` loop does), named ones by their name (as the
-    seeds' ``named_children()`` loop does).
+    by their class (as the book's ``for layer in net`` loop does), named ones by their name (as the
+    book's ``named_children()`` loop does).
     """
     chw = _resolve_input_size(model, input_size)
     x = _example_input(model, chw)
@@ -361,11 +362,11 @@ def format_models_table(rows: Sequence[ModelRow], *, markdown: bool = False) -> 
 
 
 # ----------------------------------------------------------------------------------------------
-# The seeds' Inception cost table
+# The book's Inception cost table
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CostRow:
-    """``weights``: conv/linear weights, biases excluded (as the seeds count); ``macs``: one image."""
+    """``weights``: conv/linear weights, biases excluded (as the book counts); ``macs``: one image."""
 
     block: str
     weights: int
@@ -373,10 +374,8 @@ class CostRow:
 
 
 def inception_cost_table(side: int = 28) -> list[CostRow]:
-    """The seeds' comparison: an Inception block against a plain 3x3 and 5x5 convolution, 192 -> 256
+    """The book's comparison: an Inception block against a plain 3x3 and 5x5 convolution, 192 -> 256
     channels, on a ``side`` x ``side`` input; counted on real modules, not by formula."""
-    from cnnzoo.models.googlenet import Inception
-
     with torch.device("meta"):
         blocks = {
             "Inception(192, 64, (96, 128), (16, 32), 32)": Inception(192, 64, (96, 128), (16, 32), 32),

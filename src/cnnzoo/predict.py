@@ -58,6 +58,22 @@ def load_image(path: str | os.PathLike[str], *, size: int, in_channels: int = 1,
     if in_channels not in (1, 3):
         raise ConfigError(f"images can be prepared for 1 or 3 input channels, not {in_channels}")
     path = Path(path)
+    gray, picture, original_size, mode = _decode(path, in_channels)
+    border = _border_mean(np.asarray(gray, dtype=np.float64))
+    flip = border > 127.5 if invert == "auto" else invert == "yes"
+    if flip:
+        picture = ImageOps.invert(picture)
+        border = 255.0 - border
+    picture = _pad_to_square(picture, round(border))
+    picture = picture.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    return PreparedImage(str(path), _to_tensor(picture), flip, original_size, mode)
+
+
+def _decode(path: Path, in_channels: int) -> tuple[Image.Image, Image.Image, tuple[int, int], str]:
+    """``(grayscale, picture in the model's mode, (width, height), original mode)`` of the file ``path``.
+
+    Every way the file can fail to be one picture is an :class:`ImageError` naming it.
+    """
     if path.is_file() and path.stat().st_size == 0:
         raise ImageError(f"{path}: the file is empty (0 bytes; an interrupted copy or download?): copy the image again")
     try:
@@ -65,20 +81,9 @@ def load_image(path: str | os.PathLike[str], *, size: int, in_channels: int = 1,
             warnings.simplefilter("ignore", UserWarning)  # PIL's "Corrupt EXIF data" and such: the picture loads
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:  # reads the header only
+                _check_header(path, img)
                 width, height = img.size
                 mode = img.mode
-                if width * height > MAX_PIXELS:
-                    raise ImageError(
-                        f"{path}: {width}x{height} is over the {MAX_PIXELS / 1e6:g}-megapixel limit "
-                        "(a decompression bomb?): shrink it first"
-                    )
-                # An animation has no one picture to classify. (A phone's multi-picture JPEG, MPO, is fine:
-                # its first frame is the photo.)
-                if img.format in _ANIMATED_FORMATS and getattr(img, "is_animated", False):
-                    raise ImageError(
-                        f"{path}: an animated {img.format} ({getattr(img, 'n_frames', '?')} frames), not one "
-                        "picture: save the frame you want as a PNG or JPEG"
-                    )
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 gray = _to_mode(img, "L")
@@ -97,26 +102,42 @@ def load_image(path: str | os.PathLike[str], *, size: int, in_channels: int = 1,
         raise ImageError(f"{path}: truncated or corrupt image ({exc})") from None
     if width < 1 or height < 1:
         raise ImageError(f"{path}: the image is empty ({width}x{height})")
+    return gray, picture, (width, height), mode
 
-    border = _border_mean(np.asarray(gray, dtype=np.float64))
-    flip = border > 127.5 if invert == "auto" else invert == "yes"
-    if flip:
-        picture = ImageOps.invert(picture)
-        border = 255.0 - border
-    fill = round(border)
+
+def _check_header(path: Path, img: Image.Image) -> None:
+    """Refuse, before decoding, what is too large to decode or is not one picture."""
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{path}: {width}x{height} is over the {MAX_PIXELS / 1e6:g}-megapixel limit "
+            "(a decompression bomb?): shrink it first"
+        )
+    # An animation has no one picture to classify. (A phone's multi-picture JPEG, MPO, is fine:
+    # its first frame is the photo.)
+    if img.format in _ANIMATED_FORMATS and getattr(img, "is_animated", False):
+        raise ImageError(
+            f"{path}: an animated {img.format} ({getattr(img, 'n_frames', '?')} frames), not one "
+            "picture: save the frame you want as a PNG or JPEG"
+        )
+
+
+def _pad_to_square(picture: Image.Image, fill: int) -> Image.Image:
+    """``picture`` centred on a square of the colour ``fill`` (no distortion, nothing cropped)."""
     side = max(picture.size)
-    if picture.size != (side, side):
-        square = Image.new(picture.mode, (side, side), (fill,) * len(picture.getbands()))
-        square.paste(picture, ((side - picture.width) // 2, (side - picture.height) // 2))
-        picture = square
-    picture = picture.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    if picture.size == (side, side):
+        return picture
+    square = Image.new(picture.mode, (side, side), (fill,) * len(picture.getbands()))
+    square.paste(picture, ((side - picture.width) // 2, (side - picture.height) // 2))
+    return square
+
+
+def _to_tensor(picture: Image.Image) -> Tensor:
+    """uint8 ``[C, H, W]`` of an ``L`` or ``RGB`` image."""
     array = np.asarray(picture, dtype=np.uint8)
-    pixels = (
-        torch.from_numpy(array.copy()).unsqueeze(0)
-        if array.ndim == 2
-        else torch.from_numpy(array.transpose(2, 0, 1).copy())
-    )
-    return PreparedImage(str(path), pixels, flip, (width, height), mode)
+    if array.ndim == 2:
+        return torch.from_numpy(array.copy()).unsqueeze(0)
+    return torch.from_numpy(array.transpose(2, 0, 1).copy())
 
 
 def _to_mode(img: Image.Image, target: str) -> Image.Image:

@@ -44,7 +44,7 @@ __all__ = [
 class ModelInfo:
     """What the registry knows about a model without building it.
 
-    ``default_input_size``: the side the seeds train it at (the CLI resizes to it).
+    ``default_input_size``: the side the book trains it at (the CLI resizes to it).
     ``min_input_size``: the smallest square side the network accepts with default arguments.
     ``max_input_size``: the largest, for networks whose classifier takes a fixed-size feature map
     (LeNet, AlexNet, VGG); ``None`` when any size from the minimum up works.

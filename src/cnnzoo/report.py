@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnzoo.atomic import atomic_write_text
+from cnnzoo.engine import time_to_target
 
 __all__ = ["render_report", "write_report"]
 
@@ -125,8 +126,6 @@ def _target_rows(config: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
     target = config.get("target_acc")
     if target is None:
         return []
-    from cnnzoo.engine import time_to_target
-
     hit = time_to_target(history, target)
     if hit is None:
         return [f"| time to test accuracy {target:g} | not reached in {len(history)} epochs |"]

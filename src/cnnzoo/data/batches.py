@@ -1,6 +1,6 @@
-"""The device-resident batch iterator: cnnzoo's main speed advantage over the seeds' input pipeline.
+"""The device-resident batch iterator: cnnzoo's main speed advantage over the book's input pipeline.
 
-The seeds feed every network through ``torchvision.datasets.FashionMNIST`` + a per-sample PIL
+The book's code feeds every network through ``torchvision.datasets.FashionMNIST`` + a per-sample PIL
 ``Resize``/``ToTensor`` in a ``DataLoader``: Python work per image, worker processes, and a host to
 device copy per batch. Fashion-MNIST is 47 MB as uint8, so here the whole split lives on the training
 device as one uint8 tensor and a batch is an index slice. Conversion to float, normalisation, resizing

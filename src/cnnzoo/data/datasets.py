@@ -50,7 +50,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
+from tqdm.auto import tqdm
 
+from cnnzoo import predict  # as a module: folders and predictions share one load_image and MAX_PIXELS
 from cnnzoo.data.cache import cache_dir, write_decoded
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.fashion_mnist import load_fashion_mnist
@@ -171,7 +173,7 @@ def _expected_files(cls: type, root: Path) -> tuple[Path, list[str]]:
 
 
 def _load_torchvision(b: _Builtin, root: str | os.PathLike[str] | None, download: bool) -> ImageDataset:
-    import torchvision.datasets
+    import torchvision.datasets  # lazy: importing torchvision adds about a second to every start-up
 
     cls = getattr(torchvision.datasets, b.tv_class)
     base = Path(root).expanduser() if root is not None else cache_dir(b.name)
@@ -220,7 +222,7 @@ def _missing(missing: list[str], names: list[str]) -> str:
 
 def _diagnose(cls: type, directory: Path, exc: BaseException) -> str:
     if hasattr(cls, "base_folder"):
-        from torchvision.datasets.utils import check_integrity
+        from torchvision.datasets.utils import check_integrity  # lazy, as in _load_torchvision
 
         listed = [*cls.train_list, *cls.test_list, (cls.meta["filename"], cls.meta["md5"])]
         bad = [f for f, md5 in listed if not check_integrity(str(directory / f), md5)]
@@ -420,8 +422,6 @@ def _folder_cache_key(listing: _Listing, image_size: int | None, in_channels: in
 def _decode_folder(
     listing: _Listing, image_size: int | None, in_channels: int | None, max_bytes: int, progress: bool
 ) -> Tensor:
-    from cnnzoo.predict import load_image
-
     paths = [path for path, _ in listing.files]
     workers = min(8, os.cpu_count() or 1) if len(paths) >= _THREADS_MIN else 1
     headers = list(_map_in_threads(_read_header, paths, workers))
@@ -440,7 +440,7 @@ def _decode_folder(
 
     def decode(path: Path) -> Tensor:
         try:
-            return load_image(path, size=image_size, in_channels=in_channels, invert="no").pixels
+            return predict.load_image(path, size=image_size, in_channels=in_channels, invert="no").pixels
         except ImageError as exc:
             raise DataCorruptError(f"{exc}; remove or replace the file") from None
 
@@ -461,8 +461,6 @@ def _human_bytes(n: int) -> str:
 
 def _read_header(path: Path) -> tuple[int, bool]:
     """``(longer side, is grayscale)`` from the file's header; unreadable -> DataCorruptError naming it."""
-    from cnnzoo.predict import MAX_PIXELS
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -475,9 +473,9 @@ def _read_header(path: Path) -> tuple[int, bool]:
         raise DataCorruptError(f"{path}: not an image file PIL can read: remove or replace it") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DataCorruptError(f"{path}: cannot read it as an image ({_one_line(exc)}): remove or replace it") from None
-    if width * height > MAX_PIXELS:
+    if width * height > predict.MAX_PIXELS:
         raise DataError(
-            f"{path}: {width}x{height} pixels is over the {MAX_PIXELS // 1_000_000}-megapixel limit "
+            f"{path}: {width}x{height} pixels is over the {predict.MAX_PIXELS // 1_000_000}-megapixel limit "
             "(a decompression bomb?): shrink or remove it"
         )
     if width < 1 or height < 1:
@@ -520,8 +518,6 @@ class _NoBar:
 def _progress_bar(total: int, desc: str, progress: bool) -> Any:
     if not progress or total < _PROGRESS_MIN:
         return _NoBar()
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, unit="img", leave=False, disable=None)  # None: only on a terminal
 
 

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from cnnzoo.data import cache as _cache
+from cnnzoo.data.cache import cache_dir, write_decoded
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.idx import read_idx, read_maybe_gzip
 from cnnzoo.errors import DataCorruptError, DataError, DataNotFoundError
@@ -42,7 +43,6 @@ __all__ = [
     "FILES",
     "MIRRORS",
     "SYSTEM_DIR",
-    "cache_dir",
     "fetch_fashion_mnist",
     "find_fashion_mnist",
     "load_fashion_mnist",
@@ -78,11 +78,6 @@ _FIXES = (
 )
 
 
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/cnnzoo/fashion-mnist``, defaulting to ``~/.cache/cnnzoo/fashion-mnist``."""
-    return _cache.cache_dir("fashion-mnist")
-
-
 def _files_in(directory: Path) -> dict[str, Path] | None:
     """The four files found in ``directory`` (or its ``FashionMNIST/raw``), else None."""
     for d in (directory, directory / "FashionMNIST" / "raw"):
@@ -103,7 +98,7 @@ def _candidates(root: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
     places = []
     if os.environ.get("CNNZOO_DATA"):
         places.append(("$CNNZOO_DATA", Path(os.environ["CNNZOO_DATA"]).expanduser()))
-    places.append(("user cache", cache_dir()))
+    places.append(("user cache", cache_dir("fashion-mnist")))
     places.append(("system package", SYSTEM_DIR))
     return places
 
@@ -130,7 +125,7 @@ def load_fashion_mnist(root: str | os.PathLike[str] | None = None, download: boo
         places = _candidates(root)
         if not download:
             raise DataNotFoundError(_not_found_message(places, None))
-        target = Path(root).expanduser() if root is not None else cache_dir()
+        target = Path(root).expanduser() if root is not None else cache_dir("fashion-mnist")
         try:
             fetch_fashion_mnist(target)
         except DataNotFoundError as exc:
@@ -169,7 +164,7 @@ def _cache_key(files: dict[str, Path]) -> str:
 
 def _load_verified(directory: Path, files: dict[str, Path]) -> ImageDataset:
     key = _cache_key(files)
-    cached = cache_dir() / f"decoded-{key}.pt"
+    cached = cache_dir("fashion-mnist") / f"decoded-{key}.pt"
     tensors = _read_cache(cached)
     if tensors is None:
         tensors = _decode_and_verify(files)
@@ -218,7 +213,7 @@ def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
 
 
 def _write_cache(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    _cache.write_decoded(path, {"format": _CACHE_FORMAT, "tensors": tensors})
+    write_decoded(path, {"format": _CACHE_FORMAT, "tensors": tensors})
 
 
 # -- download ----------------------------------------------------------------------------------
@@ -243,7 +238,7 @@ def fetch_fashion_mnist(
     overwritten: a damaged one raises :class:`DataCorruptError` naming it.
     ``$CNNZOO_MIRROR`` (comma-separated base URLs) replaces the official mirror.
     """
-    target = Path(root).expanduser() if root is not None else cache_dir()
+    target = Path(root).expanduser() if root is not None else cache_dir("fashion-mnist")
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -312,8 +307,6 @@ def _stream(url: str, out, timeout: float, progress: bool, label: str) -> None:
         total = int(total) if total and total.isdigit() else None
         bar = None
         if progress and sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
             bar = tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False)
         received = 0
         try:
@@ -327,8 +320,3 @@ def _stream(url: str, out, timeout: float, progress: bool, label: str) -> None:
                 bar.close()
     if total is not None and received != total:
         raise OSError(f"connection closed after {received} of {total} bytes")
-
-
-def describe_sources(root: str | os.PathLike[str] | None = None) -> list[tuple[str, Path, bool]]:
-    """Every place looked, in order, and whether it holds all four files (for ``cnnzoo data``)."""
-    return [(label, path, _files_in(path) is not None) for label, path in _candidates(root)]

@@ -1,4 +1,4 @@
-"""Batch normalization written out by hand, as the seeds do, but as a drop-in for PyTorch's.
+"""Batch normalization written out by hand, as the book does, but as a drop-in for PyTorch's.
 
 Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network Training by Reducing Internal
 Covariate Shift" (2015). :class:`BatchNorm1d` and :class:`BatchNorm2d` take the same constructor
@@ -6,23 +6,23 @@ arguments as ``nn.BatchNorm1d``/``nn.BatchNorm2d``, have the same ``state_dict``
 ``bias``, ``running_mean``, ``running_var``, ``num_batches_tracked``) and compute the same numbers, so a
 network can switch between the two and keep its weights (``lenet_bn_scratch`` loads ``lenet_bn``).
 
-Fixed from the seeds' ``batch_norm``/``BatchNorm`` (D2L 8.5), and why:
+Fixed from the book's ``batch_norm``/``BatchNorm`` (D2L 8.5), and why:
 
 * The running statistics were plain tensor attributes: lost by ``state_dict()`` (an evaluated checkpoint
   silently used mean 0 / variance 1) and left behind by ``.to(device)``. Here they are registered buffers.
-* The seeds' ``momentum=0.9`` weighted the *old* value (``moving = 0.9 * moving + 0.1 * batch``). Here
+* The book's ``momentum=0.9`` weighted the *old* value (``moving = 0.9 * moving + 0.1 * batch``). Here
   ``momentum`` is PyTorch's: the weight of the *new* batch statistic (default 0.1, same average), and
   ``momentum=None`` gives the cumulative average, as in PyTorch.
-* The seeds updated the running variance with the biased batch variance; PyTorch uses the unbiased one
+* The book's code updated the running variance with the biased batch variance; PyTorch uses the unbiased one
   (``n / (n - 1)``) for the running estimate and the biased one to normalize. Here too.
-* The seeds chose batch or running statistics with ``torch.is_grad_enabled()``; evaluating under
+* The book's code chose batch or running statistics with ``torch.is_grad_enabled()``; evaluating under
   autograd used batch statistics, and a ``no_grad`` training step used the running ones. Here the
   module's ``training`` flag decides, as in PyTorch.
 * The learnable scale and shift are ``weight``/``bias`` (PyTorch's names, for ``state_dict``
-  compatibility) of shape ``(C,)``; ``gamma``/``beta`` are read-only aliases, the seeds' names.
+  compatibility) of shape ``(C,)``; ``gamma``/``beta`` are read-only aliases, the book's names.
   The constructor is PyTorch's, keyword-only ``bias`` (no learned shift) included.
 
-:func:`norm_parameters` reads the learned gamma/beta of every norm layer of a model (the seeds print
+:func:`norm_parameters` reads the learned gamma/beta of every norm layer of a model (the book prints
 ``net[1].gamma`` after training).
 """
 
@@ -96,12 +96,12 @@ class _BatchNorm(nn.Module):
 
     @property
     def gamma(self) -> torch.Tensor | None:
-        """The learned scale (the seeds' name for ``weight``)."""
+        """The learned scale (the book's name for ``weight``)."""
         return self.weight
 
     @property
     def beta(self) -> torch.Tensor | None:
-        """The learned shift (the seeds' name for ``bias``)."""
+        """The learned shift (the book's name for ``bias``)."""
         return self.bias
 
     def _check_input_dim(self, x: torch.Tensor) -> None:

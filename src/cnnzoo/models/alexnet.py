@@ -1,15 +1,15 @@
-"""AlexNet (D2L 7.1), the seeds' single-tower, one-channel version.
+"""AlexNet (D2L 7.1), the book's single-tower, one-channel version.
 
 Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep Convolutional Neural Networks" (2012).
 
-As in the seeds: an 11x11 stride-4 convolution with padding 1, a 5x5 and three 3x3 convolutions, three
+As in the book: an 11x11 stride-4 convolution with padding 1, a 5x5 and three 3x3 convolutions, three
 3x3 stride-2 max-pools, then 6400 (256x5x5) -> 4096 -> 4096 -> classes with dropout 0.5; no local
 response normalization and no two-GPU split (as in D2L).
 
-Differences from the seeds, and why:
+Differences from the book, and why:
 
-* ``in_channels``, ``num_classes`` and ``dropout`` are arguments (the seeds fix 1, 10 and 0.5).
-* The classifier takes a fixed 256x5x5 feature map, as in the seeds, so only inputs from 193x193 to
+* ``in_channels``, ``num_classes`` and ``dropout`` are arguments (the book fixes 1, 10 and 0.5).
+* The classifier takes a fixed 256x5x5 feature map, as in the book, so only inputs from 193x193 to
   224x224 fit; the registry refuses the others with a one-line error instead of letting ``nn.Linear``
   fail. At 28x28 (Fashion-MNIST unresized) the network cannot run at all: resize to 224.
 """

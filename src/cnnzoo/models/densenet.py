@@ -1,4 +1,4 @@
-"""DenseNet (D2L 8.7): the seeds' small DenseNet and a torchvision-compatible DenseNet-121.
+"""DenseNet (D2L 8.7): the book's small DenseNet and a torchvision-compatible DenseNet-121.
 
 Huang, Liu, van der Maaten & Weinberger, "Densely Connected Convolutional Networks" (2016).
 
@@ -6,10 +6,10 @@ A dense block concatenates every layer's output to its input on the channel axis
 the features of all the layers before it; a transition layer (norm, ReLU, 1x1 conv, 2x2 average pool)
 halves the channels and the resolution between blocks. Layers are "pre-activation": norm, ReLU, conv.
 
-``densenet`` is the seeds' network: ResNet's stem (7x7 stride-2 conv, norm, ReLU, 3x3 stride-2 max-pool),
+``densenet`` is the book's network: ResNet's stem (7x7 stride-2 conv, norm, ReLU, 3x3 stride-2 max-pool),
 four dense blocks of four 3x3 conv blocks with growth rate 32 (each block adds 128 channels), transitions
 halving the channels (64 -> 192 -> 96 -> 224 -> 112 -> 240 -> 120 -> 248), then norm, ReLU, global
-average pooling and a linear layer. Its convolutions keep their biases, as in the seeds.
+average pooling and a linear layer. Its convolutions keep their biases, as in the book.
 
 ``densenet121`` is laid out like torchvision's (``features.conv0`` ... ``features.denseblock1.denselayer1``
 ... ``features.norm5``, ``classifier``): blocks of (6, 12, 24, 16) bottleneck layers (norm, ReLU, 1x1
@@ -20,11 +20,11 @@ initialization, so with ``in_channels=3, num_classes=1000`` torchvision's weight
 ``small_input=True`` swaps the stem for a 3x3 stride-1 convolution without max-pool, so 28x28 images
 train without resizing (three transitions take 28 to 3).
 
-Differences from the seeds, and why:
+Differences from the book, and why:
 
 * Blocks take ``norm_layer`` (e.g. cnnzoo's hand-written :class:`~cnnzoo.layers.BatchNorm2d`).
-* ``in_channels`` and ``num_classes`` are arguments (the seeds fix 1 and 10); initialization of
-  ``densenet`` is PyTorch's default (the seeds' ``train_ch6`` re-initializes with Xavier at train time).
+* ``in_channels`` and ``num_classes`` are arguments (the book fixes 1 and 10); initialization of
+  ``densenet`` is PyTorch's default (the book's ``train_ch6`` re-initializes with Xavier at train time).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ NormLayer = Callable[[int], nn.Module]
 
 
 # ----------------------------------------------------------------------------------------------
-# The seeds' DenseNet
+# The book's DenseNet
 # ----------------------------------------------------------------------------------------------
 def conv_block(input_channels: int, num_channels: int, norm_layer: NormLayer = nn.BatchNorm2d) -> nn.Sequential:
     """Norm, ReLU, 3x3 convolution (ResNet v2's pre-activation order)."""
@@ -94,7 +94,7 @@ def densenet(
     small_input: bool = False,
     norm_layer: NormLayer = nn.BatchNorm2d,
 ) -> nn.Sequential:
-    """DenseNet as the seeds build it: four dense blocks of four conv blocks, growth rate 32 (D2L 8.7)."""
+    """DenseNet as the book builds it: four dense blocks of four conv blocks, growth rate 32 (D2L 8.7)."""
     if small_input:
         b1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=3, padding=1), norm_layer(64), nn.ReLU())
     else:

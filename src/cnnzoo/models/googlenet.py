@@ -8,12 +8,12 @@ has five stages: a 7x7 stride-2 stem, a 1x1 + 3x3 pair, then 2, 5 and 2 Inceptio
 end with a 3x3 stride-2 max-pool, stage 5 with global average pooling. At 96x96 the stages output
 64x24x24, 192x12x12, 480x6x6, 832x3x3 and 1024.
 
-Differences from the seeds, and why:
+Differences from the book, and why:
 
-* Seed 001 is followed where the seeds differ: stage 2 has a ReLU after both of its convolutions
-  (seed 003 omits them), and stage 5 ends in ``AdaptiveAvgPool2d`` + ``Flatten``.
-* As in the seeds (and D2L), no auxiliary classifiers and no local response normalization.
-* ``in_channels`` and ``num_classes`` are arguments (the seeds fix 1 and 10).
+* The book's code is followed where copies of it differ: stage 2 has a ReLU after both of its
+  convolutions (some copies omit them), and stage 5 ends in ``AdaptiveAvgPool2d`` + ``Flatten``.
+* As in the book, no auxiliary classifiers and no local response normalization.
+* ``in_channels`` and ``num_classes`` are arguments (the book fixes 1 and 10).
 """
 
 from __future__ import annotations

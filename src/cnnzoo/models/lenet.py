@@ -3,20 +3,20 @@
 LeCun et al., "Gradient-based learning applied to document recognition" (1998); Ioffe & Szegedy,
 "Batch Normalization" (2015).
 
-``lenet`` is the seeds' network: two 5x5 convolutions (the first padded by 2) with sigmoid and 2x2
-average pooling, then a 120-84-classes MLP with sigmoid. ``lenet_bn`` is the seeds' BatchNorm LeNet
+``lenet`` is the book's network: two 5x5 convolutions (the first padded by 2) with sigmoid and 2x2
+average pooling, then a 120-84-classes MLP with sigmoid. ``lenet_bn`` is the book's BatchNorm LeNet
 (no padding, so the classifier sees 16x4x4; a norm layer between every conv/linear layer and its
 sigmoid), built on ``nn.BatchNorm2d``/``nn.BatchNorm1d``; ``lenet_bn_scratch`` is the same network on
 cnnzoo's hand-written :mod:`cnnzoo.layers.batchnorm`, with identical ``state_dict`` keys.
 
-Differences from the seeds, and why:
+Differences from the book, and why:
 
-* No ``Reshape`` layer: the seeds' ``x.view(-1, 1, 28, 28)`` hard-codes one channel and 28x28 and
+* No ``Reshape`` layer: the book's ``x.view(-1, 1, 28, 28)`` hard-codes one channel and 28x28 and
   silently reinterprets any other input; the registry checks the input size instead.
-* ``in_channels`` and ``num_classes`` are arguments (the seeds fix 1 and 10).
-* The classifier takes a fixed 16x5x5 (16x4x4 with BN) feature map, as in the seeds, so only inputs from
+* ``in_channels`` and ``num_classes`` are arguments (the book fixes 1 and 10).
+* The classifier takes a fixed 16x5x5 (16x4x4 with BN) feature map, as in the book, so only inputs from
   28x28 to 31x31 fit; the registry says so instead of failing inside ``nn.Linear``.
-* Initialization is PyTorch's default; the seeds' ``train_ch6`` re-initializes with Xavier before
+* Initialization is PyTorch's default; the book's ``train_ch6`` re-initializes with Xavier before
   training, which is a training-recipe choice, not part of the network.
 """
 

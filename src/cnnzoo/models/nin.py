@@ -7,10 +7,10 @@ ReLU. Four blocks with AlexNet's kernel sizes and channel counts, 3x3 stride-2 m
 dropout 0.5 before the last block, whose ``num_classes`` channels are averaged globally into the class
 scores: no fully connected layer at all.
 
-Differences from the seeds, and why:
+Differences from the book, and why:
 
-* ``in_channels``, ``num_classes`` and ``dropout`` are arguments (the seeds fix 1, 10 and 0.5).
-* Kept from the seeds (and the paper's Caffe model): the last block ends in a ReLU, so the class scores
+* ``in_channels``, ``num_classes`` and ``dropout`` are arguments (the book fixes 1, 10 and 0.5).
+* Kept from the book (and the paper's Caffe model): the last block ends in a ReLU, so the class scores
   are non-negative. It is unusual but it is the published network, and it trains.
 """
 

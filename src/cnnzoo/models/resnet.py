@@ -1,14 +1,14 @@
-"""ResNet (D2L 8.6): the seeds' ResNet-18, and torchvision-compatible ResNet-34/50/101/152.
+"""ResNet (D2L 8.6): the book's ResNet-18, and torchvision-compatible ResNet-34/50/101/152.
 
 He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition" (2015).
 
-``resnet18`` is the seeds' network: a 7x7 stride-2 stem with batch norm and a 3x3 stride-2 max-pool
+``resnet18`` is the book's network: a 7x7 stride-2 stem with batch norm and a 3x3 stride-2 max-pool
 (``b1``), four stages of two :class:`Residual` blocks (``b2``-``b5``; the first block of ``b3``-``b5``
 halves H and W and doubles the channels, with a strided 1x1 convolution on the shortcut), global average
-pooling and one linear layer. Its convolutions keep their biases, as in the seeds (and D2L), so it has
+pooling and one linear layer. Its convolutions keep their biases, as in the book, so it has
 more parameters than torchvision's ``resnet18`` and a different ``state_dict`` layout.
 
-``resnet34`` ... ``resnet152`` are the deeper ResNets the seeds mention, laid out like torchvision's
+``resnet34`` ... ``resnet152`` are the deeper ResNets the book mentions, laid out like torchvision's
 (``conv1``, ``bn1``, ``layer1``-``layer4``, ``fc``; bias-free convolutions; the projection shortcut
 ``downsample`` = 1x1 conv + norm; the :class:`Bottleneck` block with the stride on its 3x3 convolution,
 "ResNet v1.5", for 50 and up), so with ``in_channels=3, num_classes=1000`` torchvision's weights load
@@ -17,13 +17,13 @@ with ``strict=True`` and give the same outputs. Their initialization is torchvis
 ``small_input=True`` (every ResNet here) swaps the stem for a 3x3 stride-1 convolution and drops the
 max-pool, so a 28x28 image reaches the last stage as 4x4 instead of 1x1 and needs no resizing.
 
-Differences from the seeds, and why:
+Differences from the book, and why:
 
 * Blocks take ``norm_layer`` (e.g. cnnzoo's hand-written :class:`~cnnzoo.layers.BatchNorm2d`).
-* The seeds' unused ``self.relu`` module is gone and ``if self.conv3:`` (truthiness of a module) became
-  ``is not None``; the seeds' in-place ``Y += X`` is kept (it is safe: ``Y`` is a fresh tensor).
-* ``in_channels`` and ``num_classes`` are arguments (the seeds fix 1 and 10); initialization of
-  ``resnet18`` is PyTorch's default (the seeds' ``train_ch6`` re-initializes with Xavier at train time).
+* The book's unused ``self.relu`` module is gone and ``if self.conv3:`` (truthiness of a module) became
+  ``is not None``; the book's in-place ``Y += X`` is kept (it is safe: ``Y`` is a fresh tensor).
+* ``in_channels`` and ``num_classes`` are arguments (the book fixes 1 and 10); initialization of
+  ``resnet18`` is PyTorch's default (the book's ``train_ch6`` re-initializes with Xavier at train time).
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ NormLayer = Callable[[int], nn.Module]
 
 
 # ----------------------------------------------------------------------------------------------
-# The seeds' ResNet-18
+# The book's ResNet-18
 # ----------------------------------------------------------------------------------------------
 class Residual(nn.Module):
-    """The seeds' residual block: two 3x3 conv + norm, ReLU between, the input added before the last ReLU.
+    """The book's residual block: two 3x3 conv + norm, ReLU between, the input added before the last ReLU.
 
     ``use_1x1conv`` puts a 1x1 convolution (stride ``strides``) on the shortcut, needed whenever the
     block changes the channel count or the resolution.
@@ -101,7 +101,7 @@ def resnet18(
     small_input: bool = False,
     norm_layer: NormLayer = nn.BatchNorm2d,
 ) -> nn.Sequential:
-    """ResNet-18 as the seeds build it: stem b1, four stages of two Residual blocks (D2L 8.6)."""
+    """ResNet-18 as the book builds it: stem b1, four stages of two Residual blocks (D2L 8.6)."""
     if small_input:
         b1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1), norm_layer(64), nn.ReLU())
     else:

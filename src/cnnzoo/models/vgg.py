@@ -5,13 +5,13 @@ Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image Re
 A VGG block is ``num_convs`` 3x3 convolutions (padding 1) with ReLU, then a 2x2 stride-2 max-pool. VGG-11
 is five blocks with ``conv_arch = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))`` and a
 ``C x 7 x 7 -> 4096 -> 4096 -> classes`` MLP with dropout 0.5. ``vgg11_small`` divides every block's
-channels by 4 (the seeds train that one: the full network is too slow for a notebook), keeping the
-4096-wide MLP as the seeds do.
+channels by 4 (the book trains that one: the full network is too slow for a notebook), keeping the
+4096-wide MLP as the book does.
 
-Differences from the seeds, and why:
+Differences from the book, and why:
 
-* ``in_channels``, ``num_classes`` and ``dropout`` are arguments (the seeds fix 1, 10 and 0.5).
-* The classifier takes a fixed ``C x 7 x 7`` feature map, as in the seeds, so only 224x224 to 255x255
+* ``in_channels``, ``num_classes`` and ``dropout`` are arguments (the book fixes 1, 10 and 0.5).
+* The classifier takes a fixed ``C x 7 x 7`` feature map, as in the book, so only 224x224 to 255x255
   inputs fit; the registry says so instead of letting ``nn.Linear`` fail.
 """
 
@@ -69,6 +69,6 @@ def vgg11(*, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) 
 
 @register_model(input_size=224, min_input_size=224, max_input_size=255)
 def vgg11_small(*, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> nn.Sequential:
-    """VGG-11 with a quarter of the channels, the version the seeds train (D2L 7.2)."""
+    """VGG-11 with a quarter of the channels, the version the book trains (D2L 7.2)."""
     small_arch = [(num_convs, channels // 4) for num_convs, channels in VGG11_ARCH]
     return vgg(small_arch, num_classes=num_classes, in_channels=in_channels, dropout=dropout)

@@ -121,14 +121,15 @@ def make_config(
 ) -> TrainConfig:
     """The final, validated config of a new run of ``spec`` with ``recipe`` and ``overrides`` on ``data``.
 
-    ``data`` other than Fashion-MNIST puts its channels and classes into ``model_kwargs`` (the network is
-    built for them); ``None`` means Fashion-MNIST's (one channel, ten classes), or that the data are not
-    loaded yet (see :func:`new_run`).
+    ``data`` of another dataset than Fashion-MNIST (by the config's ``dataset``, or by its shape) puts its
+    channels and classes into ``model_kwargs``, so the network is built for them; ``None`` means
+    Fashion-MNIST's one channel and ten classes, or that the data are not loaded yet (see :func:`new_run`).
     """
     text = spec if isinstance(spec, str) else spec.label
     spec = parse_model_spec(spec) if isinstance(spec, str) else spec
     values = _spec_overrides(spec, overrides or {}, text)
-    if data is not None and data_mod.dataset_name(values.get("dataset", TrainConfig.dataset)) != "fashion-mnist":
+    other = data_mod.dataset_name(values.get("dataset", TrainConfig.dataset)) != "fashion-mnist"
+    if data is not None and (other or (data.in_channels, data.num_classes) != (1, 10)):
         values["model_kwargs"] = {
             "in_channels": data.in_channels,
             "num_classes": data.num_classes,
