@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnzoo.atomic import atomic_write_text
-from cnnzoo.engine import time_to_target
+from cnnzoo.engine import run_images_per_sec, time_to_target
 
 __all__ = ["render_report", "write_report"]
 
@@ -36,7 +36,6 @@ def render_report(
     best = max(history, key=lambda r: r["test_acc"])
     train_s = sum(r["train_seconds"] for r in history)
     eval_s = sum(r["eval_seconds"] for r in history)
-    images = sum(r["images_per_sec"] * r["train_seconds"] for r in history)
     name = config["model"]
     quoted = shlex.quote(run_dir)
     lines = [
@@ -49,7 +48,7 @@ def render_report(
         f"| test accuracy (last epoch, `last.pt`) | {final_accuracy:.4f} |",
         f"| best test accuracy (`best.pt`) | {best['test_acc']:.4f} (epoch {best['epoch']}) |",
         f"| train loss / train accuracy (last epoch) | {last['train_loss']:.4f} / {last['train_acc']:.4f} |",
-        f"| throughput | {images / train_s:.1f} images/s |" if train_s > 0 else "| throughput | - |",
+        f"| throughput | {run_images_per_sec(history):.1f} images/s |" if train_s > 0 else "| throughput | - |",
         f"| time | {train_s:.1f} s training, {eval_s:.1f} s evaluation |",
         *_target_rows(config, history),
         "",

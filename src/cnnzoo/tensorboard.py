@@ -2,7 +2,7 @@
 
 A :class:`~cnnzoo.engine.Callback`, so it sees exactly what the run directory records (``metrics.csv``)
 and nothing per batch: the hot loop stays free of host syncs. The scalars are grouped so TensorBoard draws
-the seeds' figure: ``loss/train`` beside ``loss/test``, ``accuracy/train`` beside ``accuracy/test``, and
+d2l's figure: ``loss/train`` beside ``loss/test``, ``accuracy/train`` beside ``accuracy/test``, and
 ``lr`` and ``throughput/images_per_sec`` on their own; the step is the epoch number (1, 2, ...).
 
 The writer is PyTorch's ``torch.utils.tensorboard.SummaryWriter``, which needs the ``tensorboard``
