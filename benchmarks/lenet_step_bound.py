@@ -1,6 +1,6 @@
 """How close cnnzoo's LeNet epoch is to the network's own arithmetic (benchmarks/cpu-2core-xeon.md, section 1).
 
-Prints the median time of one training step (batch 256, 28x28, forward + backward + SGD) for the seeds' LeNet in
+Prints the median time of one training step (batch 256, 28x28, forward + backward + SGD) for the book's LeNet in
 several forms, then one epoch of ``cnnzoo.fit`` against a bare loop over the same device batches. Run it on an idle
 machine (PyTorch's threads slow down many times over beside other work):
 

@@ -1,5 +1,5 @@
-"""`cnnzoo bench`: the all-model table and its files, the out-of-memory retry, the pipeline race at tiny
-scale (its mechanics, not its timing), the seeds' torchvision copy of the data, and `train --target-acc`."""
+"""`cnnzoo bench`: the all-model table and its files, the out-of-memory retry, and `train --target-acc`
+(the race against the book's pipeline, `bench --pipeline`, is tests/test_race.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 import cnnzoo
 from cnnzoo import bench
-from cnnzoo.cli import main
+from cnnzoo.cli import build_parser, main
 from cnnzoo.devices import setup_device
 from cnnzoo.engine import time_to_target
 from cnnzoo.progress import format_time_to_target
@@ -118,80 +118,6 @@ def test_unknown_models_and_bad_numbers_are_one_line_errors(capsys):
 
 
 # ------------------------------------------------------------------------------------------------
-# the pipeline race (mechanics at tiny scale; the timing itself is recorded in benchmarks/)
-# ------------------------------------------------------------------------------------------------
-def test_the_seeds_torchvision_copy_holds_exactly_the_verified_tensors(blocks, tmp_path):
-    import torchvision
-
-    root = bench.seeds_dataset_root(blocks, tmp_path)
-    raw = root / "FashionMNIST" / "raw"
-    expected = {
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    }
-    assert {p.name for p in raw.iterdir()} == expected  # uncompressed, as torchvision's _check_exists wants
-    train = torchvision.datasets.FashionMNIST(str(root), train=True, download=False)
-    test = torchvision.datasets.FashionMNIST(str(root), train=False, download=False)
-    assert torch.equal(train.data, blocks.train_images) and torch.equal(train.targets, blocks.train_labels)
-    assert torch.equal(test.data, blocks.test_images) and torch.equal(test.targets, blocks.test_labels)
-    stamp = (raw / "train-images-idx3-ubyte").stat().st_mtime_ns
-    assert bench.seeds_dataset_root(blocks, tmp_path) == root  # reused, not rewritten
-    assert (raw / "train-images-idx3-ubyte").stat().st_mtime_ns == stamp
-
-
-def test_the_seeds_epoch_is_d2l_and_learns(blocks, tmp_path):
-    from cnnzoo.registry import create_model
-
-    root = bench.seeds_dataset_root(blocks, tmp_path)
-    train_iter, test_iter = bench._seeds_loaders(root, 16, None, 512, 256, workers=0)
-    x, _ = next(iter(train_iter))
-    assert x.dtype == torch.float32 and x.shape == (16, 1, 28, 28) and 0 <= float(x.min()) <= float(x.max()) <= 1.0
-    torch.manual_seed(0)
-    out = bench.seeds_train_epoch(create_model("lenet_bn"), train_iter, test_iter, lr=0.1, device=torch.device("cpu"))
-    assert out["images"] == 512 and out["seconds"] >= out["train_seconds"] > 0
-    assert out["train_acc"] > 0.5 and out["test_acc"] > 0.9  # the blocks data is learnable in one epoch
-
-
-def test_pipeline_race_at_tiny_scale(fake_train_data, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    js, md = tmp_path / "p.json", tmp_path / "p.md"
-    argv = ["bench", "--pipeline", "lenet", "--rounds", "2", "--train-images", "192", "--batch-size", "64"]
-    argv += ["--device", "cpu", "--workers", "2", "--json", str(js), "--markdown", str(md)]
-    assert main(argv) == 0
-    stdout = capsys.readouterr().out
-    assert re.search(r"^round 1/2: seeds [\d.]+ s, cnnzoo [\d.]+ s \([\d.]+x\)$", stdout, re.M)
-    assert re.search(r"cnnzoo is [\d.]+x faster \(median of 2; range [\d.]+-[\d.]+\); training alone", stdout)
-    result = json.loads(js.read_text())
-    assert (result["model"], result["batch_size"], result["input_size"], result["train_images"]) == (
-        "lenet",
-        64,
-        28,
-        192,
-    )
-    assert result["test_images"] == 32  # cut in the real 6:1 proportion
-    assert result["workers"] == 2 and result["threads"] == torch.get_num_threads()
-    assert len(result["rounds"]) == 2 and all(
-        r["seeds_seconds"] > 0 and r["cnnzoo_seconds"] > 0 for r in result["rounds"]
-    )
-    ratios = sorted(r["ratio"] for r in result["rounds"])
-    assert result["ratio"] == pytest.approx(sum(ratios) / 2)  # the median of two
-    assert "| lenet | 64 | 28 | cpu" in md.read_text()
-    assert (tmp_path / "cache" / "cnnzoo" / "seeds-torchvision").is_dir()
-
-
-def test_pipeline_defaults_follow_the_seeds(blocks, tmp_path):
-    result = bench.compare_pipelines(
-        "lenet", blocks, device="cpu", rounds=1, train_images=128, warmup_batches=1, workers=0, seeds_root=tmp_path
-    )
-    assert (result.batch_size, result.input_size, result.lr) == (256, 28, 0.9)  # seed 001's LeNet call
-    assert result.train_images == 128 and len(result.rounds) == 1
-    text = bench.format_pipeline(result)
-    assert "seeds' pipeline (torchvision + DataLoader(0 workers) + train_ch6, fp32, NCHW)" in text
-
-
-# ------------------------------------------------------------------------------------------------
 # time to accuracy: train --target-acc
 # ------------------------------------------------------------------------------------------------
 def test_target_acc_stops_at_the_first_epoch_that_reaches_it(fake_train_data, tmp_path, capsys):
@@ -287,3 +213,22 @@ def test_fit_resumed_after_reaching_the_target_returns_at_once(fake_train_data):
     again = fit(model, data, config, resume=state.resume_dict())
     assert again == history
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_bench_spells_the_shared_flags_as_train_does(tmp_path, capsys):
+    parser = build_parser()
+    spellings = [
+        ([], "auto"),
+        (["--channels-last"], "yes"),
+        (["--no-channels-last"], "no"),
+        (["--channels-last", "no"], "no"),
+    ]
+    for argv, layout in spellings:
+        assert parser.parse_args(["bench", *argv]).channels_last == layout, argv
+    args = parser.parse_args(["bench", "lenet", "-b", "4", "--input-size", "30", "--precision", "fp32"])
+    assert (args.batch_size, args.resize, args.precision) == (4, 30, "fp32")
+    assert main(["bench", "lenet", "--input-size", "0"]) == 2
+    assert "--input-size 0: must be a positive whole number" in capsys.readouterr().err
+    # --pipeline refuses --csv before it races (nothing is loaded or written)
+    assert main(["bench", "--pipeline", "lenet", "--csv", str(tmp_path / "p.csv"), "--device", "cpu"]) == 2
+    assert "not --csv" in capsys.readouterr().err and not (tmp_path / "p.csv").exists()

@@ -1,5 +1,6 @@
 """`cnnzoo leaderboard`: rows with real numbers from real (tiny) runs, the reference figures, the files, merging on
-rerun, the time budget, model specs with kwargs and sizes, and one-line errors with exit status 2."""
+rerun, the time budget, model specs with kwargs and sizes, and one-line errors with exit status 2 (the files
+alone, from made-up rows: tests/test_board.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ import pytest
 import torch
 
 import helpers_train
-from cnnzoo import create_model
+from cnnzoo import board, create_model
 from cnnzoo import leaderboard as lb
-from cnnzoo.cli import main
-from cnnzoo.errors import ConfigError
+from cnnzoo.cli import build_parser, main
 from cnnzoo.inspection import count_macs
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -72,19 +72,20 @@ def test_library_trains_every_seed_and_writes_table_figure_and_json(fmnist_block
     assert bn["provenance"]["torch"] and bn["provenance"]["machine"] and bn["provenance"]["date"]
     assert any("seed 1: test acc" in line for line in lines) and any("s per epoch" in line for line in lines)
 
-    md, js, png, merged = lb.update_leaderboard(tmp_path / "lb.md", rows)
+    md, js, png, merged = board.update_leaderboard(tmp_path / "lb.md", rows)
     assert png.read_bytes()[:8] == PNG and len(json.loads(js.read_text())["rows"]) == 2 == len(merged)
     text = md.read_text()
     table = rows_by_model(text)
     assert set(table) == {("lenet_bn", "28", "fast"), ("lenet", "28", "fast")}
     assert float(table["lenet_bn", "28", "fast"]["acc"]) == pytest.approx(bn["test_acc_mean"], abs=6e-5)
     assert table["lenet_bn", "28", "fast"]["seeds"] == "0 1" and table["lenet_bn", "28", "fast"]["std"]
-    assert "| 0.830 (seed 001) | – |" in text  # the seed note's LeNet-BN figure; no public LeNet figure
-    assert "– (seed 001: plot only)" in text  # LeNet: the note shows a plot, no number
+    assert "| 0.830 (d2l) | – |" in text  # the book's LeNet-BN figure; no public LeNet figure
+    assert "– (d2l: plot only)" in text  # LeNet: the book shows a plot, no number
     for figure in ("ResNet18 | normalisation", "| 0.949 |", "| 0.937 |", "| 0.935 |", "| 0.899 |", "| 0.954 |"):
         assert figure in text
     assert "WRN40-4, 8.9M parameters" in text and "| 0.967 |" in text
-    assert "not ours" in text and "zalandoresearch/fashion-mnist" in text and "`001_70d93ee0d85711d7.txt`" in text
+    assert "not ours" in text and "zalandoresearch/fashion-mnist" in text
+    assert "d2l (the book's printed train_ch6 result)" in text
     assert re.search(r"^1\. `\(library call.*torch \S+.*device: cpu", text, re.M)
 
 
@@ -134,7 +135,7 @@ def test_budget_picks_whole_epochs_and_the_safety_net_stops_at_an_epoch_end(fmni
     monkeypatch.setattr(lb, "estimate_epoch_seconds", lambda *a, **k: 1e-9)
     (cut,) = lb.run_leaderboard(["lenet_bn"], fmnist_blocks, seeds=[0], overrides=few, budget_seconds=1e-3)
     assert cut["epochs_planned"] == 3 and cut["runs"][0]["epochs"] == 1 and cut["runs"][0]["stopped_by_budget"]
-    md, *_ = lb.update_leaderboard(tmp_path / "lb.md", [cut])
+    md, *_ = board.update_leaderboard(tmp_path / "lb.md", [cut])
     assert "| 1 (1.67e-05-min budget), cut short |" in md.read_text()
 
 
@@ -169,7 +170,7 @@ def test_model_specs_carry_kwargs_and_sizes_into_the_plan(fmnist_blocks):
     [
         (["lenet_bnn"], "unknown model 'lenet_bnn': did you mean lenet_bn"),
         (["lenet:small_input"], "lenet has no keyword argument 'small_input'"),
-        (["lenet@64"], "input side 64 is outside what it accepts (28-31)"),
+        (["lenet@64"], "--input-size 64 is above lenet's maximum input size 31"),  # the run layer's one check
         (["googlenet@x"], "the side after @ must be a positive whole number"),
         (["lenet_bn", "lenet_bn@28"], "model lenet_bn@28 is listed 2 times"),
         (["lenet_bn", "--budget-minutes", "0"], "--budget-minutes 0: must be a positive number"),
@@ -193,11 +194,9 @@ def test_bad_arguments_are_one_line_errors_with_status_2(fake_fmnist, tmp_path, 
     assert not (tmp_path / "benchmarks").exists()  # nothing trained, nothing written
 
 
-def test_a_json_that_is_not_a_leaderboard_is_refused_not_overwritten(fake_fmnist, tmp_path, capsys):
-    js = tmp_path / "lb.json"
-    js.write_text('{"rows": 3}')
-    assert main(["leaderboard", "--redraw", "--output", str(tmp_path / "lb.md")]) == 2
-    assert "is not a cnnzoo leaderboard" in capsys.readouterr().err and js.read_text() == '{"rows": 3}'
-    with pytest.raises(ConfigError, match="cannot read"):
-        js.write_text("{not json")
-        lb.load_rows(js)
+def test_leaderboard_spells_the_shared_flags_as_train_does(fmnist_blocks):
+    args = build_parser().parse_args(["leaderboard", "lenet", "-b", "8", "--input-size", "30", "--channels-last"])
+    assert (args.batch_size, args.resize, args.channels_last) == (8, 30, "yes")
+    # --input-size is the side of the models named without @SIDE; a spec's own side wins
+    plans = lb.plan_leaderboard(["lenet", "lenet_bn@28"], fmnist_blocks, overrides=TINY, input_size=30)
+    assert [(p.spec.label, p.input_size, p.config.resize) for p in plans] == [("lenet", 30, 30), ("lenet_bn", 28, 28)]

@@ -1,18 +1,21 @@
-"""``cnnzoo leaderboard``: several models over several seeds, one table."""
+"""``cnnzoo leaderboard``: several models over several seeds, one table (:mod:`cnnzoo.leaderboard` runs,
+:mod:`cnnzoo.board` writes the files)."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
+from collections.abc import Mapping
+from typing import Any
 
-import torch
-
-from cnnzoo import leaderboard
-from cnnzoo.cli.common import train_overrides
-from cnnzoo.config import PRECISIONS, RECIPES, TrainConfig
+from cnnzoo import board, leaderboard
+from cnnzoo.cli.common import add_batch_size, add_channels_last, add_input_size, add_precision, train_overrides
+from cnnzoo.config import RECIPES, TrainConfig
+from cnnzoo.devices import set_threads
 from cnnzoo.errors import ConfigError
 from cnnzoo.leaderboard import DEFAULT_MODELS
+from cnnzoo.registry import parse_model_spec
 from cnnzoo.run import load_data
 
 
@@ -22,7 +25,7 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
         help="train several models over several seeds and write a leaderboard table, figure and JSON",
         description="Train each MODEL with one recipe and budget, once per seed, and merge the rows (test accuracy "
         "mean ± std and best, training time, images/s, params, MACs, device) into --output's JSON; the Markdown "
-        "table (with the seed notes' and public reference figures beside each family) and the PNG (accuracy "
+        "table (with d2l's and the public reference figures beside each family) and the PNG (accuracy "
         "against MACs and against training time) are rewritten from all of its rows. Rows are keyed by model, "
         "input size, recipe, dataset and device: rerunning other models, or on another device, adds rows.",
         epilog="MODEL is NAME[:KWARG[=VALUE],...][@SIDE]: resnet18:small_input is create_model('resnet18', "
@@ -45,13 +48,12 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
         "fit, and the schedule is laid over them; a run never stops mid-epoch",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED", help="default 0 1 2")
-    p.add_argument(
-        "--input-size", type=int, metavar="SIDE", help="input side for models without @SIDE (default: their own)"
-    )
-    p.add_argument("--batch-size", type=int, help="default: the recipe's")
+    add_input_size(p, "input side for models without @SIDE (default: their own)")
+    add_batch_size(p, "default: the recipe's")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
     p.add_argument("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", choices=PRECISIONS)
+    add_precision(p)
+    add_channels_last(p)
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
     p.add_argument("--dataset", metavar="NAME", help="fashion-mnist (default), mnist, kmnist, cifar10 or folder:PATH")
     p.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files (default: the user cache)")
@@ -68,37 +70,21 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.redraw:
-        if args.models:
-            raise ConfigError("--redraw trains nothing: drop the model names, or drop --redraw to train them")
-        md, js, png, rows = leaderboard.update_leaderboard(args.output)
-        print(f"redrew {md} and {png} from the {len(rows)} rows of {js}")
-        return 0
-    for flag in ("epochs", "input_size", "batch_size", "threads"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{flag.replace('_', '-')} {value}: must be a positive whole number")
-    if args.budget_minutes is not None and not 0 < args.budget_minutes < float("inf"):
-        raise ConfigError(f"--budget-minutes {args.budget_minutes:g}: must be a positive number of minutes")
-    if not args.output.endswith(".md"):
-        raise ConfigError(f"--output {args.output}: give a Markdown file name ending in .md")
-    specs = [leaderboard.parse_model_spec(m) for m in args.models or leaderboard.DEFAULT_MODELS]  # fail fast
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+        return _redraw(args)
+    _check_numbers(args)
+    board.leaderboard_paths(args.output)  # a wrong --output fails before anything trains
+    specs = [parse_model_spec(m) for m in args.models or DEFAULT_MODELS]  # fail fast
+    set_threads(args.threads)
     overrides = train_overrides(args)
-    data = load_data(TrainConfig(dataset=args.dataset or TrainConfig.dataset, resize=args.input_size), args.data_root)
+    input_size = overrides.pop("resize", None)  # the side of the models named without @SIDE
+    data = load_data(TrainConfig(dataset=args.dataset or TrainConfig.dataset, resize=input_size), args.data_root)
     argv = sys.argv[1:] if sys.argv[1:2] == ["leaderboard"] else _leaderboard_argv(args)
-    command = "cnnzoo " + shlex.join(argv)
     budget = f", {args.budget_minutes:g}-minute budget per run" if args.budget_minutes else ""
     print(
         f"leaderboard: {len(specs)} model(s) x seeds {' '.join(map(str, args.seeds))}, recipe {args.recipe}{budget}, "
         f"on {data.name}; rows go to {args.output}",
         flush=True,
     )
-
-    def write(row: dict) -> None:
-        md, js, png, _ = leaderboard.update_leaderboard(args.output, [row])
-        print(f"{row['model']}@{row['input_size']}: wrote its row to {js}, {md} and {png}", flush=True)
-
     rows = leaderboard.run_leaderboard(
         specs,
         data,
@@ -106,30 +92,69 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         overrides=overrides,
         seeds=args.seeds,
         budget_seconds=args.budget_minutes * 60 if args.budget_minutes else None,
-        input_size=args.input_size,
-        command=command,
+        input_size=input_size,
+        command="cnnzoo " + shlex.join(argv),
         progress=not args.quiet,
         log=lambda line: print(line, flush=True),
-        on_row=write,
+        on_row=lambda row: _write_row(args.output, row),
     )
     print()
     for r in rows:
-        spread = f" ± {r['test_acc_std']:.4f}" if r["test_acc_std"] is not None else ""
-        print(
-            f"{r['model']}@{r['input_size']}: test acc {r['test_acc_mean']:.4f}{spread} "
-            f"(best {r['test_acc_best']:.4f}) over {len(r['seeds'])} seed(s), "
-            f"{r['train_seconds_mean']:.1f} s training, {r['images_per_sec_mean']:,.0f} images/s on {r['device']}"
-        )
+        print(_summary_line(r))
     return 0
+
+
+def _redraw(args: argparse.Namespace) -> int:
+    if args.models:
+        raise ConfigError("--redraw trains nothing: drop the model names, or drop --redraw to train them")
+    md, js, png, rows = board.update_leaderboard(args.output)
+    print(f"redrew {md} and {png} from the {len(rows)} rows of {js}")
+    return 0
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    for dest, flag in (("epochs", "--epochs"), ("resize", "--input-size"), ("batch_size", "--batch-size")):
+        value = getattr(args, dest)
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} {value}: must be a positive whole number")
+    if args.budget_minutes is not None and not 0 < args.budget_minutes < float("inf"):
+        raise ConfigError(f"--budget-minutes {args.budget_minutes:g}: must be a positive number of minutes")
+
+
+def _write_row(output: str, row: Mapping[str, Any]) -> None:
+    """Each model's row goes to the files as soon as its seeds are done: an interruption loses one at most."""
+    md, js, png, _ = board.update_leaderboard(output, [row])
+    print(f"{row['model']}@{row['input_size']}: wrote its row to {js}, {md} and {png}", flush=True)
+
+
+def _summary_line(r: Mapping[str, Any]) -> str:
+    spread = f" ± {r['test_acc_std']:.4f}" if r["test_acc_std"] is not None else ""
+    return (
+        f"{r['model']}@{r['input_size']}: test acc {r['test_acc_mean']:.4f}{spread} "
+        f"(best {r['test_acc_best']:.4f}) over {len(r['seeds'])} seed(s), "
+        f"{r['train_seconds_mean']:.1f} s training, {r['images_per_sec_mean']:,.0f} images/s on {r['device']}"
+    )
+
+
+_RECORDED = (
+    ("epochs", "--epochs"),
+    ("budget_minutes", "--budget-minutes"),
+    ("resize", "--input-size"),
+    ("batch_size", "--batch-size"),
+    ("lr", "--lr"),
+    ("device", "--device"),
+    ("precision", "--precision"),
+    ("channels_last", "--channels-last"),
+    ("threads", "--threads"),
+    ("dataset", "--dataset"),
+    ("data_root", "--data-root"),
+)
 
 
 def _leaderboard_argv(args: argparse.Namespace) -> list[str]:
     """The command line equivalent to ``args`` (for the record, when cnnzoo was not started from a shell)."""
     argv = ["leaderboard", *args.models, "--recipe", args.recipe, "--seeds", *map(str, args.seeds)]
-    for flag in ("epochs", "budget_minutes", "input_size", "batch_size", "lr", "device", "precision", "threads"):
-        if getattr(args, flag) is not None:
-            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    for flag in ("dataset", "data_root"):
-        if getattr(args, flag) is not None:
-            argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    for dest, flag in _RECORDED:
+        if getattr(args, dest) is not None:
+            argv += [flag, str(getattr(args, dest))]
     return [*argv, "--output", args.output]

@@ -98,6 +98,8 @@ class Training:
         stopped = bool(state is not None and state.stopped)
         if self.recorder is not None and state is not None and not stopped:
             self._finish(state)
+        if self.ddp is not None:
+            self.ddp.finish()
         return Outcome(history, stopped, self.directory)
 
     def _finish(self, state: TrainState) -> None:
