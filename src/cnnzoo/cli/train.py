@@ -15,7 +15,7 @@ from cnnzoo.cli.common import (
     add_precision,
     train_overrides,
 )
-from cnnzoo.config import AUGMENTS, INITS, OPTIMIZERS, RECIPES, SCHEDULES
+from cnnzoo.config import AUGMENTS, DEFAULT_MODEL, INITS, OPTIMIZERS, RECIPES, SCHEDULES
 from cnnzoo.devices import set_threads
 from cnnzoo.errors import ConfigError
 from cnnzoo.progress import default_callbacks, final_summary, format_time_to_target
@@ -148,7 +148,7 @@ class _StopFlag:
 def _make_run(args: argparse.Namespace) -> Run:
     overrides = train_overrides(args)
     if not args.resume:
-        return new_run(args.model or "lenet_bn", recipe=args.recipe or "fast", overrides=overrides,
+        return new_run(args.model or DEFAULT_MODEL, recipe=args.recipe or "fast", overrides=overrides,
                        data_root=args.data_root)  # fmt: skip
     if args.out or args.recipe:
         flag = "--out" if args.out else "--recipe"
