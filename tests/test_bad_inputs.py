@@ -524,8 +524,10 @@ def prepare(case: Case, request: pytest.FixtureRequest, scratch: Path) -> None:
         case.setup(scratch, run)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(case, request, tmp_path, monkeypatch, capsys):
+def check_case(case: Case, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch, capsys) -> None:
+    """Run ``case`` in-process in a scratch directory: exit 2, one ``error:`` line with every fragment, no
+    traceback, nothing in the scratch directory changed. The other catalogues
+    (``test_bad_inputs_*.py``) run their cases through this too."""
     scratch = tmp_path / "scratch"
     prepare(case, request, scratch)
     monkeypatch.chdir(scratch)
@@ -538,6 +540,11 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(case, request, tmp_pat
     assert_one_line_error(status, err, case)
     assert snapshot(scratch) == before
     assert not (scratch / "code-ran").exists()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(case, request, tmp_path, monkeypatch, capsys):
+    check_case(case, request, tmp_path, monkeypatch, capsys)
 
 
 def _subprocess_env(tmp_path: Path) -> dict[str, str]:
