@@ -1,20 +1,25 @@
 """``docs/reliability.md`` is generated from the tests, and this test fails when they disagree.
 
-The tables between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->`` are rendered from
-:data:`test_bad_inputs.CASES` (the bad-input catalogue), :data:`test_reliability.SCENARIOS` and
-:data:`test_fuzz.FUZZ_TARGETS`; the prose around them is written by hand. After changing a case, regenerate:
+The tables between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->`` are rendered from the
+bad-input catalogues (``CASES`` of ``test_bad_inputs.py`` and of every ``test_bad_inputs_*.py``, in
+:data:`CATALOGUES` order), :data:`test_reliability.SCENARIOS` and :data:`test_fuzz.FUZZ_TARGETS`; the prose
+around them is written by hand. After changing a case, regenerate:
 
     python tests/test_reliability_doc.py --write
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 DOC = TESTS.parent / "docs" / "reliability.md"
+# The catalogues, in the order the doc lists them; a new tests/test_bad_inputs_*.py must be named here.
+CATALOGUES = ("test_bad_inputs", "test_bad_inputs_outputs", "test_bad_inputs_data", "test_bad_inputs_oneline")
+MIN_CASES = 130
 _BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (\w+) -->\n)(.*?)(<!-- END GENERATED: \2 -->)", re.S)
 
 
@@ -29,13 +34,20 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
 
 
-def render_catalogue() -> str:
-    import test_bad_inputs
+def all_cases() -> list:
+    """Every catalogue's cases, in :data:`CATALOGUES` order (a catalogue not written yet is skipped)."""
+    cases = []
+    for name in CATALOGUES:
+        if (TESTS / f"{name}.py").exists():
+            cases += importlib.import_module(name).CASES
+    return cases
 
+
+def render_catalogue() -> str:
     header = ["| # | Bad input | Command | cnnzoo says (exit 2) | What to do |", "|---|---|---|---|---|"]
     lines = []
     topic = None
-    for n, case in enumerate(test_bad_inputs.CASES, 1):
+    for n, case in enumerate(all_cases(), 1):
         if case.topic != topic:
             topic = case.topic
             lines += ["", f"**{topic.capitalize()}**", "", *header]
@@ -77,13 +89,22 @@ def test_the_doc_is_what_the_tests_generate():
     assert text == regenerate(text), "docs/reliability.md is stale: run `python tests/test_reliability_doc.py --write`"
 
 
-def test_the_doc_lists_at_least_40_bad_inputs_and_every_case():
-    import test_bad_inputs
+def test_the_doc_lists_at_least_130_cases_and_every_case():
+    import test_fuzz
+    import test_reliability
 
     text = DOC.read_text(encoding="utf-8")
     rows = re.findall(r"^\| (\d+) \| ", _BLOCK.search(text).group(3), re.M)
-    assert len(rows) == len(test_bad_inputs.CASES) >= 40
+    assert len(rows) == len(all_cases())
     assert [int(r) for r in rows] == list(range(1, len(rows) + 1))
+    assert len(rows) + len(test_reliability.SCENARIOS) + len(test_fuzz.FUZZ_TARGETS) >= MIN_CASES
+
+
+def test_every_catalogue_is_listed_and_its_ids_are_unique():
+    found = sorted(p.stem for p in TESTS.glob("test_bad_inputs*.py"))
+    assert found == sorted(n for n in CATALOGUES if (TESTS / f"{n}.py").exists())
+    ids = [c.id for c in all_cases()]
+    assert len(ids) == len(set(ids))
 
 
 def test_every_test_the_doc_names_exists():
@@ -98,10 +119,8 @@ def test_every_test_the_doc_names_exists():
 
 def test_the_renderer_can_fail():
     """A stale table is caught: change one case's advice and the rendering differs."""
-    import test_bad_inputs
-
     text = DOC.read_text(encoding="utf-8")
-    case = test_bad_inputs.CASES[0]
+    case = all_cases()[0]
     try:
         object.__setattr__(case, "todo", case.todo + " (edited)")
         assert regenerate(text) != text

@@ -2,9 +2,13 @@
 
 :func:`update_leaderboard` merges rows (made by :func:`cnnzoo.leaderboard.run_leaderboard`) into
 ``leaderboard.json``, the source of truth, and rewrites ``leaderboard.md`` and ``leaderboard.png`` from all
-of its rows, so CPU rows and GPU rows measured later, elsewhere, sit side by side. A row is keyed by model
-(with its keyword arguments), input size, recipe, dataset and device (:func:`row_key`); a rerun replaces
-the row with the same key. Every row carries its own provenance (command, date, machine, torch version,
+of its rows, so CPU rows and GPU rows measured later, elsewhere, sit side by side. A row is keyed by what
+was measured: model (with its keyword arguments), input size, recipe, dataset, device and budget (its
+epochs, or its minutes per run: :func:`row_key`); a rerun replaces the row with the same key, unless the
+rerun measured less (fewer seeds, or fewer epochs in the same time budget) and ``replace`` is not given.
+The files are written only where :func:`cnnzoo.outputs.claim_output` allows (the page carries a
+``<!-- written by cnnzoo ... -->`` line, the figure a ``Software: cnnzoo`` chunk, the JSON its
+``format``). Every row carries its own provenance (command, date, machine, torch version,
 device). The page sets the book's and the public benchmark's figures (:mod:`cnnzoo.references`) beside
 the Fashion-MNIST rows, labelled as not ours.
 """
@@ -22,16 +26,19 @@ from matplotlib.figure import Figure
 from cnnzoo.atomic import atomic_write_text
 from cnnzoo.errors import ConfigError
 from cnnzoo.inspection import human
+from cnnzoo.outputs import claim_output, marker_comment
 from cnnzoo.plots import save_figure
 from cnnzoo.references import D2L_FIGURES, PUBLIC_BEST, PUBLIC_FIGURES, PUBLIC_SOURCE, reference_key
 
 __all__ = [
     "FORMAT",
+    "check_outputs",
     "leaderboard_figure",
     "leaderboard_paths",
     "load_rows",
     "merge_rows",
     "render_markdown",
+    "row_budget",
     "row_key",
     "update_leaderboard",
 ]
@@ -42,16 +49,61 @@ FORMAT = "cnnzoo-leaderboard/1"
 # ------------------------------------------------------------------------------------------------
 # rows: keyed, merged, loaded
 # ------------------------------------------------------------------------------------------------
+def row_budget(row: Mapping[str, Any]) -> str:
+    """The budget a row was measured with: ``"12 epochs"``, or ``"5 min"`` per run with ``--budget-minutes``
+    (rows written before budgets were keyed have ``epochs_planned``, or their runs' epochs)."""
+    if row.get("budget_minutes") is not None:
+        return f"{row['budget_minutes']:g} min"
+    epochs = row.get("epochs_planned")
+    if epochs is None:
+        epochs = max(r["epochs"] for r in row["runs"])
+    return f"{epochs} epochs"
+
+
 def row_key(row: Mapping[str, Any]) -> tuple:
-    """What makes two rows the same measurement (a rerun replaces it): model, side, recipe, data, device."""
-    return (row["model"], row["input_size"], row["recipe"], row["dataset"], row["device"])
+    """What makes two rows the same measurement (a rerun replaces it): model, side, recipe, data, device,
+    budget (:func:`row_budget`)."""
+    return (row["model"], row["input_size"], row["recipe"], row["dataset"], row["device"], row_budget(row))
 
 
-def merge_rows(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """``old`` with each row of ``new`` replacing the row of the same :func:`row_key`, or appended."""
+def _measured(row: Mapping[str, Any]) -> tuple[int, float]:
+    """How much a row measured: its seeds, and its runs' mean epochs."""
+    runs = row.get("runs") or []
+    epochs = sum(r["epochs"] for r in runs) / len(runs) if runs else 0.0
+    return len(row.get("seeds") or runs), epochs
+
+
+def _smaller(new: Mapping[str, Any], old: Mapping[str, Any]) -> str | None:
+    """Why ``new`` measured less than ``old`` (fewer seeds, or fewer epochs), or None."""
+    (new_seeds, new_epochs), (old_seeds, old_epochs) = _measured(new), _measured(old)
+    if new_seeds < old_seeds:
+        return f"over {old_seeds} seeds, this run over {new_seeds}"
+    if new_epochs < old_epochs:
+        return f"with {old_epochs:g} epochs per seed, this run with {new_epochs:g}"
+    return None
+
+
+def merge_rows(
+    old: Sequence[Mapping[str, Any]],
+    new: Sequence[Mapping[str, Any]],
+    *,
+    replace: bool = False,
+    source: str = "the leaderboard",
+) -> list[dict[str, Any]]:
+    """``old`` with each row of ``new`` replacing the row of the same :func:`row_key`, or appended.
+
+    A row that measured less than the one it would replace (fewer seeds, or fewer epochs) is refused with a
+    :class:`ConfigError` unless ``replace``; ``source`` names the file in the message."""
     merged = {row_key(r): dict(r) for r in old}
     for r in new:
-        merged[row_key(r)] = dict(r)
+        key = row_key(r)
+        why = _smaller(r, merged[key]) if key in merged and not replace else None
+        if why is not None:
+            raise ConfigError(
+                f"{source} has {r['model']}@{r['input_size']} ({r['recipe']}, {row_budget(r)}, {r['device']}) "
+                f"measured {why}: pass --replace to replace it, or measure at least as much"
+            )
+        merged[key] = dict(r)
     return list(merged.values())
 
 
@@ -87,13 +139,32 @@ def leaderboard_paths(output: str | os.PathLike[str]) -> tuple[Path, Path, Path]
     return md, md.with_suffix(".json"), md.with_suffix(".png")
 
 
+def check_outputs(output: str | os.PathLike[str], *, force: bool = False) -> tuple[Path, Path, Path]:
+    """The three files of ``output`` when cnnzoo may write them: the JSON must be a leaderboard (or absent),
+    the page and figure cnnzoo's own (or absent, or ``force``): :func:`cnnzoo.outputs.claim_output`."""
+    if not str(output).strip():
+        raise ConfigError("--output is empty (an unset variable?): give a Markdown file name ending in .md")
+    md, js, png = leaderboard_paths(output)
+    load_rows(js)  # the rows' source: a file that is not a leaderboard is refused, never forced over
+    claim_output(md, "markdown", flag="--output", force=force)
+    claim_output(png, "png", flag="--output's figure", force=force)
+    return md, js, png
+
+
 def update_leaderboard(
-    output: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]] = ()
+    output: str | os.PathLike[str],
+    rows: Sequence[Mapping[str, Any]] = (),
+    *,
+    replace: bool = False,
+    force: bool = False,
 ) -> tuple[Path, Path, Path, list[dict[str, Any]]]:
     """Merge ``rows`` into the JSON beside ``output`` (``X.md`` -> ``X.json``), then rewrite ``X.md`` and
-    ``X.png`` from every row there. Returns the three paths and all rows. With no rows: a redraw."""
-    md, js, png = leaderboard_paths(output)
-    merged = _sorted(merge_rows(load_rows(js), rows))
+    ``X.png`` from every row there. Returns the three paths and all rows. With no rows: a redraw.
+
+    ``replace``: a row may replace one that measured more (see :func:`merge_rows`); ``force``: the page and
+    figure may replace files cnnzoo did not write (:func:`check_outputs`)."""
+    md, js, png = check_outputs(output, force=force)
+    merged = _sorted(merge_rows(load_rows(js), rows, replace=replace, source=str(js)))
     if not merged:
         raise ConfigError(f"{js} has no rows to draw: run `cnnzoo leaderboard` with some models first")
     atomic_write_text(js, json.dumps({"format": FORMAT, "rows": merged}, indent=2) + "\n")
@@ -186,6 +257,7 @@ def _dataset_section(dataset: str, group: Sequence[Mapping[str, Any]], runs: Map
 
 def _intro(png_name: str, json_name: str) -> list[str]:
     return [
+        marker_comment("leaderboard").rstrip("\n"),
         "# Leaderboard",
         "",
         "Generated by `cnnzoo leaderboard` from "

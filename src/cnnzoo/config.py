@@ -26,6 +26,7 @@ after every ``step_size`` completed epochs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -266,13 +267,64 @@ _RANGES: tuple[tuple[str, Any, str], ...] = (
 )
 
 
+_FLAGS = {"warmup_epochs": "warmup", "resize": "input_size"}  # fields whose flag has another name
+
+
 def _bad(flag: str, value: Any, why: str) -> ConfigError:
-    return ConfigError(f"--{flag.replace('_', '-')} {value}: {why}")
+    flag = _FLAGS.get(flag, flag)
+    shown = " ".join(str(value).split())  # one line, whatever the value (a hand-edited file may hold anything)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return ConfigError(f"--{flag.replace('_', '-')} {shown}: {why}")
+
+
+# Upper bounds: beyond them a value is a typo or an attack, never a training run (and some overflow
+# PyTorch: torch.manual_seed takes 64 bits, an lr of 1e308 makes the first step's update infinite).
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 20
+MAX_LR = 1e30
+MAX_SEED = 2**63 - 1
+MAX_SIDE = 4096
+_UPPER = {"epochs": MAX_EPOCHS, "batch_size": MAX_BATCH, "eval_batch_size": MAX_BATCH, "step_size": MAX_EPOCHS}
+# the Python type each field holds, from its annotation ("float" fields take ints too)
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "int | None": (int, type(None)),
+          "float | None": (int, float, type(None)), "dict[str, Any]": (dict,)}  # fmt: skip
+
+
+def _check_types(c: TrainConfig) -> None:
+    """Every field holds its annotated type (a hand-edited config.json or checkpoint may not), and every
+    number is finite."""
+    for f in dataclasses.fields(c):
+        value = getattr(c, f.name)
+        allowed = _TYPES.get(str(f.type))
+        if allowed is None:
+            continue
+        if isinstance(value, bool) and bool not in allowed:
+            raise _bad(f.name, repr(value), f"must be {'a whole number' if int in allowed[:1] else 'a number'}")
+        if not isinstance(value, allowed):
+            want = {"str": "a string", "bool": "true or false", "dict[str, Any]": "a dict"}.get(str(f.type), "a number")
+            if str(f.type).startswith("int"):
+                want = "a whole number"
+            raise _bad(f.name, repr(value), f"must be {want}, not a {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value) and f.name != "lr":  # lr: its own message
+            raise _bad(f.name, value, "must be a finite number")
+
+
+def _check_bounds(c: TrainConfig) -> None:
+    for name, top in _UPPER.items():
+        if getattr(c, name) > top:
+            raise _bad(name, getattr(c, name), f"is more than the {top:,} cnnzoo allows: give a smaller value")
+    if c.lr > MAX_LR:
+        raise _bad("lr", c.lr, f"is above {MAX_LR:g}, where the update overflows float32: give e.g. 0.05")
+    if not 0 <= c.seed <= MAX_SEED:
+        raise _bad("seed", c.seed, "a seed must be between 0 and 2**63-1: give e.g. --seed 0")
+    if c.resize is not None and c.resize > MAX_SIDE:
+        raise _bad("input_size", c.resize, f"is more than {MAX_SIDE} pixels: give a smaller --input-size")
 
 
 def validate_config(config: TrainConfig) -> TrainConfig:
     """Raise :class:`ConfigError` for the first invalid setting; return ``config`` unchanged otherwise."""
     c = config
+    _check_types(c)
     for name in _POSITIVE_INTS:
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -288,6 +340,7 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     for name, ok, why in _RANGES[1:]:
         if not ok(getattr(c, name)):
             raise _bad(name, getattr(c, name), why)
+    _check_bounds(c)
     _check_schedule_and_augment(c)
     if not isinstance(c.dataset, str) or not c.dataset.strip():
         raise _bad("dataset", c.dataset, "name a dataset: fashion-mnist, mnist, kmnist, cifar10 or folder:PATH")
@@ -303,6 +356,10 @@ def _check_schedule_and_augment(c: TrainConfig) -> None:
         raise ConfigError("--schedule onecycle has its own warm-up: drop --warmup or pick another schedule")
     if c.crop_padding < 0 or ("crop" in c.augment and c.crop_padding < 1):
         raise _bad("crop_padding", c.crop_padding, "crop augmentation needs a padding of at least 1 pixel")
+    side = c.resize if c.resize is not None else 28
+    if "crop" in c.augment and c.crop_padding >= side:
+        raise _bad("crop_padding", c.crop_padding, f"is not smaller than the {side}x{side} input: give e.g. "
+                   "--crop-padding 2")  # fmt: skip
 
 
 def d2l_models() -> list[str]:

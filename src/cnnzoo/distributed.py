@@ -31,6 +31,7 @@ CPU). What each piece of a run then does, and why:
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,10 +53,38 @@ __all__ = [
     "all_reduce_sum",
     "cleanup",
     "from_env",
+    "is_collective_timeout",
     "sync_batchnorm",
+    "timeout_from_env",
 ]
 
 STOP_CHECK_EVERY = 20  # steps between all-reduces of the ranks' stop flags
+DEFAULT_TIMEOUT = 1800.0  # seconds a collective waits for a stalled rank (PyTorch's own default is 10 minutes)
+TIMEOUT_ENV = "CNNZOO_DIST_TIMEOUT"  # `cnnzoo train --dist-timeout` sets it
+
+
+def timeout_from_env(environ: Mapping[str, str] | None = None) -> datetime.timedelta:
+    """How long a collective waits for the other ranks: ``$CNNZOO_DIST_TIMEOUT`` seconds, default 1800."""
+    env = os.environ if environ is None else environ
+    text = env.get(TIMEOUT_ENV, "")
+    try:
+        seconds = float(text) if text else DEFAULT_TIMEOUT
+    except ValueError:
+        raise ConfigError(f"{TIMEOUT_ENV}={text!r}: not a number of seconds; e.g. {TIMEOUT_ENV}=1800") from None
+    if not 0 < seconds <= 7 * 24 * 3600:
+        raise ConfigError(f"{TIMEOUT_ENV}={text}: must be more than 0 and at most a week (604800 seconds)")
+    return datetime.timedelta(seconds=seconds)
+
+
+def is_collective_timeout(exc: BaseException) -> bool:
+    """A collective or the rendezvous gave up waiting for another rank (NCCL's watchdog, gloo, the store)."""
+    dist_error = getattr(dist, "DistError", None)
+    text = str(exc).lower()
+    timed_out = "timed out" in text or "timeout" in text
+    if dist_error is not None and isinstance(exc, dist_error):
+        return timed_out or "watchdog" in text
+    words = ("gloo", "nccl", "collective", "store", "recv", "send")
+    return isinstance(exc, RuntimeError) and timed_out and any(w in text for w in words)
 
 
 @dataclass(frozen=True)
@@ -157,7 +186,8 @@ class Distributed:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         if not dist.is_initialized():
-            kwargs: dict[str, object] = {"backend": self.backend, "rank": self.rank, "world_size": self.world_size}
+            kwargs: dict[str, object] = {"backend": self.backend, "rank": self.rank, "world_size": self.world_size,
+                                         "timeout": timeout_from_env()}  # fmt: skip
             if device.type == "cuda":
                 kwargs["device_id"] = device  # binds NCCL to this GPU up front
             dist.init_process_group(**kwargs)

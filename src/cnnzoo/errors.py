@@ -65,3 +65,17 @@ class TrainingDivergedError(CnnzooError):
 
 class MissingExtraError(CnnzooError):
     """An optional package a feature needs is not installed; the message names the pip extra to install."""
+
+
+class OutputError(ConfigError):
+    """A path cnnzoo was asked to write holds something that is not its own to replace (a user's file, a
+    checkpoint, a directory, an input of the same command, a non-empty directory that is not a run)."""
+
+
+class RunLockedError(CnnzooError):
+    """A run directory is being trained by another live process (it holds the directory's ``.lock``)."""
+
+
+class MetricsFileError(DataCorruptError, ValueError):
+    """A run's metrics.jsonl is damaged (a line that is not JSON, a row without its numbers); also a
+    :class:`ValueError`, so code that rebuilds the file from the checkpoint's history keeps catching it."""

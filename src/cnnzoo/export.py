@@ -51,6 +51,7 @@ from cnnzoo._version import __version__
 from cnnzoo.atomic import atomic_write_bytes
 from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
 from cnnzoo.errors import ConfigError, MissingExtraError
+from cnnzoo.outputs import claim_output
 from cnnzoo.run import resolve_run_dir
 
 __all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "export_checkpoint", "export_metadata", "verify_onnx"]
@@ -62,12 +63,18 @@ _EXTRA_HINT = "pip install 'cnnzoo[export]'"
 
 
 def export_checkpoint(
-    ckpt_path: str | os.PathLike[str], fmt: str, output: str | os.PathLike[str] | None = None
+    ckpt_path: str | os.PathLike[str],
+    fmt: str,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
 ) -> Path:
     """Export the checkpoint ``ckpt_path`` (a file, or a run directory: its ``last.pt``) as ``fmt``.
 
     ``output`` defaults to the checkpoint's path with the format's suffix (``last.pt`` -> ``last.onnx``). The
-    file is written atomically. Returns its path.
+    file is written atomically. An existing ``output`` is replaced only when it is an export cnnzoo wrote
+    (its metadata says so), or with ``force`` (never a checkpoint or a directory: :func:`cnnzoo.outputs.claim_output`).
+    Returns its path.
     """
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}: choose {' or '.join(EXPORT_FORMATS)}")
@@ -75,9 +82,10 @@ def export_checkpoint(
     modules = [_require("onnx")] if fmt == "onnx" else [_require("safetensors"), _require("safetensors.torch")]
     _, ckpt_file = resolve_run_dir(ckpt_path)
     ckpt = load_checkpoint(ckpt_file)
-    target = Path(output) if output is not None else ckpt_file.with_suffix(_SUFFIX[fmt])
-    if target.resolve() == ckpt_file.resolve():
+    target = output if output is not None else ckpt_file.with_suffix(_SUFFIX[fmt])
+    if str(target).strip() and Path(target).resolve() == ckpt_file.resolve():
         raise ConfigError(f"--output {target} is the checkpoint itself: choose another path")
+    target = claim_output(target, fmt, flag="--output", force=force, inputs=[ckpt_file])  # (a raw "" is refused)
     if fmt == "onnx":
         data = _onnx_bytes(model_from_checkpoint(ckpt), ckpt, modules[0])
     else:

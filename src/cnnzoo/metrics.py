@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from cnnzoo.atomic import atomic_write_text
+from cnnzoo.errors import MetricsFileError
 
 __all__ = [
     "confusion_matrix",
@@ -49,12 +50,45 @@ def write_metrics(run_dir: str | os.PathLike[str], history: Sequence[Mapping[str
     atomic_write_text(run_dir / "metrics.jsonl", "".join(line + "\n" for line in lines))
 
 
+_METRIC_KEYS = ("epoch", "test_acc")  # what every row needs (plots and the best-accuracy line read them)
+
+
 def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The rows of a run's ``metrics.jsonl`` (``[]`` when it has none yet)."""
+    """The rows of a run's ``metrics.jsonl`` (``[]`` when it has none yet).
+
+    A damaged file (a line that is not JSON, a row that is not an object, lacks ``epoch`` or ``test_acc``, or
+    holds a value that is not a number) raises :class:`~cnnzoo.errors.MetricsFileError` naming the file and
+    the line."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MetricsFileError(f"{path}: cannot read it ({exc}): restore it, or rewrite it with "
+                               f"cnnzoo train --resume {run_dir}") from None  # fmt: skip
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            rows.append(_metrics_row(path, number, line))
+    return rows
+
+
+def _metrics_row(path: Path, number: int, line: str) -> dict[str, Any]:
+    fix = "restore the file, or delete the damaged line"
+    try:
+        row = json.loads(line)
+    except ValueError as exc:
+        raise MetricsFileError(f"{path}: line {number} is not valid JSON ({exc.args[0][:60]}): {fix}") from None
+    if not isinstance(row, dict):
+        raise MetricsFileError(f"{path}: line {number} is a {type(row).__name__}, not an object of metrics: {fix}")
+    missing = [k for k in _METRIC_KEYS if k not in row]
+    if missing:
+        raise MetricsFileError(f"{path}: line {number} lacks {', '.join(missing)}: {fix}")
+    for key, value in row.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise MetricsFileError(f"{path}: line {number}: {key} is {value!r}, not a number: {fix}")
+    return row
 
 
 def confusion_matrix(predictions: Tensor, targets: Tensor, num_classes: int) -> Tensor:

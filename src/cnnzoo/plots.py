@@ -20,6 +20,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from cnnzoo._version import __version__
 from cnnzoo.atomic import atomic_write_bytes
 
 __all__ = ["confusion_figure", "curves_figure", "figure_png", "overlay_figure", "save_figure"]
@@ -27,9 +28,14 @@ __all__ = ["confusion_figure", "curves_figure", "figure_png", "overlay_figure", 
 CURVES = (("train_loss", "train loss"), ("train_acc", "train acc"), ("test_acc", "test acc"))
 
 
+# The PNG text chunk every figure carries: how cnnzoo.outputs knows a PNG is cnnzoo's to rewrite.
+PNG_METADATA = {"Software": f"cnnzoo {__version__}"}
+
+
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """``fig`` as PNG bytes, marked ``Software: cnnzoo <version>`` (see :mod:`cnnzoo.outputs`)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata=PNG_METADATA)
     return buf.getvalue()
 
 

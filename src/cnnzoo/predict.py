@@ -13,13 +13,16 @@ size, any mode: 1, L, P, RGB, RGBA, LA, CMYK, 16-bit, ...) to the training distr
    size with antialiasing.
 
 Oversized files are refused before decoding (:data:`MAX_PIXELS`): a small PNG can declare gigapixels
-(a "decompression bomb"). Animations (GIF, APNG, WebP with several frames) are refused: there is no one
-picture to classify. Every problem with a file is an :class:`~cnnzoo.errors.ImageError` naming it.
+(a "decompression bomb"); so are images whose padded square would be (:data:`MAX_SQUARE_PIXELS`), and
+anything that is not a regular file (a FIFO would block the read forever). Animations (GIF, APNG, WebP
+with several frames) are refused: there is no one picture to classify. Every problem with a file is an
+:class:`~cnnzoo.errors.ImageError` naming it.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,9 +36,12 @@ from torch import Tensor, nn
 
 from cnnzoo.errors import ConfigError, ImageError
 
-__all__ = ["MAX_PIXELS", "PreparedImage", "load_image", "predict_tensors"]
+__all__ = ["MAX_PIXELS", "MAX_SQUARE_PIXELS", "PreparedImage", "check_size", "load_image", "predict_tensors"]
 
 MAX_PIXELS = 50_000_000  # 50 megapixels: far above any camera photo one would classify, far below a bomb
+# The square an image is padded to (its longer side squared) is allocated too: a 40,000,000x1 image has
+# 40 megapixels but pads to 1.6 petapixels. 100 MP lets every 50 MP photo of aspect up to 2:1 through.
+MAX_SQUARE_PIXELS = 100_000_000
 INVERT_CHOICES = ("auto", "yes", "no")
 _ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")  # PNG: APNG
 
@@ -74,6 +80,7 @@ def _decode(path: Path, in_channels: int) -> tuple[Image.Image, Image.Image, tup
 
     Every way the file can fail to be one picture is an :class:`ImageError` naming it.
     """
+    _check_regular(path)
     if path.is_file() and path.stat().st_size == 0:
         raise ImageError(f"{path}: the file is empty (0 bytes; an interrupted copy or download?): copy the image again")
     try:
@@ -105,14 +112,38 @@ def _decode(path: Path, in_channels: int) -> tuple[Image.Image, Image.Image, tup
     return gray, picture, (width, height), mode
 
 
-def _check_header(path: Path, img: Image.Image) -> None:
-    """Refuse, before decoding, what is too large to decode or is not one picture."""
-    width, height = img.size
+def _check_regular(path: Path) -> None:
+    """Refuse a FIFO, socket or device before it is opened (opening a FIFO blocks until a writer comes)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing or unreadable: Image.open says which
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise ImageError(f"{path} is {kind}, not an image file: give a regular image file")
+
+
+def check_size(path: str | os.PathLike[str], width: int, height: int) -> str | None:
+    """Why an image of ``width`` x ``height`` is refused before decoding, or None when it is not."""
     if width * height > MAX_PIXELS:
-        raise ImageError(
+        return (
             f"{path}: {width}x{height} is over the {MAX_PIXELS / 1e6:g}-megapixel limit "
             "(a decompression bomb?): shrink it first"
         )
+    side = max(width, height)
+    if side * side > MAX_SQUARE_PIXELS:
+        return (
+            f"{path}: {width}x{height} pads to a {side}x{side} square, over the {MAX_SQUARE_PIXELS / 1e6:g}-megapixel "
+            "limit: crop it to a less extreme aspect ratio first"
+        )
+    return None
+
+
+def _check_header(path: Path, img: Image.Image) -> None:
+    """Refuse, before decoding, what is too large to decode or is not one picture."""
+    width, height = img.size
+    if (why := check_size(path, width, height)) is not None:
+        raise ImageError(why)
     # An animation has no one picture to classify. (A phone's multi-picture JPEG, MPO, is fine:
     # its first frame is the photo.)
     if img.format in _ANIMATED_FORMATS and getattr(img, "is_animated", False):

@@ -10,15 +10,19 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
+from cnnzoo.bench import is_out_of_memory
 from cnnzoo.cli.bench import add_bench
-from cnnzoo.cli.common import EXIT_USAGE, Parser
+from cnnzoo.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Parser, Terminated, raise_terminated
 from cnnzoo.cli.info import add_data, add_models, add_summary
 from cnnzoo.cli.leaderboard import add_leaderboard
 from cnnzoo.cli.runs import add_eval, add_export, add_plot, add_predict
 from cnnzoo.cli.train import add_train
+from cnnzoo.distributed import is_collective_timeout
 from cnnzoo.errors import CnnzooError
 
 __all__ = ["build_parser", "main"]
@@ -45,6 +49,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The subcommand, with every way it can end made one line and an exit status."""
+    what = f"`cnnzoo {args.command}`"
     try:
         return int(args.func(args) or 0)
     except CnnzooError as exc:
@@ -54,3 +70,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:  # `cnnzoo models | head`
         return 0
+    except Terminated:
+        if args.debug:
+            raise
+        print(f"\nterminated (SIGTERM): {what} stopped before it finished", file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"\ninterrupted (Ctrl-C): {what} stopped before it finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (MemoryError, RuntimeError) as exc:
+        message = _resource_message(exc, what)
+        if args.debug or message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _resource_message(exc: BaseException, what: str) -> str | None:
+    """The one line for running out of memory or a stalled data-parallel rank; None for anything else (a bug)."""
+    if isinstance(exc, MemoryError) or is_out_of_memory(exc):
+        return f"out of memory while running {what}: try a smaller --batch-size or --input-size"
+    if is_collective_timeout(exc):
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        return (f"a data-parallel rank stopped answering ({first}): check the other ranks' output; "
+                "--dist-timeout SECONDS sets how long to wait")  # fmt: skip
+    return None

@@ -14,6 +14,7 @@ from cnnzoo.cli.common import add_batch_size, add_channels_last, add_input_size,
 from cnnzoo.config import TrainConfig
 from cnnzoo.devices import set_threads, setup_device
 from cnnzoo.errors import ConfigError
+from cnnzoo.outputs import claim_output, marker_comment
 from cnnzoo.plots import save_figure
 from cnnzoo.registry import get_model_info, list_models
 from cnnzoo.run import load_data
@@ -54,6 +55,9 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--json", metavar="PATH")
     g.add_argument("--markdown", metavar="PATH")
     g.add_argument("--png", metavar="PATH", help="bar chart (default: beside --csv/--json/--markdown)")
+    g.add_argument(
+        "--force", action="store_true", help="replace output files cnnzoo did not write (never a checkpoint)"
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -72,12 +76,30 @@ def _check_counts(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     _check_counts(args)
     set_threads(args.threads)
-    outputs = {k: Path(v) for k, v in (("csv", args.csv), ("json", args.json), ("markdown", args.markdown)) if v}
+    outputs = _claim_outputs(args)
     if args.pipeline:
         _race(args, outputs)
     else:
         _throughput(args, outputs)
     return 0
+
+
+_KINDS = {"csv": "--csv", "json": "--json", "markdown": "--markdown"}
+
+
+def _claim_outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """The output files, each one cnnzoo may write (:func:`cnnzoo.outputs.claim_output`), before anything runs;
+    the chart's path (given or beside them) too, as ``args.png``."""
+    outputs = {}
+    for kind, flag in _KINDS.items():
+        value = getattr(args, kind)
+        if value is not None:
+            header = bench.rows_to_csv([]).strip() if kind == "csv" else None
+            outputs[kind] = claim_output(value, kind, flag=flag, force=args.force, header=header)
+    if not args.pipeline and (args.png is not None or outputs):
+        png = args.png if args.png is not None else next(iter(outputs.values())).with_suffix(".png")
+        args.png = claim_output(png, "png", flag="--png", force=args.force)
+    return outputs
 
 
 def _race(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
@@ -106,9 +128,11 @@ def _race(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
     print(race.format_pipeline(result))
     command = "cnnzoo " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
     if "json" in outputs:
-        atomic_write_text(outputs["json"], json.dumps(result.to_dict(), indent=2) + "\n")
+        doc = {"written_by": "cnnzoo bench --pipeline", **result.to_dict()}
+        atomic_write_text(outputs["json"], json.dumps(doc, indent=2) + "\n")
     if "markdown" in outputs:
-        atomic_write_text(outputs["markdown"], race.pipeline_markdown(result, command))
+        text = race.pipeline_markdown(result, command) + "\n" + marker_comment("bench --pipeline")
+        atomic_write_text(outputs["markdown"], text)
     for path in outputs.values():
         print(f"wrote {path}")
 
@@ -138,11 +162,15 @@ def _throughput(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
     )
     print()
     print(bench.format_bench_table(rows))
-    writers = {"csv": bench.rows_to_csv, "json": bench.rows_to_json, "markdown": bench.rows_to_markdown}
+    writers = {
+        "csv": bench.rows_to_csv,
+        "json": lambda rows: bench.rows_to_json(rows, {"written_by": "cnnzoo bench"}),
+        "markdown": lambda rows: bench.rows_to_markdown(rows) + "\n" + marker_comment("bench"),
+    }
     for kind, path in outputs.items():
         atomic_write_text(path, writers[kind](rows))
         print(f"wrote {path}")
-    png = Path(args.png) if args.png else (next(iter(outputs.values())).with_suffix(".png") if outputs else None)
+    png = args.png  # claimed with the others (given, or beside them)
     if png is not None:
         save_figure(bench.bench_chart(rows), png)
         print(f"wrote {png}")

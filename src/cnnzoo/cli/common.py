@@ -8,8 +8,10 @@ from cnnzoo.config import CHANNELS_LAST, PRECISIONS, TrainConfig
 
 __all__ = [
     "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "Parser",
+    "Terminated",
     "add_batch_size",
     "add_channels_last",
     "add_input_size",
@@ -19,6 +21,17 @@ __all__ = [
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what docker stop and systemd send
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python raises KeyboardInterrupt for Ctrl-C (``main`` installs the handler), so
+    whatever cleans up after a Ctrl-C cleans up after a SIGTERM too; ``main`` exits 143 for it."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """The SIGTERM handler ``main`` installs."""
+    raise Terminated
 
 
 class Parser(argparse.ArgumentParser):

@@ -27,7 +27,8 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
         "mean ± std and best, training time, images/s, params, MACs, device) into --output's JSON; the Markdown "
         "table (with d2l's and the public reference figures beside each family) and the PNG (accuracy "
         "against MACs and against training time) are rewritten from all of its rows. Rows are keyed by model, "
-        "input size, recipe, dataset and device: rerunning other models, or on another device, adds rows.",
+        "input size, recipe, dataset, device and budget (epochs, or minutes): rerunning other models, on another "
+        "device or with another budget adds rows; a rerun with fewer seeds does not replace a row without --replace.",
         epilog="MODEL is NAME[:KWARG[=VALUE],...][@SIDE]: resnet18:small_input is create_model('resnet18', "
         "small_input=True) (a 3x3 stride-1 stem for 28x28 inputs: slow on a CPU, meant for GPUs), googlenet@32 "
         "trains at 32x32, densenet:small_input@28 both. A VALUE of true/false/a number is converted.",
@@ -64,6 +65,12 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
         help="the Markdown table (default benchmarks/leaderboard.md); the .json and .png go beside it",
     )
     p.add_argument("--redraw", action="store_true", help="train nothing: rewrite the .md and .png from the .json")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="let a row replace one measured with more (more seeds, or more epochs in the same budget)",
+    )
+    p.add_argument("--force", action="store_true", help="replace a .md or .png there that cnnzoo did not write")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no per-epoch lines")
     p.set_defaults(func=cmd_leaderboard)
 
@@ -72,7 +79,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.redraw:
         return _redraw(args)
     _check_numbers(args)
-    board.leaderboard_paths(args.output)  # a wrong --output fails before anything trains
+    board.check_outputs(args.output, force=args.force)  # a wrong --output fails before anything trains
     specs = [parse_model_spec(m) for m in args.models or DEFAULT_MODELS]  # fail fast
     set_threads(args.threads)
     overrides = train_overrides(args)
@@ -96,7 +103,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         command="cnnzoo " + shlex.join(argv),
         progress=not args.quiet,
         log=lambda line: print(line, flush=True),
-        on_row=lambda row: _write_row(args.output, row),
+        on_row=lambda row: _write_row(args, row),
     )
     print()
     for r in rows:
@@ -107,7 +114,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def _redraw(args: argparse.Namespace) -> int:
     if args.models:
         raise ConfigError("--redraw trains nothing: drop the model names, or drop --redraw to train them")
-    md, js, png, rows = board.update_leaderboard(args.output)
+    md, js, png, rows = board.update_leaderboard(args.output, force=args.force)
     print(f"redrew {md} and {png} from the {len(rows)} rows of {js}")
     return 0
 
@@ -121,9 +128,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ConfigError(f"--budget-minutes {args.budget_minutes:g}: must be a positive number of minutes")
 
 
-def _write_row(output: str, row: Mapping[str, Any]) -> None:
+def _write_row(args: argparse.Namespace, row: Mapping[str, Any]) -> None:
     """Each model's row goes to the files as soon as its seeds are done: an interruption loses one at most."""
-    md, js, png, _ = board.update_leaderboard(output, [row])
+    md, js, png, _ = board.update_leaderboard(args.output, [row], replace=args.replace, force=args.force)
     print(f"{row['model']}@{row['input_size']}: wrote its row to {js}, {md} and {png}", flush=True)
 
 

@@ -15,6 +15,7 @@ from cnnzoo.engine import evaluate
 from cnnzoo.errors import ConfigError, ModelError
 from cnnzoo.export import export_checkpoint, verify_onnx
 from cnnzoo.metrics import per_class_rows, read_metrics
+from cnnzoo.outputs import claim_output
 from cnnzoo.plots import confusion_figure, overlay_figure, save_figure
 from cnnzoo.predict import format_records, load_image, predict_tensors, prediction_records
 from cnnzoo.run import open_run, resolve_run_dir
@@ -34,15 +35,27 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--png", metavar="PATH", help="confusion matrix PNG (default: eval-<ckpt>-confusion.png beside it)")
     p.add_argument("--data-root", metavar="DIR", help="where the dataset's files are (as given to train)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_force(p, "--png")
     p.set_defaults(func=cmd_eval)
 
 
+def add_force(p: argparse.ArgumentParser, flag: str) -> None:
+    """``--force``: let an output flag replace an existing file cnnzoo did not write (never a checkpoint)."""
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help=f"replace {flag}'s file even when cnnzoo did not write it (never a directory, checkpoint or input)",
+    )
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    _, ckpt_path = resolve_run_dir(args.checkpoint)
+    png = args.png if args.png is not None else ckpt_path.with_name(f"eval-{ckpt_path.stem}-confusion.png")
+    png = claim_output(png, "png", flag="--png", force=args.force, inputs=[ckpt_path])  # before the work
     run = open_run(args.checkpoint, device=args.device, data_root=args.data_root)
     config, ckpt_path, epoch, classes = run.config, run.checkpoint, run.resume["epoch"], run.data.classes
     setup = setup_device(config.device, config.precision, config.channels_last)
     result = evaluate(setup.place(run.model), run.data, config, setup=setup)
-    png = Path(args.png) if args.png else ckpt_path.with_name(f"eval-{ckpt_path.stem}-confusion.png")
     title = f"{config.model} ({ckpt_path.name}, epoch {epoch}): {result.accuracy:.4f}"
     save_figure(confusion_figure(result.confusion, classes, title=title), png)
     rows = per_class_rows(result.confusion, classes)
@@ -123,11 +136,12 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", metavar="RUN_DIR|CKPT", help="a checkpoint file, or a run directory (its last.pt)")
     p.add_argument("--format", dest="fmt", choices=("onnx", "safetensors"), default="onnx", help="default onnx")
     p.add_argument("--output", metavar="PATH", help="default: the checkpoint's path with .onnx or .safetensors")
+    add_force(p, "--output")
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    path = export_checkpoint(args.checkpoint, args.fmt, args.output)
+    path = export_checkpoint(args.checkpoint, args.fmt, args.output, force=args.force)
     print(f"wrote {path} ({path.stat().st_size:,} bytes, {args.fmt})")
     if args.fmt == "onnx":
         diff = verify_onnx(path, args.checkpoint)
@@ -144,10 +158,12 @@ def add_plot(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help="overlay several runs' curves in one PNG")
     p.add_argument("runs", metavar="RUN_DIR", nargs="+")
     p.add_argument("--out", default="compare.png", metavar="PNG", help="output file (default compare.png)")
+    add_force(p, "--out")
     p.set_defaults(func=cmd_plot)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    out = claim_output(args.out, "png", flag="--out", force=args.force, inputs=args.runs)
     runs = []
     for arg in args.runs:
         path = Path(arg)
@@ -155,7 +171,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if not rows:
             raise ConfigError(f"{path}: not a run directory with metrics (no metrics.jsonl rows)")
         runs.append((path.name, rows))
-    out = save_figure(overlay_figure(runs), args.out)
+    out = save_figure(overlay_figure(runs), out)
     best = ", ".join(f"{name} {max(r['test_acc'] for r in rows):.4f}" for name, rows in runs)
     print(f"wrote {out} ({len(runs)} runs; best test acc: {best})")
     return 0

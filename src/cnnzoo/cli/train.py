@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import signal
 import sys
 
 from cnnzoo.cli.common import (
     EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
     add_batch_size,
     add_channels_last,
     add_input_size,
@@ -17,6 +20,7 @@ from cnnzoo.cli.common import (
 )
 from cnnzoo.config import AUGMENTS, DEFAULT_MODEL, INITS, OPTIMIZERS, RECIPES, SCHEDULES
 from cnnzoo.devices import set_threads
+from cnnzoo.distributed import TIMEOUT_ENV
 from cnnzoo.errors import ConfigError
 from cnnzoo.progress import default_callbacks, final_summary, format_time_to_target
 from cnnzoo.run import Outcome, Run, Training, new_run, resume_run, start_training
@@ -99,6 +103,12 @@ def _add_machine(g: argparse._ArgumentGroup) -> None:
         "convolutions, no cuDNN autotuning), little on CPU, which is reproducible already (docs/reliability.md)",
     )
     g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
+    g.add_argument(
+        "--dist-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="under torchrun: how long a rank waits for a stalled one before the job ends (default 1800)",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     g.add_argument(
         "--tensorboard",
@@ -123,26 +133,60 @@ def _add_machine(g: argparse._ArgumentGroup) -> None:
 
 
 class _StopFlag:
-    """SIGINT handler: the first Ctrl-C asks fit to stop after the current step; a second one aborts.
-    ``quiet`` (a torchrun rank other than 0): only raise the flag, say nothing."""
+    """SIGINT and SIGTERM handler: the first Ctrl-C (or SIGTERM, what docker and systemd send) asks fit to stop
+    after the current step; a second one aborts. ``quiet`` (a torchrun rank other than 0): only raise the flag,
+    say nothing. ``exit_status``: 130 after Ctrl-C, 143 after SIGTERM."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.requested = False
         self.quiet = quiet
+        self.signum = signal.SIGINT
 
     def __call__(self) -> bool:
         return self.requested
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_TERMINATED if self.signum == signal.SIGTERM else EXIT_INTERRUPTED
 
     def handle(self, signum: int, frame: object) -> None:
         if self.requested and not self.quiet:
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = signum
         if not self.quiet:
+            what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+            again = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
             print(
-                "\ninterrupted: finishing the current step and saving a checkpoint (Ctrl-C again to abort)",
+                f"\n{what}: finishing the current step and saving a checkpoint ({again} again to abort)",
                 file=sys.stderr,
                 flush=True,
             )
+
+    def install(self) -> dict[int, object]:
+        """Handle SIGINT and SIGTERM; the handlers that were there before."""
+        return {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _check_machine_flags(args: argparse.Namespace) -> None:
+    """Flags that are not hyperparameters, checked before anything heavy happens."""
+    if args.threads is not None and args.threads > 4096:
+        raise ConfigError(f"--threads {args.threads}: more than 4096 threads: leave --threads out (all cores)")
+    if args.dist_timeout is not None:
+        if not (math.isfinite(args.dist_timeout) and 0 < args.dist_timeout <= 7 * 24 * 3600):
+            raise ConfigError(f"--dist-timeout {args.dist_timeout}: give seconds above 0, at most a week (604800)")
+        os.environ[TIMEOUT_ENV] = repr(args.dist_timeout)  # read by Distributed.start, on every rank
+
+
+def _aborted(training: Training, stop: _StopFlag) -> int:
+    """The second Ctrl-C (or SIGTERM): say what is on disk, and how to go on."""
+    if training.last is not None and training.last.exists():
+        print(f"aborted; the last completed epoch is in {training.last}: resume with: cnnzoo train --resume "
+              f"{training.directory}", file=sys.stderr)  # fmt: skip
+    else:
+        print("aborted before the first epoch finished; nothing was saved: start again with the same command",
+              file=sys.stderr)  # fmt: skip
+    return stop.exit_status
 
 
 def _make_run(args: argparse.Namespace) -> Run:
@@ -157,6 +201,7 @@ def _make_run(args: argparse.Namespace) -> Run:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    _check_machine_flags(args)
     set_threads(args.threads)
     run = _make_run(args)
     if args.print_config:
@@ -167,17 +212,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if show:
         _announce(training)
     stop = _StopFlag(quiet=not training.is_main)
-    previous = signal.signal(signal.SIGINT, stop.handle)
+    previous = stop.install()
     try:
         outcome = training.train(callbacks=default_callbacks(show), should_stop=stop)
-    except KeyboardInterrupt:  # the second Ctrl-C
-        print(f"aborted; the last completed epoch is in {training.last}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # the second Ctrl-C or SIGTERM
+        return _aborted(training, stop)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if training.is_main:
         _conclude(training, outcome)
-    return EXIT_INTERRUPTED if outcome.stopped else 0
+    return stop.exit_status if outcome.stopped else 0
 
 
 def _announce(training: Training) -> None:

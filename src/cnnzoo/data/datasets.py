@@ -19,7 +19,10 @@ device-resident batches resize them to the model's input size.
 each class (at least one image of every class that has two) is held out as the test split, drawn with
 ``seed``. Classes are the sorted folder names; images in nested folders belong to their class folder;
 hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints``) are ignored; other files whose suffix is
-not an image type are skipped *with a warning* naming them. Each image is prepared as
+not an image type are skipped *with a warning* naming them, and so are FIFOs, sockets, devices, broken
+links (never opened), cnnzoo run directories (a folder holding only runs, ``runs/``, is never a class) and
+links to a directory already scanned: every real directory is scanned once, so links make neither loops
+nor duplicates. A scan meeting more than :data:`MAX_SCAN_ENTRIES` entries stops. Each image is prepared as
 :func:`cnnzoo.predict.load_image` prepares a picture to classify, so training and prediction see the same
 pixels: EXIF orientation applied, transparency over white, 16-bit scaled (not clipped), mapped to
 ``in_channels`` (1: grayscale ``L``, 3: ``RGB``; default 1 when every image is grayscale, else 3), padded to a
@@ -29,7 +32,7 @@ size). A file that cannot be decoded is a :class:`~cnnzoo.errors.DataCorruptErro
 dropped silently. The uint8 size is computed before decoding and refused over ``max_bytes`` (4 GiB), and
 the decoded tensors are cached in ``$XDG_CACHE_HOME/cnnzoo/folders/`` under a key made of the path, size and
 modification time of every file and the requested size and channels, so the second load is one
-``torch.load``.
+``torch.load``; the cache carries a digest of its pixels and is decoded again when they changed on disk.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import dataclasses
 import difflib
 import hashlib
 import os
+import stat
 import statistics
 import warnings
 from collections.abc import Iterator, Sequence
@@ -53,9 +57,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from cnnzoo import predict  # as a module: folders and predictions share one load_image and MAX_PIXELS
-from cnnzoo.data.cache import cache_dir, write_decoded
+from cnnzoo.data.cache import cache_dir, read_decoded, write_decoded
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.fashion_mnist import load_fashion_mnist
+from cnnzoo.data.idx import MAX_IDX_BYTES, check_idx_file
 from cnnzoo.errors import ConfigError, DataCorruptError, DataError, DataNotFoundError, ImageError
 
 __all__ = [
@@ -63,6 +68,7 @@ __all__ = [
     "DEFAULT_MAX_SIDE",
     "IMAGE_SUFFIXES",
     "MAX_BYTES",
+    "MAX_SCAN_ENTRIES",
     "MNIST_LIKE",
     "dataset_name",
     "list_datasets",
@@ -71,6 +77,7 @@ __all__ = [
 
 DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar10", "folder:PATH")
 MAX_BYTES = 4 * 2**30  # decoded uint8 images larger than this are refused, not swapped to death
+MAX_SCAN_ENTRIES = 2_000_000  # files and folders a folder dataset's scan may meet before it is refused
 DEFAULT_MAX_SIDE = 224  # the largest input any model in the zoo is trained at
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp")
 _ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}
@@ -78,6 +85,7 @@ _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B
 _PROGRESS_MIN = 300  # decoding fewer images than this is quick enough to need no progress bar
 _THREADS_MIN = 64  # below this a thread pool costs more than it saves
 _FOLDER_CACHE_FORMAT = 1  # bump when the preparation of an image changes
+_RUN_MARKERS = ("last.pt", "metrics.jsonl")  # with config.json: a directory holding a cnnzoo run
 
 
 MNIST_LIKE = frozenset({"fashion-mnist", "mnist", "kmnist"})  # light objects on a black background
@@ -185,6 +193,7 @@ def _load_torchvision(b: _Builtin, root: str | os.PathLike[str] | None, download
             f"allow the download, or put the files there (or point --data-root at a directory holding "
             f"{directory.relative_to(base)}/)"
         )
+    _check_sizes(b.title, cls, directory, names)
     try:
         if missing:
             base.mkdir(parents=True, exist_ok=True)
@@ -214,6 +223,27 @@ def _load_torchvision(b: _Builtin, root: str | os.PathLike[str] | None, download
         verified=hasattr(cls, "base_folder"),  # torchvision checks CIFAR's MD5s, only the presence of MNIST's
         **arrays,
     )
+
+
+def _check_sizes(title: str, cls: type, directory: Path, names: list[str]) -> None:
+    """Refuse, before torchvision reads them whole, files far larger than the dataset can be."""
+    for name in names:
+        path = directory / name
+        if not path.is_file():
+            continue
+        if hasattr(cls, "base_folder"):  # CIFAR's pickled batches: about 31 MB each
+            if path.stat().st_size > MAX_IDX_BYTES:
+                raise DataCorruptError(
+                    f"{path}: {path.stat().st_size} bytes, far larger than a CIFAR-10 batch: replace it"
+                )
+        else:
+            try:
+                check_idx_file(path)
+            except DataCorruptError as exc:
+                raise DataCorruptError(
+                    f"{title} in {directory}: cannot read the files ({exc}): they are damaged or not the official "
+                    "ones, replace them"
+                ) from None
 
 
 def _missing(missing: list[str], names: list[str]) -> str:
@@ -290,6 +320,7 @@ class _Listing:
     num_train: int
     test_dir: str | None  # "test" or "val"; None: hold a split out of the train files
     skipped: list[Path]
+    ignored: list[str] = dataclasses.field(default_factory=list)  # "path (why)": links, FIFOs, runs, ...
 
 
 def _load_folder(
@@ -312,6 +343,12 @@ def _load_folder(
         warnings.warn(
             f"folder:{root}: skipped {len(listing.skipped)} file(s) whose suffix is not an image type "
             f"({shown}{more}); images must end in {', '.join(IMAGE_SUFFIXES)}",
+            stacklevel=3,
+        )
+    if listing.ignored:
+        more = f" and {len(listing.ignored) - 3} more" if len(listing.ignored) > 3 else ""
+        warnings.warn(
+            f"folder:{root}: ignored {len(listing.ignored)} entries ({', '.join(listing.ignored[:3])}{more})",
             stacklevel=3,
         )
     labels = torch.tensor([label for _, label in listing.files], dtype=torch.int64)
@@ -356,27 +393,119 @@ def _list_folder(root: Path) -> _Listing:
     if (root / "train").is_dir():
         train_dir = root / "train"
         test_dir = next((n for n in ("test", "val") if (root / n).is_dir()), None)
-    classes = _class_folders(train_dir, root)
+    scan = _Scan(root)
+    classes = _class_folders(train_dir, root, scan)
     if len(classes) < 2:
         raise DataError(f"folder:{root}: only one class folder ({classes[0]}): a classifier needs at least two")
+    test_classes = _class_folders(root / test_dir, root, scan) if test_dir is not None else []
+    scan.reserve(root, train_dir, *([root / test_dir] if test_dir else []))
+    scan.reserve(*(train_dir / n for n in classes), *(root / test_dir / n for n in test_classes), classes=True)
     files: list[tuple[Path, int]] = []
-    skipped: list[Path] = []
     for label, name in enumerate(classes):
-        files += [(p, label) for p in _class_images(train_dir / name, skipped)]
+        files += [(p, label) for p in _class_images(train_dir / name, scan)]
     num_train = len(files)
     if test_dir is not None:
         index = {name: i for i, name in enumerate(classes)}
-        for name in _class_folders(root / test_dir, root):
+        for name in test_classes:
             if name not in index:
                 raise DataError(
                     f"{root / test_dir / name} has no matching class folder in {train_dir}: rename or remove it"
                 )
-            files += [(p, index[name]) for p in _class_images(root / test_dir / name, skipped)]
-    return _Listing(root, classes, files, num_train, test_dir, skipped)
+            files += [(p, index[name]) for p in _class_images(root / test_dir / name, scan)]
+    return _Listing(root, classes, files, num_train, test_dir, scan.skipped, scan.ignored)
 
 
-def _class_folders(directory: Path, root: Path) -> list[str]:
-    names = sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+def _dir_key(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _is_run_dir(path: Path) -> bool:
+    """A directory holding a cnnzoo run (its config.json and a checkpoint or metrics)."""
+    return (path / "config.json").is_file() and any((path / m).exists() for m in _RUN_MARKERS)
+
+
+def _holds_runs(path: Path) -> bool:
+    """A cnnzoo run, or a folder (``runs/``) with runs in it: never a class."""
+    if _is_run_dir(path):
+        return True
+    runs = False
+    try:
+        with os.scandir(path) as it:
+            for e in it:  # every entry a run (hidden ones aside): a class holding one stray run stays a class
+                if e.name.startswith("."):
+                    continue
+                if not (_is_dir(e) and _is_run_dir(Path(e.path))):
+                    return False
+                runs = True
+    except OSError:
+        return False
+    return runs
+
+
+class _Scan:
+    """One folder scan's bookkeeping: every real directory at most once, entries counted, odd ones noted."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real_root = Path(os.path.realpath(root))
+        self.reserved: set[tuple[int, int]] = set()  # the root, train/, test/ and the class folders themselves
+        self.visited: set[tuple[int, int]] = set()
+        self.skipped: list[Path] = []  # files whose suffix is not an image type
+        self.ignored: list[str] = []  # "path (why)"
+        self.entries = 0
+
+    def count(self) -> None:
+        self.entries += 1
+        if self.entries > MAX_SCAN_ENTRIES:
+            raise DataError(
+                f"folder:{self.root}: more than {MAX_SCAN_ENTRIES} files and folders under it: point folder: at "
+                "the dataset itself (one folder of images per class), not at a whole disk"
+            )
+
+    def reserve(self, *dirs: Path, classes: bool = False) -> None:
+        """Mark ``dirs`` as scanned only as themselves; two class folders that are one directory are refused."""
+        for d in dirs:
+            key = _dir_key(d)
+            real = Path(os.path.realpath(d))
+            if classes and (key in self.reserved or self.real_root.is_relative_to(real)):
+                raise DataError(
+                    f"folder:{self.root}: class folder {d} is the same directory as {real}, already part of the "
+                    "dataset (a link to the dataset folder or to another class): remove the link"
+                )
+            self.reserved.add(key)
+
+    def enter(self, path: Path, top: bool = False) -> bool:
+        """Whether to scan the directory ``path``; a repeated, enclosing or run directory is noted and not."""
+        try:
+            key = _dir_key(path)
+        except OSError as exc:
+            self.ignored.append(f"{path} ({exc.strerror})")
+            return False
+        why = None
+        if not top and (key in self.reserved or key in self.visited):
+            why = "a link to a folder already scanned"
+        elif not top and self.real_root.is_relative_to(os.path.realpath(path)):
+            why = "a link to a folder that holds the dataset"
+        elif not top and _is_run_dir(path):
+            why = "a cnnzoo run directory"
+        if why:
+            self.ignored.append(f"{path} ({why})")
+            return False
+        self.visited.add(key)
+        return True
+
+
+def _class_folders(directory: Path, root: Path, scan: _Scan) -> list[str]:
+    names = []
+    for e in sorted(os.scandir(directory), key=lambda e: e.name):
+        scan.count()
+        if e.name.startswith(".") or not _is_dir(e):
+            continue
+        if _holds_runs(Path(e.path)):
+            scan.ignored.append(f"{e.path} (cnnzoo runs, not a class)")
+            continue
+        names.append(e.name)
     if not names:
         loose = any(e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES) for e in os.scandir(directory))
         if loose:
@@ -391,16 +520,57 @@ def _class_folders(directory: Path, root: Path) -> list[str]:
     return names
 
 
-def _class_images(directory: Path, skipped: list[Path]) -> list[Path]:
-    """Image files under ``directory`` (recursively, sorted); non-image files go to ``skipped``."""
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows a link
+    except OSError:
+        return False
+
+
+def _kind(entry: os.DirEntry) -> str:
+    """``"dir"``, ``"file"`` (regular), or why the entry is ignored; nothing is opened."""
+    if _is_dir(entry):
+        return "dir"
+    try:
+        mode = entry.stat().st_mode  # follows a link; a FIFO is stat-ed, never opened
+    except OSError as exc:
+        return "a broken link" if entry.is_symlink() else f"unreadable: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    return "a socket" if stat.S_ISSOCK(mode) else "a device or other special file"
+
+
+def _class_images(directory: Path, scan: _Scan) -> list[Path]:
+    """Image files under ``directory`` (recursively, in ``os.walk``'s sorted top-down order).
+
+    Non-image files go to ``scan.skipped``; FIFOs, sockets, devices, broken links, cnnzoo runs and links to
+    a directory already scanned (``..``, a sibling) to ``scan.ignored``. Each real directory is scanned
+    at most once, so links can make neither a loop nor duplicates.
+    """
     found = []
-    for here, dirs, names in os.walk(directory, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            if name.startswith("."):
+    stack = [directory] if scan.enter(directory, top=True) else []
+    while stack:
+        here = stack.pop()
+        subdirs = []
+        try:
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError as exc:
+            raise DataError(f"{here}: cannot list it ({exc.strerror}): fix its permissions or remove it") from None
+        for e in entries:
+            scan.count()
+            if e.name.startswith("."):
                 continue
-            path = Path(here) / name
-            (found if name.lower().endswith(IMAGE_SUFFIXES) else skipped).append(path)
+            kind = _kind(e)
+            path = Path(here) / e.name
+            if kind == "dir":
+                subdirs.append(path)
+            elif kind == "file":
+                (found if e.name.lower().endswith(IMAGE_SUFFIXES) else scan.skipped).append(path)
+            else:
+                scan.ignored.append(f"{path} ({kind})")
+        stack += reversed([d for d in subdirs if scan.enter(d)])
     if not found:
         raise DataError(
             f"class folder {directory} has no images ({', '.join(IMAGE_SUFFIXES)}): add some or remove the folder"
@@ -478,6 +648,8 @@ def _read_header(path: Path) -> tuple[int, bool]:
             f"{path}: {width}x{height} pixels is over the {predict.MAX_PIXELS // 1_000_000}-megapixel limit "
             "(a decompression bomb?): shrink or remove it"
         )
+    if (why := predict.check_size(path, width, height)) is not None:
+        raise DataError(f"{why}, or remove it")
     if width < 1 or height < 1:
         raise DataCorruptError(f"{path}: the image is empty ({width}x{height}): remove it")
     return max(width, height), gray
@@ -540,13 +712,11 @@ def _stratified_split(labels: Tensor, num_classes: int, fraction: float, seed: i
 
 
 def _read_folder_cache(path: Path, n: int) -> Tensor | None:
-    try:
-        blob = torch.load(path, weights_only=True)
-    except Exception:  # missing, or a damaged cache file of ours: decode again and replace it
+    """The cached images, or None: missing, damaged, of another format, or their digest differs."""
+    blob = read_decoded(path)
+    if blob is None or blob.get("format") != _FOLDER_CACHE_FORMAT:
         return None
-    if not isinstance(blob, dict) or blob.get("format") != _FOLDER_CACHE_FORMAT:
-        return None
-    images = blob.get("images")
+    images = blob["tensors"].get("images")
     if not isinstance(images, Tensor) or images.dtype != torch.uint8 or images.dim() not in (3, 4):
         return None
     return images if images.shape[0] == n else None
@@ -554,4 +724,4 @@ def _read_folder_cache(path: Path, n: int) -> Tensor | None:
 
 def _write_folder_cache(path: Path, images: Tensor) -> None:
     """One entry per folder is kept (see :func:`cnnzoo.data.cache.write_decoded`)."""
-    write_decoded(path, {"format": _FOLDER_CACHE_FORMAT, "images": images})
+    write_decoded(path, {"format": _FOLDER_CACHE_FORMAT}, {"images": images})

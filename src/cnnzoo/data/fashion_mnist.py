@@ -12,8 +12,11 @@ Where the files are looked for, first hit wins (a hit is a directory holding all
 Each file is checked against the MD5 of its *uncompressed* content: Debian re-gzips the files, so the
 compressed bytes differ while the content is identical. The decoded tensors are cached in the user
 cache under a key made of every source file's path, size and modification time, so a second load is a
-single ``torch.load`` and a changed file is verified again. Files the user put somewhere are only ever
-read; downloads go to a temporary file that is renamed into place only once complete and verified.
+single ``torch.load`` and a changed file is verified again; the cache carries a digest of its tensors, so
+a cache whose content changed on disk is decoded again. Files the user put somewhere are only ever read;
+downloads go to a temporary file that is renamed into place only once complete and verified, and removed
+on every other exit. A download is bounded by :data:`DOWNLOAD_DEADLINE`, :data:`MIN_RATE` (over
+:data:`RATE_WINDOW`) and :data:`MAX_DOWNLOAD_BYTES`; reading is bounded as :mod:`cnnzoo.data.idx` says.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import http.client
 import os
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -33,9 +37,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cnnzoo.data.cache import cache_dir, write_decoded
+from cnnzoo.data.cache import cache_dir, read_decoded, write_decoded
 from cnnzoo.data.dataset import ImageDataset
-from cnnzoo.data.idx import read_idx, read_maybe_gzip
+from cnnzoo.data.idx import MAX_IDX_BYTES, read_idx, read_maybe_gzip
 from cnnzoo.errors import DataCorruptError, DataError, DataNotFoundError
 
 __all__ = [
@@ -70,7 +74,14 @@ FILES = (
 )
 MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 1  # a cache without a digest (written before it had one) is decoded again anyway
+#: Downloads: each file from one mirror must arrive within DOWNLOAD_DEADLINE seconds, and at least
+#: MIN_RATE bytes per second averaged over every RATE_WINDOW seconds (a mirror that trickles is abandoned);
+#: a body longer than MAX_DOWNLOAD_BYTES is refused. Tests lower them.
+DOWNLOAD_DEADLINE = 1800.0
+MIN_RATE = 16 * 1024
+RATE_WINDOW = 60.0
+MAX_DOWNLOAD_BYTES = MAX_IDX_BYTES
 _FIXES = (
     "fix: `sudo apt-get install dataset-fashion-mnist`, or put the four official files "
     "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
@@ -166,23 +177,30 @@ def _load_verified(directory: Path, files: dict[str, Path]) -> ImageDataset:
     key = _cache_key(files)
     cached = cache_dir("fashion-mnist") / f"decoded-{key}.pt"
     tensors = _read_cache(cached)
+    how = "decoded cache, digest checked"
     if tensors is None:
         tensors = _decode_and_verify(files)
         _write_cache(cached, tensors)
+        how = "MD5 of the uncompressed content, checked now"
     return ImageDataset(
         name="fashion-mnist",
         classes=list(FASHION_MNIST_CLASSES),
         source=str(directory),
         verified=True,
+        extra={"verified_by": how},
         **tensors,
     )
 
 
 def _decode_and_verify(files: dict[str, Path]) -> dict[str, torch.Tensor]:
+    """Read all four (each bounded by its header), check the label ranges, then every MD5."""
+    read = {f.key: read_idx(files[f.key]) for f in FILES}
+    for f in FILES:
+        if f.key.endswith("_labels"):
+            _check_labels(files[f.key], read[f.key][0])
     arrays = {}
     for f in FILES:
-        path = files[f.key]
-        array, md5 = read_idx(path)
+        path, (array, md5) = files[f.key], read[f.key]
         if md5 != f.md5:
             raise DataCorruptError(
                 f"{path}: checksum mismatch (MD5 of uncompressed content {md5}, expected {f.md5}); "
@@ -197,23 +215,28 @@ def _decode_and_verify(files: dict[str, Path]) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def _check_labels(path: Path, labels: np.ndarray) -> None:
+    top = len(FASHION_MNIST_CLASSES) - 1
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) > top):
+        raise DataCorruptError(
+            f"{path}: labels outside 0..{top} (found {int(labels.min())}..{int(labels.max())}); "
+            "the file is damaged or not Fashion-MNIST's, replace it"
+        )
+
+
 def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
-    try:
-        blob = torch.load(path, weights_only=True)
-    except FileNotFoundError:
+    """The cached tensors, or None: missing, damaged, of another format, or their digest differs."""
+    blob = read_decoded(path)
+    if blob is None or blob.get("format") != _CACHE_FORMAT:
         return None
-    except Exception:  # a damaged cache file of ours: decode again and replace it
-        return None
-    if not isinstance(blob, dict) or blob.get("format") != _CACHE_FORMAT:
-        return None
-    tensors = blob.get("tensors", {})
+    tensors = blob["tensors"]
     if any(not isinstance(tensors.get(f.key), torch.Tensor) or tuple(tensors[f.key].shape) != f.shape for f in FILES):
         return None
     return tensors
 
 
 def _write_cache(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    write_decoded(path, {"format": _CACHE_FORMAT, "tensors": tensors})
+    write_decoded(path, {"format": _CACHE_FORMAT}, tensors)
 
 
 # -- download ----------------------------------------------------------------------------------
@@ -275,9 +298,10 @@ def _download_one(f: _File, target: Path, bases: Sequence[str], timeout: float, 
     errors = []
     for base in bases:
         url = base + f.stem + ".gz"
-        fd, tmp_name = tempfile.mkstemp(dir=target, prefix=f".{f.stem}.", suffix=".part")
-        tmp = Path(tmp_name)
-        try:
+        tmp = None
+        try:  # the temporary file goes on every exit: an error, Ctrl-C, SystemExit
+            fd, tmp_name = tempfile.mkstemp(dir=target, prefix=f".{f.stem}.", suffix=".part")
+            tmp = Path(tmp_name)
             with os.fdopen(fd, "wb") as out:
                 _stream(url, out, timeout, progress, f.stem + ".gz")
             _verify_file(tmp, f)
@@ -286,10 +310,11 @@ def _download_one(f: _File, target: Path, bases: Sequence[str], timeout: float, 
                 return
             os.replace(tmp, final)
             return
-        except (OSError, http.client.HTTPException, DataError) as exc:
+        except (OSError, ValueError, http.client.HTTPException, DataError) as exc:  # ValueError: a malformed URL
             errors.append(f"{url}: {_reason(exc)}")
         finally:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
     raise DataNotFoundError("; ".join(errors))
 
 
@@ -298,25 +323,56 @@ def _reason(exc: BaseException) -> str:
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
         return str(exc.reason)
+    if isinstance(exc, TimeoutError):
+        return "timed out waiting for data"
     return str(exc)
 
 
+class _Pace:
+    """The deadline, minimum rate and size limit of one download (see :data:`DOWNLOAD_DEADLINE`)."""
+
+    def __init__(self) -> None:
+        self.start = self.window_start = time.monotonic()
+        self.received = self.window_bytes = 0
+
+    def update(self, n: int) -> None:
+        self.received += n
+        self.window_bytes += n
+        now = time.monotonic()
+        if self.received > MAX_DOWNLOAD_BYTES:
+            raise OSError(f"the mirror sent more than {MAX_DOWNLOAD_BYTES} bytes, far more than the file's size")
+        if now - self.start > DOWNLOAD_DEADLINE:
+            raise OSError(f"abandoned after {DOWNLOAD_DEADLINE:g} s (the download deadline) with {self.received} bytes")
+        span = now - self.window_start
+        if span >= RATE_WINDOW:
+            if self.window_bytes / span < MIN_RATE:
+                raise OSError(
+                    f"abandoned: {self.window_bytes} bytes in the last {span:.0f} s, under the minimum rate "
+                    f"of {MIN_RATE} bytes/s (a stalled or trickling mirror)"
+                )
+            self.window_start, self.window_bytes = now, 0
+
+
 def _stream(url: str, out, timeout: float, progress: bool, label: str) -> None:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+    # ``timeout`` bounds each connect and each wait for data; _Pace bounds the whole and the rate.
+    wait = max(0.1, min(timeout, RATE_WINDOW, DOWNLOAD_DEADLINE))
+    with urllib.request.urlopen(url, timeout=wait) as resp:
         total = resp.headers.get("Content-Length")
         total = int(total) if total and total.isdigit() else None
+        if total is not None and total > MAX_DOWNLOAD_BYTES:
+            raise OSError(f"the mirror announces {total} bytes, over the {MAX_DOWNLOAD_BYTES}-byte limit")
         bar = None
         if progress and sys.stderr.isatty():
             bar = tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False)
-        received = 0
+        pace = _Pace()
         try:
-            while chunk := resp.read(1 << 16):
+            while chunk := resp.read1(1 << 16):  # read1: whatever has arrived, so a trickle is seen as one
                 out.write(chunk)
-                received += len(chunk)
+                pace.update(len(chunk))
                 if bar is not None:
                     bar.update(len(chunk))
         finally:
             if bar is not None:
                 bar.close()
-    if total is not None and received != total:
-        raise OSError(f"connection closed after {received} of {total} bytes")
+    if total is not None and pace.received != total:
+        raise OSError(f"connection closed after {pace.received} of {total} bytes")

@@ -20,6 +20,7 @@ all the file I/O of training; give it to rank 0 only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -33,22 +34,47 @@ from cnnzoo.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoi
 from cnnzoo.config import TrainConfig
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.engine import HISTORY_KEYS, Callback, EvalResult, TrainState, time_to_target
-from cnnzoo.errors import CheckpointError, ConfigError
+from cnnzoo.errors import CheckpointError, ConfigError, OutputError, RunLockedError
 from cnnzoo.metrics import read_metrics, write_metrics, write_per_class
 from cnnzoo.plots import confusion_figure, curves_figure, save_figure
 from cnnzoo.report import write_report
 
-__all__ = ["RunDirectory", "new_run_dir", "resolve_run_dir"]
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): RunLock falls back to a pid file with a liveness check
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "LOCK_NAME",
+    "RunDirectory",
+    "RunLock",
+    "check_new_run_target",
+    "check_unlocked",
+    "lock_holder",
+    "new_run_dir",
+    "resolve_run_dir",
+]
+
+LOCK_NAME = ".lock"  # held by the process training in the run directory (RunLock)
 
 
 def new_run_dir(model: str, out: str | os.PathLike[str] | None = None, root: str = "runs") -> Path:
-    """``out`` if given (it must not hold a run already), else a fresh ``runs/<model>-<time>``."""
+    """``out`` if given, else a fresh ``runs/<model>-<time>``.
+
+    ``out`` must not exist, or be an empty directory (or one a run was killed in before its first checkpoint:
+    starting it again is the fix :func:`resolve_run_dir` gives). A directory that holds a run is refused
+    (resume it), as is one a live process trains in (:class:`RunLock`), an empty ``out`` (an unset variable
+    would put the run's files into the current directory) and any other non-empty directory: nothing of the
+    user's is written over.
+    """
     if out is not None:
+        if not str(out).strip():
+            raise ConfigError(
+                '--out "" is empty (an unset variable?): give a directory for the run, or leave --out out '
+                "for a fresh runs/<model>-<time>"
+            )
         path = Path(out)
-        if path.exists() and not path.is_dir():
-            raise ConfigError(f"--out {path} is a file, not a directory: choose another path for the run")
-        if (path / "last.pt").exists() or (path / "metrics.jsonl").exists():
-            raise ConfigError(f"--out {path} already holds a run: resume it with --resume {path} or pick another")
+        check_new_run_target(path)
         _make_writable_dir(path, exist_ok=True)
         return path
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -61,6 +87,196 @@ def new_run_dir(model: str, out: str | os.PathLike[str] | None = None, root: str
         except FileExistsError:
             n += 1
             path = base.with_name(f"{base.name}-{n}")
+
+
+# What a directory may hold and still take a new run: a run killed before its first checkpoint leaves these.
+_RESTARTABLE = {"config.json", LOCK_NAME, "tensorboard"}
+
+
+def check_new_run_target(path: Path, *, locked_by_us: bool = False) -> None:
+    """Refuse ``path`` as a new run's directory unless it is absent, empty, or a run killed before its first
+    checkpoint (see :func:`new_run_dir`); ``locked_by_us``: this process holds its lock already."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir():
+        raise ConfigError(f"--out {path} is a file, not a directory: choose another path for the run")
+    if not locked_by_us:
+        check_unlocked(path)
+    if (path / "last.pt").exists() or (path / "metrics.jsonl").exists():
+        raise ConfigError(f"--out {path} already holds a run: resume it with --resume {path} or pick another")
+    try:
+        names = sorted(p.name for p in path.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"cannot read --out {path} ({exc.strerror}): choose another directory") from None
+    foreign = [n for n in names if n not in _RESTARTABLE and not (n.startswith(".") and n.endswith(".tmp"))]
+    if not foreign and ("config.json" not in names or _is_run_config(path / "config.json")):
+        return
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    raise OutputError(
+        f"--out {path} is not empty and is not a cnnzoo run (it holds {shown or 'config.json'}): "
+        "choose another directory or empty it"
+    )
+
+
+def _is_run_config(path: Path) -> bool:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(record, dict) and {"config", "model", "environment"} <= set(record)
+
+
+# ------------------------------------------------------------------------------------------------
+# the lock: one process trains in a run directory at a time
+# ------------------------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists, owned by someone else (or the check is not possible here: assume alive)
+    return True
+
+
+def _read_holder(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    holder = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key in ("pid", "started"):
+            holder[key] = value.strip()
+    return holder
+
+
+def _locked_error(directory: Path, holder: Mapping[str, str]) -> RunLockedError:
+    pid = holder.get("pid", "?")
+    started = holder.get("started", "at an unknown time")
+    return RunLockedError(
+        f"{directory} is being trained by process {pid} (started {started}): wait for it to finish or stop it"
+    )
+
+
+class RunLock:
+    """The advisory lock a training process holds on its run directory, in ``DIR/.lock``.
+
+    ``fcntl.flock`` where there is one: the kernel releases it when the process dies however it dies
+    (``kill -9`` included), so a lock left behind is stale by construction and the next process takes it
+    over. The file records ``pid`` and ``started`` for the message a refused process prints. Without
+    ``fcntl`` the file is created exclusively and a lock whose process is gone is taken over.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / LOCK_NAME
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def _record(self) -> bytes:
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        return f"pid {os.getpid()}\nstarted {started}\n".encode()
+
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise :class:`RunLockedError` naming the live process that holds it."""
+        if self._fd is not None:
+            return self
+        for _ in range(20):  # retried only when the file was removed by its holder between open and lock
+            fd = self._acquire_flock() if fcntl is not None else self._acquire_pidfile()
+            if fd is not None:
+                self._fd = fd
+                os.ftruncate(fd, 0)
+                os.write(fd, self._record())
+                return self
+        raise _locked_error(self.directory, _read_holder(self.path))
+
+    def _acquire_flock(self) -> int | None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot lock the run directory {self.directory} ({exc.strerror}): choose a writable place"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise _locked_error(self.directory, _read_holder(self.path)) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # its holder released (and removed) it meanwhile: lock the file that is there now
+            os.close(fd)
+            return None
+        return fd
+
+    def _acquire_pidfile(self) -> int | None:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            holder = _read_holder(self.path)
+            pid = holder.get("pid", "")
+            if pid.isdigit() and _alive(int(pid)) and int(pid) != os.getpid():
+                raise _locked_error(self.directory, holder) from None
+            self.path.unlink(missing_ok=True)  # stale: its process is gone
+            return None
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot lock the run directory {self.directory} ({exc.strerror}): choose a writable place"
+            ) from None
+
+    def release(self) -> None:
+        """Remove the lock file and let the lock go (idempotent)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)  # removed while still locked, so no one locks a dying file
+        os.close(fd)
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lock_holder(directory: str | os.PathLike[str]) -> dict[str, str] | None:
+    """``{"pid": ..., "started": ...}`` of the live process training in ``directory``, or None (no lock, or a
+    stale one left by a process that died)."""
+    path = Path(directory) / LOCK_NAME
+    if not path.exists():
+        return None
+    if fcntl is None:
+        holder = _read_holder(path)
+        pid = holder.get("pid", "")
+        return holder if pid.isdigit() and _alive(int(pid)) and int(pid) != os.getpid() else None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _read_holder(path) or {}
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def check_unlocked(directory: str | os.PathLike[str]) -> None:
+    """Raise :class:`RunLockedError` when a live process trains in ``directory``."""
+    holder = lock_holder(directory)
+    if holder is not None:
+        raise _locked_error(Path(directory), holder)
 
 
 def _make_writable_dir(path: Path, *, exist_ok: bool) -> None:

@@ -38,7 +38,7 @@ from cnnzoo.distributed import ParallelContext
 from cnnzoo.engine import Callback, fit, time_to_target
 from cnnzoo.errors import CheckpointError, ConfigError
 from cnnzoo.registry import ModelSpec, create_model, meta_model, parse_model_spec
-from cnnzoo.run.directory import resolve_run_dir
+from cnnzoo.run.directory import check_unlocked, resolve_run_dir
 
 __all__ = ["RESUMABLE", "Run", "build_model", "load_data", "make_config", "new_run", "open_run", "resume_run"]
 
@@ -171,12 +171,14 @@ def resume_run(
     data_root: str | os.PathLike[str] | None = None,
 ) -> Run:
     """The run in ``run_dir`` (or the run a checkpoint file belongs to), ready to continue from its last
-    checkpoint, with the :data:`RESUMABLE` settings in ``overrides`` changed.
+    checkpoint, with the :data:`RESUMABLE` settings in ``overrides`` changed. A run another live process is
+    training is refused (:class:`~cnnzoo.errors.RunLockedError`).
 
     ``model`` (a spec), when given, must name the run's model. A run that finished its epochs, or reached
     its ``target_acc``, is refused unless ``overrides`` raise the number of epochs or the target.
     """
     directory, ckpt_path = resolve_run_dir(run_dir)
+    check_unlocked(directory)  # fails fast; start_training takes the lock itself
     ckpt = load_checkpoint(ckpt_path)
     saved = config_from_dict(ckpt["config"])
     if model and parse_model_spec(model).name != saved.model:

@@ -22,7 +22,7 @@ from cnnzoo.distributed import Distributed, ParallelContext, from_env
 from cnnzoo.engine import Callback, TrainState, evaluate
 from cnnzoo.errors import FileWriteError, TrainingDivergedError
 from cnnzoo.inspection import summary
-from cnnzoo.run.directory import RunDirectory, new_run_dir
+from cnnzoo.run.directory import RunDirectory, RunLock, check_new_run_target, new_run_dir
 from cnnzoo.run.environment import environment_info
 from cnnzoo.run.setup import Run
 from cnnzoo.tensorboard import TensorBoardLogger, summary_writer_class
@@ -60,6 +60,12 @@ class Training:
     directory: Path | None = None  # rank 0 only
     recorder: RunDirectory | None = None
     callbacks: list[Callback] = field(default_factory=list)  # the run's own: its directory, TensorBoard
+    lock: RunLock | None = None  # rank 0: held on the run directory from start_training to the end of train
+
+    def release(self) -> None:
+        """Let the run directory's lock go (:meth:`train` does at its end, whatever the outcome)."""
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def is_main(self) -> bool:
@@ -76,6 +82,12 @@ class Training:
         Under torchrun ``should_stop`` is agreed between the ranks, so all stop after the same step;
         ``callbacks`` are used on rank 0 only.
         """
+        try:
+            return self._train(callbacks, should_stop)
+        finally:
+            self.release()
+
+    def _train(self, callbacks: Sequence[Callback], should_stop: Callable[[], bool] | None) -> Outcome:
         if self.ddp is not None:
             should_stop = self.ddp.agreed_stop(should_stop or (lambda: False), self.setup.device)
         kept = _State()
@@ -120,7 +132,9 @@ def start_training(
     command: Sequence[str] | None = None,
 ) -> Training:
     """Set ``run`` up to train: device, torchrun process group (when launched by torchrun) and, on rank 0,
-    the run directory (``run.directory`` when resuming, else ``out`` or a fresh ``runs/<model>-<time>``).
+    the run directory (``run.directory`` when resuming, else ``out`` or a fresh ``runs/<model>-<time>``),
+    locked (:class:`~cnnzoo.run.directory.RunLock`) until :meth:`Training.train` ends: a second process
+    training or resuming the same directory is refused with one line naming this one.
 
     ``command`` is recorded in config.json and the report.
     """
@@ -141,6 +155,7 @@ def start_training(
     if not training.is_main:
         return training
     directory = run.directory or new_run_dir(config.model, out)
+    training.lock = _lock(directory, fresh=run.directory is None)
     training.directory = directory
     training.recorder = RunDirectory(
         directory,
@@ -152,5 +167,22 @@ def start_training(
     )
     training.callbacks = [training.recorder]
     if config.tensorboard:
-        training.callbacks.append(TensorBoardLogger(directory / "tensorboard"))
+        try:
+            training.callbacks.append(TensorBoardLogger(directory / "tensorboard"))
+        except BaseException:
+            training.release()
+            raise
     return training
+
+
+def _lock(directory: Path, *, fresh: bool) -> RunLock:
+    """The run directory's lock, held from here until the training ends; a new run's directory is checked
+    again once locked (another process may have started a run there since it was first checked)."""
+    lock = RunLock(directory).acquire()
+    if fresh:
+        try:
+            check_new_run_target(directory, locked_by_us=True)
+        except BaseException:
+            lock.release()
+            raise
+    return lock
