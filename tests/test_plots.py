@@ -119,3 +119,42 @@ def test_no_live_plot_outside_a_notebook(blocks, monkeypatch):
     config = resolve_config("tiny_test_net", "fast", {"epochs": 1, "batch_size": 128, "device": "cpu"})
     fit(create_model("tiny_test_net"), blocks, config, callbacks=default_callbacks())
     assert drawn == []
+
+
+def test_top_confusions_names_the_most_frequent_mistakes():
+    from cnnzoo.plots import top_confusions
+
+    confusion = torch.tensor([[8, 2, 0], [5, 5, 0], [0, 1, 9]])
+    rows = top_confusions(confusion, ["a", "b", "c"], n=2)
+    assert rows == [
+        {"true": "b", "predicted": "a", "count": 5, "share": 0.5},
+        {"true": "a", "predicted": "b", "count": 2, "share": 0.2},
+    ]
+    assert top_confusions(torch.eye(3, dtype=torch.int64), ["a", "b", "c"]) == []  # no mistakes, no bars
+
+
+def test_many_classes_get_a_chart_of_top_mistakes_not_a_giant_matrix(tmp_path):
+    """300 classes once took 11 GB as a matrix; the chart's size does not grow with the classes."""
+    from cnnzoo.plots import MAX_MATRIX_CLASSES, confusion_figure
+
+    from test_bounded_data import run_limited
+
+    few = confusion_figure(torch.eye(MAX_MATRIX_CLASSES, dtype=torch.int64) * 3, [str(i) for i in range(30)])
+    assert len(few.axes[0].images) == 1  # a matrix up to the limit
+    code = f"""
+        import torch
+        from cnnzoo.plots import confusion_figure, save_figure
+        k = 300
+        g = torch.Generator().manual_seed(0)
+        confusion = torch.randint(0, 5, (k, k), generator=g) + torch.eye(k, dtype=torch.int64) * 50
+        fig = confusion_figure(confusion, [f"class {{i}}" for i in range(k)], title="many")
+        assert not fig.axes[0].images and len(fig.axes[0].patches) == 25, fig.axes
+        w, h = fig.get_size_inches()
+        save_figure(fig, {str(tmp_path / "c.png")!r})
+        print(w, h)
+    """
+    done = run_limited(code, headroom_mb=400, timeout=60)
+    assert done.returncode == 0, done.stderr
+    w, h = map(float, done.stdout.split())
+    assert w <= 10 and h <= 10
+    assert (tmp_path / "c.png").stat().st_size < 500_000

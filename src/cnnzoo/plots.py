@@ -23,7 +23,16 @@ from torch import Tensor
 from cnnzoo._version import __version__
 from cnnzoo.atomic import atomic_write_bytes
 
-__all__ = ["confusion_figure", "curves_figure", "figure_png", "overlay_figure", "save_figure"]
+__all__ = [
+    "MAX_MATRIX_CLASSES",
+    "confusion_figure",
+    "curves_figure",
+    "figure_png",
+    "overlay_figure",
+    "save_figure",
+    "top_confusions",
+    "top_confusions_figure",
+]
 
 CURVES = (("train_loss", "train loss"), ("train_acc", "train acc"), ("test_acc", "test acc"))
 
@@ -75,8 +84,16 @@ def overlay_figure(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> F
     return fig
 
 
+MAX_MATRIX_CLASSES = 30  # above this a matrix is unreadable and its figure grows with the square of the classes
+TOP_CONFUSIONS = 25  # what is drawn instead: the most frequent (true, predicted) mistakes
+
+
 def confusion_figure(confusion: Tensor, classes: Sequence[str], title: str = "") -> Figure:
-    """The confusion matrix, coloured by row-normalised rate and annotated with counts."""
+    """The confusion matrix, coloured by row-normalised rate and annotated with counts; for more than
+    :data:`MAX_MATRIX_CLASSES` classes, a bar chart of the most frequent mistakes instead (bounded in size
+    and time however many classes there are)."""
+    if len(classes) > MAX_MATRIX_CLASSES:
+        return top_confusions_figure(confusion, classes, title=title)
     counts = confusion.cpu().double()
     rates = counts / counts.sum(dim=1, keepdim=True).clamp_min(1)
     k = len(classes)
@@ -88,13 +105,49 @@ def confusion_figure(confusion: Tensor, classes: Sequence[str], title: str = "")
     ax.set_yticks(range(k), labels=list(classes))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    for i in range(k):
-        for j in range(k):
-            n = int(counts[i, j])
-            if n:
-                ax.text(
-                    j, i, str(n), ha="center", va="center", fontsize=7, color="white" if rates[i, j] > 0.5 else "black"
-                )
+    for i, j in (counts > 0).nonzero().tolist():
+        color = "white" if rates[i, j] > 0.5 else "black"
+        ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=7, color=color)
     if title:
         ax.set_title(title)
+    return fig
+
+
+def top_confusions(confusion: Tensor, classes: Sequence[str], n: int = TOP_CONFUSIONS) -> list[dict[str, Any]]:
+    """The ``n`` most frequent mistakes: true class, predicted class, count and share of the true class."""
+    counts = confusion.cpu().double()
+    totals = counts.sum(dim=1).clamp_min(1)
+    off = counts.clone()
+    off.fill_diagonal_(0)
+    flat = off.flatten()
+    k = min(n, int((flat > 0).sum()))
+    values, index = flat.topk(k) if k else (flat[:0], flat[:0].long())
+    size = counts.shape[1]
+    return [
+        {
+            "true": classes[i // size],
+            "predicted": classes[i % size],
+            "count": int(v),
+            "share": float(v / totals[i // size]),
+        }
+        for v, i in zip(values.tolist(), index.tolist())
+    ]
+
+
+def top_confusions_figure(confusion: Tensor, classes: Sequence[str], title: str = "") -> Figure:
+    """A horizontal bar chart of :func:`top_confusions`: one bar per (true -> predicted) pair."""
+    rows = top_confusions(confusion, classes)
+    fig = Figure(figsize=(8, 1.2 + 0.3 * max(1, len(rows))))
+    ax = fig.add_subplot()
+    labels = [f"{r['true']} -> {r['predicted']}" for r in rows]
+    ax.barh(range(len(rows)), [r["count"] for r in rows], color="C3")
+    ax.set_yticks(range(len(rows)), labels=labels, fontsize=7)
+    ax.invert_yaxis()
+    for y, r in enumerate(rows):
+        ax.text(r["count"], y, f" {r['count']} ({r['share']:.0%} of {r['true']})", va="center", fontsize=7)
+    ax.set_xlabel("test images mistaken")
+    accuracy = float(confusion.diagonal().sum()) / max(1, int(confusion.sum()))
+    heading = f"{len(classes)} classes (too many for a matrix): the {len(rows)} most frequent mistakes"
+    ax.set_title(f"{title}\n{heading}" if title else f"accuracy {accuracy:.4f}; {heading}", fontsize=9)
+    ax.margins(x=0.3)
     return fig
