@@ -11,8 +11,17 @@ import torch
 from cnnzoo import create_model
 from cnnzoo.config import resolve_config
 from cnnzoo.engine import fit
-from cnnzoo.plots import confusion_figure, curves_figure, figure_png, overlay_figure, save_figure
+from cnnzoo.plots import (
+    MAX_MATRIX_CLASSES,
+    confusion_figure,
+    curves_figure,
+    figure_png,
+    overlay_figure,
+    save_figure,
+    top_confusions,
+)
 from cnnzoo.progress import LivePlot, default_callbacks
+from test_bounded_data import run_limited
 
 pytestmark = pytest.mark.usefixtures("test_models")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -122,8 +131,6 @@ def test_no_live_plot_outside_a_notebook(blocks, monkeypatch):
 
 
 def test_top_confusions_names_the_most_frequent_mistakes():
-    from cnnzoo.plots import top_confusions
-
     confusion = torch.tensor([[8, 2, 0], [5, 5, 0], [0, 1, 9]])
     rows = top_confusions(confusion, ["a", "b", "c"], n=2)
     assert rows == [
@@ -135,10 +142,6 @@ def test_top_confusions_names_the_most_frequent_mistakes():
 
 def test_many_classes_get_a_chart_of_top_mistakes_not_a_giant_matrix(tmp_path):
     """300 classes once took 11 GB as a matrix; the chart's size does not grow with the classes."""
-    from cnnzoo.plots import MAX_MATRIX_CLASSES, confusion_figure
-
-    from test_bounded_data import run_limited
-
     few = confusion_figure(torch.eye(MAX_MATRIX_CLASSES, dtype=torch.int64) * 3, [str(i) for i in range(30)])
     assert len(few.axes[0].images) == 1  # a matrix up to the limit
     code = f"""
