@@ -269,13 +269,19 @@ def check_finite_weights(ckpt: Mapping[str, Any]) -> None:
             )
 
 
-def _check_preprocess(ckpt: Mapping[str, Any]) -> None:
-    pre = ckpt["preprocess"]
-    if not isinstance(pre, dict):
-        raise _bad_field(ckpt, "preprocess", f"is a {_kind(pre)}, not a dict")
-    missing = [k for k in ("input_size", "in_channels", "mean", "std", "classes") if k not in pre]
+def _section(ckpt: Mapping[str, Any], field: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """``ckpt[field]``, which must be a dict holding ``keys``."""
+    value = ckpt[field]
+    if not isinstance(value, dict):
+        raise _bad_field(ckpt, field, f"is a {_kind(value)}, not a dict")
+    missing = [k for k in keys if k not in value]
     if missing:
-        raise _bad_field(ckpt, "preprocess", f"lacks {', '.join(missing)}")
+        raise _bad_field(ckpt, field, f"lacks {', '.join(missing)}")
+    return value
+
+
+def _check_preprocess(ckpt: Mapping[str, Any]) -> None:
+    pre = _section(ckpt, "preprocess", ("input_size", "in_channels", "mean", "std", "classes"))
     side, channels = pre["input_size"], pre["in_channels"]
     if not _is_int(side) or not 1 <= side <= _MAX_SIDE:
         raise _bad_field(ckpt, "preprocess.input_size", f"is {side!r}, not a side of 1 to {_MAX_SIDE} pixels")
@@ -323,12 +329,7 @@ def _check_config(ckpt: Mapping[str, Any]) -> None:
 
 
 def _check_train(ckpt: Mapping[str, Any]) -> None:
-    train = ckpt["train"]
-    if not isinstance(train, dict):
-        raise _bad_field(ckpt, "train", f"is a {_kind(train)}, not a dict")
-    missing = [k for k in ("epoch", "history", "optimizer", "scheduler", "rng") if k not in train]
-    if missing:
-        raise _bad_field(ckpt, "train", f"lacks {', '.join(missing)}")
+    train = _section(ckpt, "train", ("epoch", "history", "optimizer", "scheduler", "rng"))
     epoch = train["epoch"]
     if not _is_int(epoch) or not 0 <= epoch <= 10**6:
         raise _bad_field(ckpt, "train.epoch", f"is {epoch!r}, not a count of completed epochs")
