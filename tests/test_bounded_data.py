@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets as tvd
 from PIL import Image
 
 from cnnzoo.cli import main
@@ -533,3 +534,17 @@ def test_errors_are_cnnzoo_errors_only(isolated_data, tmp_path):
     os.mkfifo(root / "empty" / "p.png")
     with time_limit(20), pytest.raises(CnnzooError, match=r"class folder .*empty has no images"):
         load_dataset(f"folder:{root}")
+
+
+def test_a_torchvision_download_past_its_deadline_is_abandoned_and_leaves_nothing(isolated_data, monkeypatch):
+    """MNIST, KMNIST and CIFAR-10 come through torchvision's downloader, which has no deadline of its own."""
+    monkeypatch.setattr(fm, "DOWNLOAD_DEADLINE", 1.0)
+    root = isolated_data / "mnist-root"
+    with slow_server(length=10**6, piece=100, gap=0.05) as url:
+        monkeypatch.setattr(tvd.MNIST, "mirrors", [url])
+        start = time.monotonic()
+        with pytest.raises(DataNotFoundError, match="download failed: the download took longer than 1 s"):
+            load_dataset("mnist", root=root)
+        took = time.monotonic() - start
+    assert took < 8
+    assert [p for p in root.rglob("*") if p.is_file()] == []  # no partial .gz left to be mistaken for data

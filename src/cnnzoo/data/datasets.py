@@ -41,11 +41,15 @@ import dataclasses
 import difflib
 import hashlib
 import os
+import signal
+import socket
 import stat
 import statistics
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from cnnzoo import predict  # as a module: folders and predictions share one load_image and MAX_PIXELS
+from cnnzoo.data import fashion_mnist
 from cnnzoo.data.cache import cache_dir, read_decoded, write_decoded
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.fashion_mnist import load_fashion_mnist
@@ -197,7 +202,8 @@ def _load_torchvision(b: _Builtin, root: str | os.PathLike[str] | None, download
     try:
         if missing:
             base.mkdir(parents=True, exist_ok=True)
-        train = cls(str(base), train=True, download=download and bool(missing))
+        with _download_bounds(directory, active=download and bool(missing)):
+            train = cls(str(base), train=True, download=download and bool(missing))
         test = cls(str(base), train=False, download=False)
     except Exception as exc:  # torchvision raises RuntimeError, URLError, AssertionError, pickle errors, ...
         still_missing = [n for n in names if not (directory / n).is_file()]
@@ -223,6 +229,47 @@ def _load_torchvision(b: _Builtin, root: str | os.PathLike[str] | None, download
         verified=hasattr(cls, "base_folder"),  # torchvision checks CIFAR's MD5s, only the presence of MNIST's
         **arrays,
     )
+
+
+READ_TIMEOUT = 30.0  # seconds a download may wait for its next bytes
+
+
+@contextmanager
+def _download_bounds(directory: Path, *, active: bool) -> Iterator[None]:
+    """torchvision's own downloader (MNIST, KMNIST, CIFAR-10) under cnnzoo's bounds: each read waits at most
+    :data:`READ_TIMEOUT`, the whole download at most Fashion-MNIST's ``DOWNLOAD_DEADLINE`` (in the main
+    thread, by a timer signal), and a download that fails or is stopped leaves none of its partial files."""
+    if not active:
+        yield
+        return
+    before = set(directory.rglob("*")) if directory.exists() else set()
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(READ_TIMEOUT)
+    deadline = fashion_mnist.DOWNLOAD_DEADLINE
+    timed = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+
+    def expire(signum: int, frame: object) -> None:
+        raise DataNotFoundError(f"the download took longer than {deadline:g} s")
+
+    if timed and signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        timed = False  # the caller's own timer is running: leave it alone (it bounds the call already)
+    previous = signal.signal(signal.SIGALRM, expire) if timed else None
+    if timed:
+        signal.setitimer(signal.ITIMER_REAL, deadline)
+    try:
+        yield
+    except BaseException:
+        for path in sorted(set(directory.rglob("*")) - before, reverse=True):  # files first, then folders
+            if path.is_file() or path.is_symlink():
+                path.unlink(missing_ok=True)
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        raise
+    finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        socket.setdefaulttimeout(old_timeout)
 
 
 def _check_sizes(title: str, cls: type, directory: Path, names: list[str]) -> None:
