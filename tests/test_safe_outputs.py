@@ -20,6 +20,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+import cnnzoo.leaderboard as lb
 from cnnzoo import board
 from cnnzoo.cli import main
 from cnnzoo.errors import ConfigError, OutputError, RunLockedError
@@ -274,3 +275,17 @@ def test_the_leaderboard_cli_refuses_the_smaller_row_and_keeps_the_files(tmp_pat
     assert main(["leaderboard", "--redraw", "--output", str(md)]) == 2
     assert "pass --force to replace it" in capsys.readouterr().err
     assert main(["leaderboard", "--redraw", "--force", "--output", str(md)]) == 0
+
+
+def test_a_rerun_over_fewer_seeds_is_refused_before_it_trains(tmp_path, fake_train_data, monkeypatch, capsys):
+    argv = ["leaderboard", "lenet_bn", "--epochs", "1", "--batch-size", "32", "--lr", "0.1", "--device", "cpu"]
+    out = ["--quiet", "--output", str(tmp_path / "lb.md")]
+    assert main([*argv, "--seeds", "0", "1", *out]) == 0
+    before = (tmp_path / "lb.json").read_bytes()
+    trained = []
+    monkeypatch.setattr(lb, "fit", lambda *a, **k: trained.append(1) or [])
+    monkeypatch.setattr(lb, "estimate_epoch_seconds", lambda *a, **k: trained.append(1) or 1.0)
+    capsys.readouterr()
+    assert main([*argv, "--seeds", "0", *out]) == 2
+    assert "over 2 seeds, this run over 1: pass --replace" in capsys.readouterr().err
+    assert trained == [] and (tmp_path / "lb.json").read_bytes() == before

@@ -47,6 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnzoo.board import merge_rows
 from cnnzoo.config import TrainConfig
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.devices import DeviceSetup, free_device_memory, setup_device
@@ -361,6 +362,35 @@ def _train_seed(
     return _run_record(seed, history, bool(stop and stop.triggered))
 
 
+def _refuse_smaller_reruns(
+    plans: Sequence[Plan],
+    data: ImageDataset,
+    seeds: Sequence[int],
+    budget_seconds: float | None,
+    existing: Sequence[Mapping[str, Any]],
+    source: str,
+) -> None:
+    """What :func:`board.merge_rows` would refuse after training, said before it: each plan as the row it
+    will make (its key and its seeds; the epochs are the plan's, or the budget's)."""
+    planned = []
+    for plan in plans:
+        setup = setup_device(plan.config.device, plan.config.precision, plan.config.channels_last)
+        planned.append(
+            {
+                "model": plan.spec.label,
+                "input_size": plan.input_size,
+                "recipe": plan.config.recipe,
+                "dataset": data.name,
+                "device": setup.name,
+                "epochs_planned": plan.config.epochs,
+                "budget_minutes": None if budget_seconds is None else budget_seconds / 60,
+                "seeds": list(seeds),
+                "runs": [{"epochs": plan.config.epochs} for _ in seeds],
+            }
+        )
+    merge_rows(existing, planned, source=source)
+
+
 def run_leaderboard(
     models: Sequence[str | ModelSpec],
     data: ImageDataset,
@@ -374,18 +404,25 @@ def run_leaderboard(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    existing: Sequence[Mapping[str, Any]] = (),
+    replace: bool = False,
+    source: str = "the leaderboard",
 ) -> list[dict[str, Any]]:
     """Train every model once per seed with ``recipe`` (and ``overrides``) on ``data``; return one row each.
 
     ``budget_seconds`` caps each run (see the module docstring); ``progress`` is :func:`fit`'s bar and
     epoch lines; ``log`` receives one line per decision and per finished run; ``on_row`` gets each row as
     soon as its seeds are done (the CLI writes the files there, so an interruption loses one model at most).
+    ``existing``: the rows already in ``source``; a planned row that would measure less than the row it
+    replaces (fewer seeds) is refused before anything trains, unless ``replace``.
     """
     seeds = [int(s) for s in seeds]
     _check_run_settings(seeds, budget_seconds)
     say = log or (lambda line: None)
     origin: dict[str, Any] = {}
     plans = plan_leaderboard(models, data, recipe=recipe, overrides=overrides, input_size=input_size)
+    if existing and not replace:
+        _refuse_smaller_reruns(plans, data, seeds, budget_seconds, existing, source)
     rows = []
     for plan in plans:
         setup = setup_device(plan.config.device, plan.config.precision, plan.config.channels_last)

@@ -79,7 +79,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.redraw:
         return _redraw(args)
     _check_numbers(args)
-    board.check_outputs(args.output, force=args.force)  # a wrong --output fails before anything trains
+    _, js, _ = board.check_outputs(args.output, force=args.force)  # a wrong --output fails before anything trains
     specs = [parse_model_spec(m) for m in args.models or DEFAULT_MODELS]  # fail fast
     set_threads(args.threads)
     overrides = train_overrides(args)
@@ -104,6 +104,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         log=lambda line: print(line, flush=True),
         on_row=lambda row: _write_row(args, row),
+        existing=board.load_rows(js),  # a rerun that would measure less is refused before it trains
+        replace=args.replace,
+        source=str(js),
     )
     print()
     for r in rows:
