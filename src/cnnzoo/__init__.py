@@ -5,14 +5,19 @@ Data flows one way: files -> :mod:`cnnzoo.data` (uint8 tensors on the device) ->
 model and data of a run, its directory) -> front ends (:mod:`cnnzoo.cli`, notebooks). See docs/architecture.md.
 """
 
-from cnnzoo._version import __version__
-from cnnzoo.config import TrainConfig, resolve_config
-from cnnzoo.data import load_dataset, load_fashion_mnist
-from cnnzoo.engine import evaluate, fit
-from cnnzoo.inspection import summary
-from cnnzoo.progress import default_callbacks as progress_callbacks
-from cnnzoo.registry import create_model, get_model_info, list_models, register_model
-from cnnzoo.run import Run, new_run, open_run, resume_run
+# First, before anything imports torch: OpenMP reads its wait policy once, when torch loads it (cnnzoo._omp).
+from cnnzoo._omp import choose_wait_policy
+
+choose_wait_policy()
+
+from cnnzoo._version import __version__  # noqa: E402
+from cnnzoo.config import TrainConfig, resolve_config  # noqa: E402
+from cnnzoo.data import load_dataset, load_fashion_mnist  # noqa: E402
+from cnnzoo.engine import evaluate, fit  # noqa: E402
+from cnnzoo.inspection import summary  # noqa: E402
+from cnnzoo.progress import default_callbacks as progress_callbacks  # noqa: E402
+from cnnzoo.registry import create_model, get_model_info, list_models, register_model  # noqa: E402
+from cnnzoo.run import Run, new_run, open_run, resume_run  # noqa: E402
 
 __all__ = [
     "Run",

@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import gc
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,8 @@ from cnnzoo.errors import ConfigError
 
 __all__ = [
     "DeviceSetup",
+    "auto_threads",
+    "busy_cores",
     "enable_determinism",
     "free_device_memory",
     "resolve_device",
@@ -168,13 +171,48 @@ def enable_determinism() -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def set_threads(threads: int | None) -> None:
-    """``--threads N``: the CPU threads PyTorch computes with (``None`` leaves PyTorch's default, all cores)."""
+def busy_cores(interval: float = 0.1) -> float:
+    """How many CPU cores other programs keep busy right now: ``/proc/stat``'s busy share over ``interval``
+    seconds (this process sleeps meanwhile) times the cores; 0.0 where ``/proc/stat`` cannot be read."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]) - idle, sum(fields[:8])
+
+    try:
+        busy0, total0 = sample()
+        time.sleep(interval)
+        busy1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    if total1 <= total0:
+        return 0.0
+    return (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
+
+
+def auto_threads(cores: int | None = None, busy: float | None = None) -> int:
+    """The CPU threads to compute with: the cores other programs leave free (at least one), so that no
+    thread of ours waits at every barrier for a sibling a busy neighbour has descheduled."""
+    cores = cores or os.cpu_count() or 1
+    busy = busy_cores() if busy is None else busy
+    return max(1, min(cores, cores - round(busy)))
+
+
+def set_threads(threads: int | None) -> int:
+    """``--threads N``: the CPU threads PyTorch computes with; returns the number in force.
+
+    ``None``: :func:`auto_threads` (the cores not busy with other programs, probed for 0.1 s), unless
+    ``OMP_NUM_THREADS`` says how many (then PyTorch's own choice stands)."""
     if threads is None:
-        return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        if os.environ.get("OMP_NUM_THREADS"):
+            return torch.get_num_threads()
+        threads = min(auto_threads(), torch.get_num_threads())
+    elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"--threads {threads}: must be at least 1")
     torch.set_num_threads(threads)
+    return threads
 
 
 def free_device_memory(device: torch.device) -> None:

@@ -22,6 +22,7 @@ from cnnzoo.plots import curves_figure, figure_png
 __all__ = [
     "ConsoleProgress",
     "LivePlot",
+    "SlowdownWarning",
     "default_callbacks",
     "final_summary",
     "format_epoch",
@@ -155,9 +156,38 @@ def _ipython_display() -> Callable[..., Any]:
     return display
 
 
+SLOWDOWN = 3.0  # an epoch this many times slower than the run's first is worth a word
+
+
+class SlowdownWarning(Callback):
+    """One line on stderr, once, when an epoch trains :data:`SLOWDOWN` times slower than the first: the
+    figures of such a run say more about the machine than about the model."""
+
+    def __init__(self, factor: float = SLOWDOWN, stream: Any = None) -> None:
+        self.factor = factor
+        self.stream = stream
+        self.warned = False
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        first, last = state.history[0], state.history[-1]
+        if self.warned or len(state.history) < 2 or not last["images_per_sec"] > 0:
+            return
+        slower = first["images_per_sec"] / last["images_per_sec"]
+        if slower >= self.factor:
+            self.warned = True
+            print(
+                f"warning: epoch {last['epoch']} trained {slower:.1f}x slower than epoch {first['epoch']} "
+                f"({last['images_per_sec']:,.0f} against {first['images_per_sec']:,.0f} img/s): another program "
+                "is probably busy on this machine; its timings are not this model's",
+                file=self.stream or sys.stderr,
+                flush=True,
+            )
+
+
 def default_callbacks(show: bool = True) -> list[Callback]:
-    """What a person usually wants to see: the bar and epoch lines, and the live curves in Jupyter."""
+    """What a person usually wants to see: the bar and epoch lines, a warning when the machine slows the run
+    down, and the live curves in Jupyter."""
     if not show:
         return []
     notebook = in_notebook()
-    return [ConsoleProgress(notebook=notebook), *([LivePlot()] if notebook else [])]
+    return [ConsoleProgress(notebook=notebook), SlowdownWarning(), *([LivePlot()] if notebook else [])]
