@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 
 import pytest
@@ -25,7 +26,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_bench_all_both_modes_prints_a_complete_table_and_writes_every_format(tmp_path, capsys):
     out = {kind: tmp_path / f"bench.{kind}" for kind in ("csv", "json", "md")}
     argv = ["bench", "all", "--mode", "both", "--batch-size", "2", "--input-size", "32", "--warmup", "0"]
-    argv += ["--steps", "1", "--device", "cpu", "--csv", str(out["csv"]), "--json", str(out["json"])]
+    argv += ["--steps", "1", "--repeats", "1", "--device", "cpu", "--csv", str(out["csv"]), "--json", str(out["json"])]
     assert main([*argv, "--markdown", str(out["md"])]) == 0
     stdout = capsys.readouterr().out
     names = list_models()
@@ -38,12 +39,15 @@ def test_bench_all_both_modes_prints_a_complete_table_and_writes_every_format(tm
     assert re.search(r"^lenet\s+train\s+2\s+31x31 .* input 32 -> 31 \(accepts 28-31\)$", table, re.M)
     assert re.search(r"^vgg11\s+infer\s+2\s+224x224 .* input 32 -> 224 \(accepts 224-255\)$", table, re.M)
     assert "peak memory: process peak RSS" in stdout
+    assert "median of 1 timed block, no spread from 1 block; no row noisy" in stdout  # one block: a bare timing
 
     with open(out["csv"], newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["model"], r["mode"]) for r in rows] == [(n, m) for n in names for m in ("train", "infer")]
     for r in rows:
         assert float(r["images_per_sec"]) > 0 and float(r["ms_per_step"]) > 0 and float(r["peak_memory_mb"]) > 100
+        low, mid, high = (float(r[f"images_per_sec{k}"]) for k in ("_min", "", "_max"))
+        assert int(r["repeats"]) == 1 and int(r["steps"]) == 1 and low == mid == high and float(r["spread"]) == 0
         info = get_model_info(r["model"])
         assert info.min_input_size <= int(r["input_size"]) <= (info.max_input_size or 10**6)
     lenet = next(r for r in rows if r["model"] == "lenet")
@@ -232,3 +236,135 @@ def test_bench_spells_the_shared_flags_as_train_does(tmp_path, capsys):
     # --pipeline refuses --csv before it races (nothing is loaded or written)
     assert main(["bench", "--pipeline", "lenet", "--csv", str(tmp_path / "p.csv"), "--device", "cpu"]) == 2
     assert "not --csv" in capsys.readouterr().err and not (tmp_path / "p.csv").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# repeats: timed blocks, their median and spread, noisy rows, the chart
+# ------------------------------------------------------------------------------------------------
+def _fake_clock(monkeypatch, durations):
+    """bench's block timer reads 0, d1, 10, 10 + d2, 20, ...: block k lasts durations[k]. Each block must read it
+    exactly twice (start, end; no --min-time), or next() runs dry and the test fails."""
+    ticks = iter([t for k, d in enumerate(durations) for t in (10.0 * k, 10.0 * k + d)])
+    monkeypatch.setattr(bench, "_clock", lambda: next(ticks))
+    return ticks
+
+
+def test_repeats_report_the_median_and_iqr_of_the_timed_blocks(monkeypatch):
+    # batch 4 x 2 steps = 8 images a block: 20, 100, 10, 16, 24 images/s
+    ticks = _fake_clock(monkeypatch, [0.4, 0.08, 0.8, 0.5, 8 / 24])
+    setup = setup_device("cpu", "fp32", "no")
+    (row,) = bench.bench(["lenet"], modes=("infer",), batch_size=4, input_size=None, setup=setup, steps=2, warmup=0)
+    assert next(ticks, None) is None  # five blocks (the default --repeats), two clock readings each
+    assert (row.repeats, row.steps) == (5, 10)
+    assert row.images_per_sec == pytest.approx(20)  # the median, not the mean (34) nor the last block
+    assert (row.images_per_sec_q1, row.images_per_sec_q3) == (pytest.approx(16), pytest.approx(24))
+    assert (row.images_per_sec_min, row.images_per_sec_max) == (pytest.approx(10), pytest.approx(100))
+    assert row.spread == pytest.approx(8 / 20) and row.spread_kind == "IQR"
+    assert row.ms_per_step == pytest.approx(200)  # median of 200, 40, 400, 250, 166.7 ms per step
+    assert row.note == "noisy: IQR 40% of the median; the machine was busy?"
+    table = bench.format_bench_table([row])
+    assert re.search(r"^lenet\s+infer\s+4\s+28x28\s+20\.0\s+16\.0-24\.0 \(40%\)\s+200\.00 ", table, re.M), table
+    assert "median of 5 timed blocks, spread = q1-q3 (IQR / median); 1 of 1 rows noisy (spread > 10%)" in table
+    assert f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'default')}" in table
+    assert f"({torch.get_num_threads()} threads)" in table and row.threads == torch.get_num_threads()
+
+    (got,) = csv.DictReader(io.StringIO(bench.rows_to_csv([row])))
+    assert float(got["images_per_sec"]) == pytest.approx(20) and float(got["images_per_sec_q3"]) == pytest.approx(24)
+    assert float(got["spread"]) == pytest.approx(0.4) and got["repeats"] == "5" and got["note"].startswith("noisy")
+    (doc,) = json.loads(bench.rows_to_json([row]))["rows"]
+    assert doc["images_per_sec_q1"] == pytest.approx(16) and doc["images_per_sec_max"] == pytest.approx(100)
+    assert doc["spread"] == pytest.approx(0.4) and doc["omp_wait_policy"] == row.omp_wait_policy
+
+
+def test_under_four_blocks_the_spread_is_min_max_and_a_steady_row_is_not_noisy(monkeypatch):
+    _fake_clock(monkeypatch, [0.08, 0.078, 0.0784])  # 100, 102.6, 102.0 images/s
+    setup = setup_device("cpu", "fp32", "no")
+    (row,) = bench.bench(
+        ["lenet"], modes=("train",), batch_size=4, input_size=None, setup=setup, steps=2, warmup=0, repeats=3
+    )
+    assert row.repeats == 3 and row.spread_kind == "range" and row.note == ""
+    assert row.images_per_sec == pytest.approx(8 / 0.0784)
+    assert row.spread == pytest.approx((8 / 0.078 - 8 / 0.08) / (8 / 0.0784)) and row.spread < bench.NOISY_SPREAD
+    assert row.spread_bounds == (pytest.approx(100), pytest.approx(8 / 0.078))
+    text = bench.format_bench_table([row])
+    assert "spread = min-max ((max - min) / median); no row noisy" in text and "100.0-102.6 (3%)" in text
+    # (max - min) / median decides under 4 blocks, however the middle block falls
+    assert bench.block_stats(4, [(2, 0.08), (2, 0.16), (2, 0.1)])["spread"] == pytest.approx((100 - 50) / 80)
+    assert bench.block_stats(4, [(2, 0.08)])["spread"] == 0  # one block: no spread
+
+
+def _row(model, mode, rates, size=28, batch=4):
+    stats = bench.block_stats(batch, [(1, batch / r) for r in rates])
+    fields = dict(device="cpu (2 threads)", precision="fp32", channels_last=False, compiled=False, params=1, macs=1)
+    return bench.BenchRow(
+        model=model, mode=mode, batch_size=batch, input_size=size, **fields, **stats, peak_memory_mb=1.0,
+        memory_kind="process peak RSS", threads=2, omp_wait_policy="default",
+    )  # fmt: skip
+
+
+def test_a_noisy_row_gets_the_note_beside_the_other_notes_and_the_settings_line_counts_it():
+    asked = []
+    timings = {"train": [30, 2576, 63, 3304, 2900], "infer": [1000, 1010, 990, 1005, 995]}
+
+    def fake_measure(name, *, mode, batch_size, input_size, repeats, **kw):
+        asked.append(repeats)
+        if batch_size > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return _row(name, mode, timings[mode], input_size, batch_size)
+
+    setup = setup_device("cpu", "fp32", "no")
+    rows = bench.bench(
+        ["lenet"], batch_size=4, input_size=96, setup=setup, repeats=5, measure=fake_measure
+    )  # fmt: skip
+    assert asked == [5, 5, 5, 5]  # --repeats reaches the measurement, also after an out-of-memory retry
+    train, infer = rows
+    assert train.images_per_sec == 2576 and (train.images_per_sec_q1, train.images_per_sec_q3) == (63, 2900)
+    assert train.note == (
+        "noisy: IQR 110% of the median; the machine was busy?; input 96 -> 31 (accepts 28-31); "
+        "batch 4 out of memory, retried at 2"
+    )
+    assert infer.note == "input 96 -> 31 (accepts 28-31); batch 4 out of memory, retried at 2"
+    assert "1 of 2 rows noisy (spread > 10%)" in bench.format_bench_table(rows)
+    assert "1 of 2 rows noisy" in bench.rows_to_markdown(rows)
+
+
+def test_bench_chart_has_a_linear_axis_error_bars_and_input_sizes_in_its_labels():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.container import BarContainer, ErrorbarContainer
+
+    rows = [
+        _row("lenet", "train", [900, 1000, 1100, 1200, 1300]),
+        _row("resnet18", "train", [40, 50, 60, 70, 80], size=96),
+        _row("lenet", "infer", [9000, 10000, 11000, 12000, 13000]),
+        _row("resnet18", "infer", [200, 300, 400], size=96),  # 3 blocks: the error bar spans min-max
+    ]
+    fig = bench.bench_chart(rows)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    assert len(fig.axes) == 2  # a panel per mode
+    expected = {"train": [1000, 1200, 50, 70], "infer": [10000, 12000, 200, 400]}  # q1-q3, or min-max
+    for ax, mode in zip(fig.axes, ("train", "infer")):
+        assert ax.get_xscale() == "linear" and ax.get_xlim()[0] == 0 and mode in ax.get_xlabel()
+        (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+        medians = [r.images_per_sec for r in rows if r.mode == mode]
+        assert [b.get_width() for b in bars] == pytest.approx(medians)  # lengths are the medians, so ratios
+        (errors,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        segments = errors.lines[2][0].get_segments()
+        assert [x for s in segments for x in (s[0][0], s[1][0])] == pytest.approx(expected[mode])
+        texts = [t.get_text() for t in ax.texts]
+        assert texts == [f"{m:,.0f}" for m in medians]
+        renderer = canvas.get_renderer()
+        inside = ax.get_window_extent(renderer)
+        assert all(t.get_window_extent(renderer).x1 <= inside.x1 for t in ax.texts)  # figures stay in the panel
+    labels = [t for t in fig.axes[0].get_yticklabels() if t.get_visible()]
+    assert [t.get_text() for t in labels] == ["lenet @28", "resnet18 @96"]
+    boxes = [t.get_window_extent(canvas.get_renderer()) for t in labels]
+    assert not boxes[0].overlaps(boxes[1]) and boxes[0].y0 > boxes[1].y1  # lenet on top, no overlap
+    assert all(not t.get_visible() or not t.get_text() for t in fig.axes[1].get_yticklabels())  # shared, once
+
+
+def test_repeats_must_be_a_positive_whole_number(capsys):
+    assert build_parser().parse_args(["bench", "lenet", "--repeats", "3"]).repeats == 3
+    assert build_parser().parse_args(["bench", "lenet"]).repeats == 5
+    assert main(["bench", "lenet", "--repeats", "0"]) == 2
+    assert "--repeats 0: must be a positive whole number" in capsys.readouterr().err

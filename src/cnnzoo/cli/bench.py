@@ -25,7 +25,8 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="throughput of models on synthetic input, or cnnzoo's training raced against d2l's pipeline",
         description="Without --pipeline: images/s, ms/step, parameters, MACs and peak memory of each MODEL (or "
-        "all) on synthetic input, after warm-up and with device synchronisation; out of memory retries at half "
+        "all) on synthetic input, after warm-up and with device synchronisation, as the median of --repeats "
+        "timed blocks with their spread (a spread over 10%% is noted as noisy); out of memory retries at half "
         "the batch. With --pipeline MODEL: one epoch of cnnzoo's training against one of the book's pipeline "
         "(torchvision + DataLoader(4 workers) + train_ch6), interleaved, and the median ratio.",
     )
@@ -43,6 +44,14 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--warmup", type=int, default=3, metavar="STEPS", help="untimed steps first (default 3)")
     g.add_argument("--steps", type=int, default=10, help="timed steps, at least (default 10)")
     g.add_argument("--min-time", type=float, default=0.0, metavar="S", help="keep timing for at least S seconds")
+    g.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        metavar="N",
+        help="timed blocks per row, each of --steps and --min-time; the row reports their median and spread "
+        "(IQR, or min-max under 4) and notes a spread over 10%% as noisy (default 5)",
+    )
     g = p.add_argument_group("--pipeline")
     g.add_argument("--rounds", type=int, default=3, help="interleaved epochs of each side (default 3)")
     g.add_argument("--train-images", type=int, metavar="N", help="training images per epoch (default all)")
@@ -61,7 +70,16 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_bench)
 
 
-_COUNTS = {"batch_size": 1, "resize": 1, "warmup": 0, "steps": 1, "rounds": 1, "train_images": 1, "test_images": 1}
+_COUNTS = {
+    "batch_size": 1,
+    "resize": 1,
+    "warmup": 0,
+    "steps": 1,
+    "repeats": 1,
+    "rounds": 1,
+    "train_images": 1,
+    "test_images": 1,
+}
 _FLAGS = {"resize": "--input-size"}
 
 
@@ -137,6 +155,16 @@ def _race(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
         print(f"wrote {path}")
 
 
+def _progress(row: bench.BenchRow) -> str:
+    """One row as it finishes: the median, and the spread when there are blocks to spread."""
+    text = f"{row.images_per_sec:,.1f} images/s"
+    if row.repeats > 1:
+        lo, hi = row.spread_bounds
+        kind = "IQR" if row.spread_kind == "IQR" else "min-max"
+        text += f" (median of {row.repeats}, {kind} {lo:,.1f}-{hi:,.1f})"
+    return text + (" noisy" if row.noisy else "")
+
+
 def _throughput(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
     """``MODEL...|all``: the synthetic-input table, its files and the chart."""
     names = args.models or ["all"]
@@ -158,7 +186,8 @@ def _throughput(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
         warmup=args.warmup,
         steps=args.steps,
         min_seconds=args.min_time,
-        on_row=lambda r: print(f"  {r.model} {r.mode}: {r.images_per_sec:,.1f} images/s", flush=True),
+        repeats=args.repeats,
+        on_row=lambda r: print(f"  {r.model} {r.mode}: {_progress(r)}", flush=True),
     )
     print()
     print(bench.format_bench_table(rows))
