@@ -49,9 +49,10 @@ print(256 * done / (time.perf_counter() - start), torch.get_num_threads(), os.en
 
 # name -> (environment, whether cnnzoo picks the threads as the CLI does)
 SETTINGS = {
-    "before: OpenMP's default wait, all cores": ({"CNNZOO_CPU_WAIT": "active"}, False),
-    "now: passive wait, the free cores": ({}, True),
-    "passive wait, all cores": ({}, False),
+    "before: all cores": ({}, False),
+    "now: the free cores": ({}, True),
+    "passive wait, all cores": ({"CNNZOO_CPU_WAIT": "passive"}, False),
+    "passive wait, the free cores": ({"CNNZOO_CPU_WAIT": "passive"}, True),
     "1 thread": ({"OMP_NUM_THREADS": "1"}, False),
 }
 SIDES = {"lenet_bn": 28, "lenet": 28, "resnet18": 32}

@@ -24,10 +24,10 @@ def _policy_after_import(**env: str) -> str:
     return done.stdout.strip()
 
 
-def test_import_cnnzoo_chooses_the_passive_wait_before_torch_loads():
-    assert _policy_after_import() == "PASSIVE"
-    assert _policy_after_import(OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"  # the user's choice stands
-    assert _policy_after_import(CNNZOO_CPU_WAIT="active") == "unset"  # OpenMP's own default, on request
+def test_import_cnnzoo_chooses_the_passive_wait_on_request_before_torch_loads():
+    assert _policy_after_import() == "unset"  # OpenMP's own (spinning) default: the fastest when idle
+    assert _policy_after_import(CNNZOO_CPU_WAIT="passive") == "PASSIVE"
+    assert _policy_after_import(OMP_WAIT_POLICY="ACTIVE", CNNZOO_CPU_WAIT="passive") == "ACTIVE"  # the user's
 
 
 WATCH_TORCH = """
@@ -46,6 +46,7 @@ print(seen[0])
 
 def test_the_policy_is_set_before_torch_is_imported():
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "CNNZOO_CPU_WAIT")}
+    clean["CNNZOO_CPU_WAIT"] = "passive"
     done = subprocess.run([sys.executable, "-c", WATCH_TORCH], env=clean, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "PASSIVE"  # what torch's OpenMP runtime finds when it loads
