@@ -247,7 +247,7 @@ CASES: list[Case] = [
     Case("label-smoothing-range", "numbers", "label smoothing of 1 or more", "train lenet_bn --label-smoothing 1.5",
          ("--label-smoothing 1.5: must be in [0, 1)",), "Use a value below 1, typically 0.1."),
     Case("threads-zero", "numbers", "zero CPU threads", "train lenet_bn --threads 0",
-         ("--threads 0: must be at least 1",), "Give at least 1 thread, or leave --threads out (all cores)."),
+         ("--threads 0: must be at least 1",), "Give at least 1 thread, or leave --threads out (the free cores)."),
     Case("top-k-zero", "numbers", "`--top-k 0` for predict", "predict run photo.png --top-k 0",
          ("--top-k 0: must be at least 1",), "Ask for at least the top 1 class.",
          setup=_both(_copy_run, _files(photo_DOT_png=_png_bytes)), run=True),

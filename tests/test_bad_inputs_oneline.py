@@ -202,7 +202,7 @@ CASES: list[Case] = [
     Case("batch-size-huge", "numbers", "a batch size of a billion", f"train lenet_bn --batch-size {10**9}",
          ("--batch-size 1000000000: is more than the 1,048,576 cnnzoo allows",), "Give a batch size such as 128."),
     Case("threads-huge", "numbers", "a million CPU threads", "train lenet_bn --threads 1000000",
-         ("--threads 1000000: more than 4096 threads",), "Leave --threads out (all cores)."),
+         ("--threads 1000000: more than 4096 threads",), "Leave --threads out (the free cores)."),
     Case("input-size-huge", "numbers", "an input side of a million pixels", "train resnet18 --input-size 1000000",
          ("--input-size 1000000: is more than 4096 pixels",), "Give a smaller --input-size."),
     Case("dist-timeout-zero", "numbers", "a data-parallel timeout of zero", "train lenet_bn --dist-timeout 0",

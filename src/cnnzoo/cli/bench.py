@@ -39,7 +39,7 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     add_precision(p, default="auto")
     add_channels_last(p, default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile (compilation happens in the warm-up)")
-    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: the cores other programs leave free)")
     g = p.add_argument_group("timing (throughput)")
     g.add_argument("--warmup", type=int, default=3, metavar="STEPS", help="untimed steps first (default 3)")
     g.add_argument("--steps", type=int, default=10, help="timed steps, at least (default 10)")

@@ -55,7 +55,7 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
     add_precision(p)
     add_channels_last(p)
-    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: the cores other programs leave free)")
     p.add_argument("--dataset", metavar="NAME", help="fashion-mnist (default), mnist, kmnist, cifar10 or folder:PATH")
     p.add_argument("--data-root", metavar="DIR", help="directory with the dataset's files (default: the user cache)")
     p.add_argument(

@@ -102,7 +102,7 @@ def _add_machine(g: argparse._ArgumentGroup) -> None:
         help="deterministic kernels, so the seed reproduces a CUDA run too; costs speed on CUDA (slower "
         "convolutions, no cuDNN autotuning), little on CPU, which is reproducible already (docs/reliability.md)",
     )
-    g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all cores)")
+    g.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: the cores other programs leave free)")
     g.add_argument(
         "--dist-timeout",
         type=float,
@@ -171,7 +171,7 @@ class _StopFlag:
 def _check_machine_flags(args: argparse.Namespace) -> None:
     """Flags that are not hyperparameters, checked before anything heavy happens."""
     if args.threads is not None and args.threads > 4096:
-        raise ConfigError(f"--threads {args.threads}: more than 4096 threads: leave --threads out (all cores)")
+        raise ConfigError(f"--threads {args.threads}: more than 4096 threads: leave --threads out (the free cores)")
     if args.dist_timeout is not None:
         if not (math.isfinite(args.dist_timeout) and 0 < args.dist_timeout <= 7 * 24 * 3600):
             raise ConfigError(f"--dist-timeout {args.dist_timeout}: give seconds above 0, at most a week (604800)")
