@@ -355,6 +355,9 @@ class Callback:
     def on_stop(self, state: TrainState) -> None:
         """fit stopped early because ``should_stop()`` said so; ``state.partial`` may hold a half epoch."""
 
+    def close(self) -> None:
+        """Release what the callback holds (files, writers); whoever made it calls this after training."""
+
 
 # ------------------------------------------------------------------------------------------------
 # the loops

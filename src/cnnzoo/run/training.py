@@ -104,8 +104,7 @@ class Training:
             raise FileWriteError(f"{exc}, then {then}") from None
         finally:
             for cb in self.callbacks:
-                if isinstance(cb, TensorBoardLogger):
-                    cb.close()
+                cb.close()
         state = kept.state
         stopped = bool(state is not None and state.stopped)
         if self.recorder is not None and state is not None and not stopped:
