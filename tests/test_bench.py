@@ -30,7 +30,7 @@ def test_bench_all_both_modes_prints_a_complete_table_and_writes_every_format(tm
     assert main([*argv, "--markdown", str(out["md"])]) == 0
     stdout = capsys.readouterr().out
     names = list_models()
-    assert len(names) == 15
+    assert len(names) == 17
     table = stdout.split("\n\n")[1]
     for name in names:
         for mode in ("train", "infer"):
@@ -54,7 +54,7 @@ def test_bench_all_both_modes_prints_a_complete_table_and_writes_every_format(tm
     assert int(lenet["params"]) == 61_706 and int(lenet["macs"]) > 0
 
     doc = json.loads(out["json"].read_text())
-    assert doc["torch"] == torch.__version__ and len(doc["rows"]) == 30
+    assert doc["torch"] == torch.__version__ and len(doc["rows"]) == 34
     assert {r["model"] for r in doc["rows"]} == set(names)
     md = out["md"].read_text().splitlines()
     assert md[0].startswith("| model | mode |") and len([x for x in md if x.startswith("| resnet18 |")]) == 2
@@ -155,7 +155,7 @@ def test_time_to_target_counts_training_and_evaluation():
     assert time_to_target(history, 0.91) == {"target": 0.91, "epoch": 2, "test_acc": 0.92, "seconds": 22.5}
     assert time_to_target(history, 0.99) is None
     assert format_time_to_target(history, 0.91).endswith("at epoch 2 after 22.5 s (evaluation time included)")
-    assert format_time_to_target(history, 0.99) == "did not reach test acc 0.99 in 3 epochs; best 0.9500 at epoch 3"
+    assert format_time_to_target(history, 0.99) == "did not reach test acc 0.99 in 3 epochs; highest 0.9500 at epoch 3"
 
 
 def test_target_acc_must_be_a_fraction(fake_train_data, tmp_path, capsys, monkeypatch):

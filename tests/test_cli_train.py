@@ -43,7 +43,10 @@ def test_one_epoch_smoke_run_through_main(fake_train_data, tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["model"] == "lenet_bn" and config["config"]["epochs"] == 1
     assert config["seed"] == 0 and config["environment"]["torch"] and "cpu" in config["environment"]["device"]
-    assert config["data"]["train_images"] == 512
+    # a tenth of the 512 training images held out for validation, stratified over the ten classes
+    assert (config["data"]["train_images"], config["data"]["val_images"]) == (461, 51)
+    assert "461 training + 51 validation images" in stdout
+    assert re.search(r"^best\.pt: epoch 1, the best validation accuracy", stdout, re.M)
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1 and json.loads(rows[0])["epoch"] == 1
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -67,7 +67,8 @@ def test_a_dataset_of_other_shape_gets_a_network_built_for_it_and_the_config_say
 def test_fashion_mnist_shaped_data_keeps_the_default_network(blocks):
     run = new_run("lenet_bn", overrides={"epochs": 1}, data=blocks)
     assert run.config.model_kwargs == {}
-    assert isinstance(run, Run) and run.data is blocks
+    assert isinstance(run, Run) and run.data.test_images is blocks.test_images  # the test split as given
+    assert run.data.val_labels.numel() + run.data.train_labels.numel() == blocks.train_labels.numel()
 
 
 def test_build_model_is_seeded_by_the_config():
@@ -80,7 +81,7 @@ def test_build_model_is_seeded_by_the_config():
 
 def test_new_run_loads_the_data_its_config_names(fake_train_data):
     run = new_run("lenet_bn", overrides={"epochs": 1})
-    assert run.data is fake_train_data
+    assert run.data.test_images is fake_train_data.test_images and run.data.has_validation
 
 
 def test_a_notebook_style_run_trains_and_shows_progress_only_when_asked(blocks, capsys):
@@ -120,7 +121,7 @@ def test_resume_run_continues_from_the_checkpoint(trained_run, tmp_path, fake_tr
 def test_open_run_gives_the_trained_model_and_its_data(trained_run, fake_train_data):
     run = open_run(trained_run, device="cpu")
     assert run.config.device == "cpu" and run.checkpoint == trained_run / "last.pt"
-    assert run.data is fake_train_data and run.resume["epoch"] == 3
+    assert run.data.test_images is fake_train_data.test_images and run.resume["epoch"] == 3
     result = cnnzoo.evaluate(run.model, run.data, run.config)
     assert result.accuracy > 0.5
 

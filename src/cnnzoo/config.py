@@ -84,7 +84,10 @@ class TrainConfig:
     init: str = "default"  # default (PyTorch's) | xavier (d2l's xavier_uniform_ on weights)
     # data
     dataset: str = "fashion-mnist"  # fashion-mnist | mnist | kmnist | cifar10 | folder:PATH (cnnzoo.data.datasets)
-    val_fraction: float = 0.1  # folder:PATH without a test/ folder: the held-out share of each class
+    val_fraction: float = 0.1  # folder:PATH without a test/ folder: the share of each class held out as *test*
+    # validation images taken out of the training split (cnnzoo.data.hold_out_validation): best.pt and
+    # --patience use them, never the test set. None: a tenth of the training images, at most 5,000; 0: none
+    val_size: int | None = None
     resize: int | None = None  # square input side; None -> the model's own input size
     augment: str = "none"  # none | flip | crop | flip+crop, done on the device per batch
     crop_padding: int = 2  # zero padding of the random crop
@@ -98,6 +101,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False  # deterministic kernels on CUDA, at a speed cost (cnnzoo.devices.enable_determinism)
     target_acc: float | None = None  # stop once test accuracy first reaches this (time to accuracy); None: off
+    patience: int | None = None  # early stopping: end after this many epochs without a better validation accuracy
     sync_bn: bool = False  # data parallel on GPUs: SyncBatchNorm over the global batch (cnnzoo.distributed)
     tensorboard: bool = False  # also write TensorBoard scalars to <run dir>/tensorboard (extra cnnzoo[tensorboard])
 
@@ -120,6 +124,7 @@ _D2L_COMMON: dict[str, Any] = {
     "init": "xavier",
     "augment": "none",
     "normalize": False,  # d2l uses ToTensor() only
+    "val_size": 0,  # the book trains on all 60,000 training images and tests every epoch
 }
 
 # (lr, batch size, input size) of each network the book trains, from its train_ch6 calls. The book's
@@ -264,6 +269,8 @@ _RANGES: tuple[tuple[str, Any, str], ...] = (
     ("gamma", lambda v: 0 < v <= 1, "the step decay factor must be in (0, 1]"),
     ("resize", lambda v: v is None or v >= 1, "must be a positive number of pixels"),
     ("val_fraction", lambda v: 0 < v < 1, "the held-out share must be between 0 and 1, e.g. 0.1"),
+    ("val_size", lambda v: v is None or v >= 0, "must be 0 (no validation split) or a number of images, e.g. 5000"),
+    ("patience", lambda v: v is None or v >= 1, "must be a positive number of epochs, e.g. 3"),
 )
 
 
@@ -284,7 +291,8 @@ MAX_BATCH = 1 << 20
 MAX_LR = 1e30
 MAX_SEED = 2**63 - 1
 MAX_SIDE = 4096
-_UPPER = {"epochs": MAX_EPOCHS, "batch_size": MAX_BATCH, "eval_batch_size": MAX_BATCH, "step_size": MAX_EPOCHS}
+_UPPER = {"epochs": MAX_EPOCHS, "batch_size": MAX_BATCH, "eval_batch_size": MAX_BATCH, "step_size": MAX_EPOCHS,
+          "patience": MAX_EPOCHS, "val_size": 1 << 31}  # fmt: skip
 # the Python type each field holds, from its annotation ("float" fields take ints too)
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "int | None": (int, type(None)),
           "float | None": (int, float, type(None)), "dict[str, Any]": (dict,)}  # fmt: skip
@@ -311,7 +319,7 @@ def _check_types(c: TrainConfig) -> None:
 
 def _check_bounds(c: TrainConfig) -> None:
     for name, top in _UPPER.items():
-        if getattr(c, name) > top:
+        if getattr(c, name) is not None and getattr(c, name) > top:
             raise _bad(name, getattr(c, name), f"is more than the {top:,} cnnzoo allows: give a smaller value")
     if c.lr > MAX_LR:
         raise _bad("lr", c.lr, f"is above {MAX_LR:g}, where the update overflows float32: give e.g. 0.05")
@@ -342,6 +350,11 @@ def validate_config(config: TrainConfig) -> TrainConfig:
             raise _bad(name, getattr(c, name), why)
     _check_bounds(c)
     _check_schedule_and_augment(c)
+    if c.patience is not None and c.val_size == 0:
+        raise ConfigError(
+            f"--patience {c.patience} stops on validation accuracy, but --val-size is 0 (no validation split"
+            f"{', the d2l recipe' if c.recipe == 'd2l' else ''}): drop --patience or give --val-size 5000"
+        )
     if not isinstance(c.dataset, str) or not c.dataset.strip():
         raise _bad("dataset", c.dataset, "name a dataset: fashion-mnist, mnist, kmnist, cifar10 or folder:PATH")
     if not isinstance(c.model_kwargs, dict):
@@ -373,6 +386,8 @@ def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
     Keys this version does not know are refused rather than silently dropped.
     """
     known = {f.name for f in dataclasses.fields(TrainConfig)}
+    if "val_size" not in data:  # saved before validation splits existed: the run trained on every training image
+        data = {**data, "val_size": 0}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"saved config has settings this cnnzoo does not know: {', '.join(sorted(unknown))}")

@@ -54,12 +54,14 @@ __all__ = [
     "EpochTotals",
     "EvalResult",
     "TrainState",
+    "best_row",
     "build_optimizer",
     "build_scheduler",
     "evaluate",
     "evaluate_batches",
     "fit",
     "make_batches",
+    "patience_reached",
     "restore_rng_state",
     "rng_state",
     "run_images_per_sec",
@@ -75,12 +77,14 @@ HISTORY_KEYS = (
     "epoch",
     "train_loss",
     "train_acc",
+    "val_loss",  # None without a validation split (the d2l recipe, --val-size 0)
+    "val_acc",
     "test_loss",
     "test_acc",
     "lr",
     "images_per_sec",
     "train_seconds",
-    "eval_seconds",
+    "eval_seconds",  # validation and test evaluation together
 )
 TIMING_KEYS = ("images_per_sec", "train_seconds", "eval_seconds")  # wall-clock: differ run to run
 
@@ -176,7 +180,8 @@ def make_batches(
     rank: int = 0,
     world_size: int = 1,
 ) -> DeviceBatches:
-    """The device-resident batches of ``split`` (``"train"``: shuffled, augmented, sharded by rank).
+    """The device-resident batches of ``split`` (``"train"``: shuffled, augmented, sharded by rank;
+    ``"val"`` and ``"test"``: in order, unaugmented).
 
     ``config.batch_size`` is the global batch: each of ``world_size`` ranks takes ``batch_size //
     world_size`` images per step, so the ranks' step-``k`` batches make up the single-process one.
@@ -208,11 +213,12 @@ def make_batches(
             world_size=world_size,
             **common,
         )
-    if split == "test":
-        return DeviceBatches(
-            data.test_images, data.test_labels, batch_size=config.eval_batch_size, shuffle=False, **common
-        )
-    raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split in ("val", "test"):
+        images, labels = (data.val_images, data.val_labels) if split == "val" else (data.test_images, data.test_labels)
+        if labels is None:
+            raise ValueError(f"{data.name} has no validation split")
+        return DeviceBatches(images, labels, batch_size=config.eval_batch_size, shuffle=False, **common)
+    raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -440,13 +446,29 @@ def _world_totals(totals: EpochTotals, parallel: ParallelContext) -> EpochTotals
 def time_to_target(history: Sequence[Mapping[str, Any]], target: float) -> dict[str, Any] | None:
     """When a run first reached test accuracy ``target``: ``epoch``, ``test_acc`` and ``seconds``, the
     training *and evaluation* wall time of the epochs up to it (start-up and run-directory writes are
-    not counted); ``None`` if it never did."""
+    not counted); ``None`` if it never did.
+
+    This is a time-to-accuracy measurement on the test set, as DAWNBench and airbench define it: it ends
+    the run and reports when, it never chooses a model (``best.pt`` and ``--patience`` use validation)."""
     seconds = 0.0
     for row in history:
         seconds += row["train_seconds"] + row["eval_seconds"]
         if row["test_acc"] >= target:
             return {"target": target, "epoch": int(row["epoch"]), "test_acc": row["test_acc"], "seconds": seconds}
     return None
+
+
+def best_row(history: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The epoch ``best.pt`` holds: the first with the highest *validation* accuracy. None without a
+    validation split: the test set never chooses a model."""
+    rows = [r for r in history if r.get("val_acc") is not None]
+    return max(rows, key=lambda r: r["val_acc"]) if rows else None
+
+
+def patience_reached(history: Sequence[Mapping[str, Any]], patience: int | None) -> bool:
+    """Early stopping: ``patience`` epochs have passed since the best validation accuracy (:func:`best_row`)."""
+    best = best_row(history) if patience is not None else None
+    return best is not None and int(history[-1]["epoch"]) - int(best["epoch"]) >= patience
 
 
 def _check_finite(totals: EpochTotals) -> None:
@@ -567,6 +589,7 @@ class _Loop:
 
     state: TrainState
     train_batches: DeviceBatches
+    val_batches: DeviceBatches | None  # None without a validation split
     test_batches: DeviceBatches
     forward: nn.Module | Callable[[Tensor], Tensor]  # the (wrapped, compiled) module that trains
     evaluator: nn.Module | Callable[[Tensor], Tensor]  # what evaluates (never DDP: it would sync buffers)
@@ -586,6 +609,7 @@ def _prepare(model, data, config, resume, setup, parallel) -> _Loop:
         data, config, split="train", setup=setup, resize=resize, rank=parallel.rank, world_size=parallel.world_size
     )
     test_batches = make_batches(data, config, split="test", setup=setup, resize=resize)
+    val_batches = make_batches(data, config, split="val", setup=setup, resize=resize) if data.has_validation else None
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(train_batches))
     state = TrainState(model, optimizer, scheduler, config, setup)
@@ -601,6 +625,7 @@ def _prepare(model, data, config, resume, setup, parallel) -> _Loop:
     return _Loop(
         state=state,
         train_batches=train_batches,
+        val_batches=val_batches,
         test_batches=test_batches,
         forward=forward,
         evaluator=forward if parallel.wrap is None else model,
@@ -610,7 +635,9 @@ def _prepare(model, data, config, resume, setup, parallel) -> _Loop:
     )
 
 
-def _epoch_row(epoch: int, totals: EpochTotals, result: EvalResult, parallel: ParallelContext) -> dict[str, Any]:
+def _epoch_row(
+    epoch: int, totals: EpochTotals, result: EvalResult, val: EvalResult | None, parallel: ParallelContext
+) -> dict[str, Any]:
     """One history row; with ranks, the training sums are summed over them before the one read."""
     world = _world_totals(totals, parallel)
     count = world.count
@@ -618,12 +645,14 @@ def _epoch_row(epoch: int, totals: EpochTotals, result: EvalResult, parallel: Pa
         "epoch": epoch + 1,
         "train_loss": float(world.loss_sum) / count,
         "train_acc": int(world.correct) / count,
+        "val_loss": val.loss if val is not None else None,
+        "val_acc": val.accuracy if val is not None else None,
         "test_loss": result.loss,
         "test_acc": result.accuracy,
         "lr": totals.last_lr,
         "images_per_sec": count / totals.seconds if totals.seconds > 0 else float("nan"),
         "train_seconds": totals.seconds,
-        "eval_seconds": result.seconds,
+        "eval_seconds": result.seconds + (val.seconds if val is not None else 0.0),
     }
 
 
@@ -658,10 +687,12 @@ def fit(
     Each history row holds :data:`HISTORY_KEYS`. ``images_per_sec`` is training samples over the
     epoch's whole training wall time, data included and evaluation excluded (``eval_seconds``).
 
-    ``config.target_acc``: training ends after the first epoch whose test accuracy reaches it (see
-    :func:`time_to_target`). Data parallel (:mod:`cnnzoo.distributed`): ``parallel`` shards each epoch
-    (``config.batch_size`` is the global batch), sums the metrics over the ranks and wraps the module for
-    training (DDP); evaluation runs the unwrapped module on every rank.
+    Each epoch is evaluated on the validation split (when ``data`` has one) and on the test set.
+    ``config.patience``: training ends after that many epochs without a better validation accuracy
+    (:func:`patience_reached`). ``config.target_acc``: training ends after the first epoch whose test
+    accuracy reaches it (see :func:`time_to_target`). Data parallel (:mod:`cnnzoo.distributed`):
+    ``parallel`` shards each epoch (``config.batch_size`` is the global batch), sums the metrics over the
+    ranks and wraps the module for training (DDP); evaluation runs the unwrapped module on every rank.
     """
     setup = setup or setup_device(config.device, config.precision, config.channels_last)
     parallel = parallel or ParallelContext()
@@ -672,6 +703,8 @@ def fit(
     target = config.target_acc
     if target is not None and time_to_target(state.history, target) is not None:
         return state.history  # resumed after the run reached its target: nothing left to train
+    if state.history and patience_reached(state.history, config.patience):
+        return state.history  # resumed after early stopping: nothing left to train
     while state.epoch < config.epochs and not state.stopped:
         if _run_epoch(loop, callbacks, should_stop, parallel):
             break
@@ -712,13 +745,18 @@ def _run_epoch(
         state.partial = _world_totals(totals, parallel)
         _stop(state, callbacks)
         return True
+    val = None
+    if loop.val_batches is not None:
+        val = evaluate_batches(loop.evaluator, loop.val_batches, setup=setup, num_classes=loop.num_classes)
     result = evaluate_batches(loop.evaluator, loop.test_batches, setup=setup, num_classes=loop.num_classes)
-    state.history.append(_epoch_row(epoch, totals, result, parallel))
+    state.history.append(_epoch_row(epoch, totals, result, val, parallel))
     state.epoch, state.partial, state.last_eval = epoch + 1, None, result
     for cb in callbacks:
         cb.on_epoch_end(state)
     if config.target_acc is not None and parallel.any(result.accuracy >= config.target_acc, setup.device):
         return True  # time to accuracy: the first epoch at the target ends the run (time_to_target reports it)
+    if config.patience is not None and parallel.any(patience_reached(state.history, config.patience), setup.device):
+        return True  # early stopping on validation accuracy
     if state.epoch < config.epochs and (stopped or (should_stop is not None and should_stop())):
         _stop(state, callbacks)
         return True

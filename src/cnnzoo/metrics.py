@@ -32,6 +32,8 @@ __all__ = [
 
 
 def _cell(value: Any) -> str:
+    if value is None:  # e.g. val_acc of a run without a validation split
+        return ""
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)
     return str(value)

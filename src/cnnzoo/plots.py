@@ -54,12 +54,17 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 110) -> Pa
 
 
 def curves_figure(history: Sequence[Mapping[str, Any]], title: str = "", epochs: int | None = None) -> Figure:
-    """Train loss, train accuracy and test accuracy against epoch, on one axes (as ``d2l.Animator``)."""
+    """Train loss, train accuracy, validation accuracy (when the run has a validation split) and test
+    accuracy against epoch, on one axes (as ``d2l.Animator``)."""
     fig = Figure(figsize=(5.5, 3.8))
     ax = fig.add_subplot()
     x = [row["epoch"] for row in history]
-    for key, label in CURVES:
-        ax.plot(x, [row[key] for row in history], marker="o", markersize=3, label=label)
+    curves = list(CURVES)
+    if any(row.get("val_acc") is not None for row in history):
+        curves.insert(2, ("val_acc", "val acc"))
+    for key, label in curves:
+        y = [row.get(key) if row.get(key) is not None else float("nan") for row in history]
+        ax.plot(x, y, marker="o", markersize=3, label=label)
     ax.set_xlabel("epoch")
     if epochs:
         ax.set_xlim(0.5, max(epochs, 1) + 0.5)

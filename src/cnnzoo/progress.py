@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm.std import tqdm as text_tqdm
 
-from cnnzoo.engine import Callback, EpochTotals, TrainState, run_images_per_sec, time_to_target
+from cnnzoo.engine import Callback, EpochTotals, TrainState, best_row, run_images_per_sec, time_to_target
 from cnnzoo.plots import curves_figure, figure_png
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "SlowdownWarning",
     "default_callbacks",
     "final_summary",
+    "format_best",
     "format_epoch",
     "format_time_to_target",
     "in_notebook",
@@ -34,9 +35,10 @@ __all__ = [
 def format_epoch(row: Mapping[str, Any], epochs: int) -> str:
     """One summary line per epoch."""
     width = len(str(epochs))
+    val = f"val acc {row['val_acc']:.4f}  " if row.get("val_acc") is not None else ""
     return (
         f"epoch {row['epoch']:>{width}}/{epochs}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
-        f"test acc {row['test_acc']:.4f}  lr {row['lr']:.3g}  {row['images_per_sec']:.1f} img/s  "
+        f"{val}test acc {row['test_acc']:.4f}  lr {row['lr']:.3g}  {row['images_per_sec']:.1f} img/s  "
         f"({row['train_seconds']:.1f} s train, {row['eval_seconds']:.1f} s eval)"
     )
 
@@ -51,12 +53,23 @@ def final_summary(history: Sequence[Mapping[str, Any]], device_label: str) -> st
     )
 
 
+def format_best(history: Sequence[Mapping[str, Any]]) -> str | None:
+    """Which epoch ``best.pt`` holds and why (None without a validation split: there is no best.pt)."""
+    best = best_row(history)
+    if best is None:
+        return None
+    return (
+        f"best.pt: epoch {best['epoch']}, the best validation accuracy ({best['val_acc']:.4f}; its test acc "
+        f"{best['test_acc']:.4f})"
+    )
+
+
 def format_time_to_target(history: Sequence[Mapping[str, Any]], target: float) -> str:
     """The closing line of a ``--target-acc`` run: when the target was reached, or that it was not."""
     hit = time_to_target(history, target)
     if hit is None:
-        best = max(history, key=lambda r: r["test_acc"]) if history else None
-        seen = f"; best {best['test_acc']:.4f} at epoch {best['epoch']}" if best else ""
+        top = max(history, key=lambda r: r["test_acc"]) if history else None
+        seen = f"; highest {top['test_acc']:.4f} at epoch {top['epoch']}" if top else ""
         return f"did not reach test acc {target:g} in {len(history)} epochs{seen}"
     return (
         f"reached test acc {hit['test_acc']:.4f} (target {target:g}) at epoch {hit['epoch']} after "

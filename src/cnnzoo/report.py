@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnzoo.atomic import atomic_write_text
-from cnnzoo.engine import run_images_per_sec, time_to_target
+from cnnzoo.engine import best_row, patience_reached, run_images_per_sec, time_to_target
 
 __all__ = ["render_report", "write_report"]
 
@@ -33,7 +33,7 @@ def render_report(
 ) -> str:
     """The Markdown text of ``report.md``."""
     last = history[-1]
-    best = max(history, key=lambda r: r["test_acc"])
+    best = best_row(history)
     train_s = sum(r["train_seconds"] for r in history)
     eval_s = sum(r["eval_seconds"] for r in history)
     name = config["model"]
@@ -46,7 +46,7 @@ def render_report(
         "| | |",
         "|---|---|",
         f"| test accuracy (last epoch, `last.pt`) | {final_accuracy:.4f} |",
-        f"| best test accuracy (`best.pt`) | {best['test_acc']:.4f} (epoch {best['epoch']}) |",
+        *_selection_rows(config, history),
         f"| train loss / train accuracy (last epoch) | {last['train_loss']:.4f} / {last['train_acc']:.4f} |",
         f"| throughput | {run_images_per_sec(history):.1f} images/s |" if train_s > 0 else "| throughput | - |",
         f"| time | {train_s:.1f} s training, {eval_s:.1f} s evaluation |",
@@ -63,12 +63,13 @@ def render_report(
         "",
         "Per-epoch numbers: [metrics.csv](metrics.csv) (also [metrics.jsonl](metrics.jsonl)).",
         "",
-        "| epoch | train loss | train acc | test acc | lr | images/s |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| epoch | train loss | train acc | val acc | test acc | lr | images/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in history:
+        val = f"{r['val_acc']:.4f}" if r.get("val_acc") is not None else "-"
         lines.append(
-            f"| {r['epoch']} | {r['train_loss']:.4f} | {r['train_acc']:.4f} | {r['test_acc']:.4f} | "
+            f"| {r['epoch']} | {r['train_loss']:.4f} | {r['train_acc']:.4f} | {val} | {r['test_acc']:.4f} | "
             f"{r['lr']:.3g} | {r['images_per_sec']:.1f} |"
         )
     lines += [
@@ -96,11 +97,16 @@ def render_report(
         lines.append(" ".join(shlex.quote(a) for a in command))
     lines += [
         f"cnnzoo eval {quoted}                      # test accuracy, per-class table, confusion matrix",
-        f"cnnzoo predict {quoted}/best.pt IMAGE.png # top classes of your own picture",
+        f"cnnzoo predict {quoted}/{'best' if best else 'last'}.pt IMAGE.png # top classes of your own picture",
         f"cnnzoo train --resume {quoted} --epochs {int(config['epochs']) + 5}   # train further",
         "```",
         "",
-        "Checkpoints: `last.pt` (the last completed epoch, resumable) and `best.pt` (the best test accuracy).",
+        "Checkpoints: `last.pt` (the last completed epoch, resumable)"
+        + (
+            " and `best.pt` (the best validation accuracy)."
+            if best
+            else "; no `best.pt`: without a validation split no epoch is chosen (the test set never chooses a model)."
+        ),
         "",
         "## Configuration",
         "",
@@ -120,6 +126,26 @@ def render_report(
     return "\n".join(lines)
 
 
+def _selection_rows(config: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> list[str]:
+    """How the run chose its model: best.pt on validation accuracy, early stopping, or no choice at all."""
+    best = best_row(history)
+    if best is None:
+        return [
+            "| validation | none (the book's set-up, or `--val-size 0`): no `best.pt`, the last epoch is the model |"
+        ]
+    rows = [
+        f"| best validation accuracy (`best.pt`) | {best['val_acc']:.4f} at epoch {best['epoch']} "
+        f"(its test accuracy {best['test_acc']:.4f}) |"
+    ]
+    patience = config.get("patience")
+    if patience_reached(history, patience):
+        rows.append(
+            f"| early stopping | stopped after epoch {history[-1]['epoch']} of {config['epochs']}: "
+            f"{patience} epochs without a better validation accuracy |"
+        )
+    return rows
+
+
 def _target_rows(config: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> list[str]:
     """The time-to-accuracy row of a ``--target-acc`` run (none otherwise)."""
     target = config.get("target_acc")
@@ -130,7 +156,8 @@ def _target_rows(config: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
         return [f"| time to test accuracy {target:g} | not reached in {len(history)} epochs |"]
     return [
         f"| time to test accuracy {target:g} | {hit['seconds']:.1f} s to {hit['test_acc']:.4f} at epoch "
-        f"{hit['epoch']} (training + evaluation; start-up and file writes not counted) |"
+        f"{hit['epoch']} (training + evaluation; start-up and file writes not counted; a time-to-accuracy "
+        "measurement on the test set, not a model choice) |"
     ]
 
 

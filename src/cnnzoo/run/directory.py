@@ -5,9 +5,10 @@
 =================  ===========================================================================
 config.json        resolved config, model, data, versions, device, seed, command
 metrics.csv/.jsonl one row per completed epoch (rewritten from the checkpoint's history)
-curves.png         train loss, train accuracy, test accuracy against epoch (redrawn every epoch)
+curves.png         train loss, train, validation and test accuracy against epoch (redrawn every epoch)
 last.pt            the last completed epoch, or the step Ctrl-C stopped at (resumable)
-best.pt            the epoch with the best test accuracy so far
+best.pt            the epoch with the best *validation* accuracy so far (none without a validation split:
+                   the test set never chooses a model)
 confusion.png      at the end: confusion matrix of the final model on the test set
 per_class.csv      at the end: per-class accuracy
 report.md          at the end: the page that ties them together with the model summary
@@ -33,7 +34,7 @@ from cnnzoo.atomic import atomic_write, atomic_write_text
 from cnnzoo.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
 from cnnzoo.config import TrainConfig
 from cnnzoo.data.dataset import ImageDataset
-from cnnzoo.engine import HISTORY_KEYS, Callback, EvalResult, TrainState, time_to_target
+from cnnzoo.engine import HISTORY_KEYS, Callback, EvalResult, TrainState, best_row, time_to_target
 from cnnzoo.errors import CheckpointError, ConfigError, OutputError, RunLockedError
 from cnnzoo.metrics import read_metrics, write_metrics, write_per_class
 from cnnzoo.plots import confusion_figure, curves_figure, save_figure
@@ -376,6 +377,8 @@ class RunDirectory(Callback):
                 "source": self.data.source,
                 "verified": self.data.verified,
                 "train_images": int(self.data.train_images.shape[0]),
+                "val_images": int(self.data.val_labels.numel()) if self.data.val_labels is not None else 0,
+                "validation": self.data.extra.get("validation"),
                 "test_images": int(self.data.test_images.shape[0]),
                 "classes": list(self.data.classes),
                 "mean": list(self.mean) if self.mean is not None else None,
@@ -403,7 +406,7 @@ class RunDirectory(Callback):
         self.state = state
         save_checkpoint(self.last, self._payload(state))
         history = state.history
-        if all(history[-1]["test_acc"] > row["test_acc"] for row in history[:-1]):
+        if best_row(history) is history[-1]:
             _copy_atomic(self.last, self.best)
         write_metrics(self.path, history, HISTORY_KEYS)
         self.write_curves(history)
@@ -436,9 +439,10 @@ class RunDirectory(Callback):
         the best epoch is the one last.pt holds (otherwise its weights are gone and best.pt stays)."""
         if not state.history or state.partial is not None or not self.last.exists():
             return
-        best_epoch = max(state.history, key=lambda r: r["test_acc"])["epoch"]
-        if best_epoch != state.history[-1]["epoch"]:
+        best = best_row(state.history)
+        if best is None or best["epoch"] != state.history[-1]["epoch"]:
             return
+        best_epoch = best["epoch"]
         try:
             have = load_checkpoint(self.best)["train"]["epoch"] if self.best.exists() else None
         except CheckpointError:

@@ -35,15 +35,35 @@ from cnnzoo.config import DEFAULT_MODEL, TrainConfig, config_from_dict, resolve_
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.devices import DeviceSetup
 from cnnzoo.distributed import ParallelContext
-from cnnzoo.engine import Callback, fit, time_to_target
+from cnnzoo.engine import Callback, fit, patience_reached, time_to_target
 from cnnzoo.errors import CheckpointError, ConfigError
 from cnnzoo.registry import ModelSpec, create_model, meta_model, parse_model_spec
 from cnnzoo.run.directory import check_unlocked, resolve_run_dir
 
-__all__ = ["RESUMABLE", "Run", "build_model", "load_data", "make_config", "new_run", "open_run", "resume_run"]
+__all__ = [
+    "RESUMABLE",
+    "Run",
+    "build_model",
+    "load_data",
+    "make_config",
+    "new_run",
+    "open_run",
+    "resume_run",
+    "with_validation",
+]
 
 # Settings whose value may change when a run is resumed; everything else belongs to the run.
-RESUMABLE = ("epochs", "device", "precision", "compile", "channels_last", "target_acc", "sync_bn", "tensorboard")
+RESUMABLE = (
+    "epochs",
+    "device",
+    "precision",
+    "compile",
+    "channels_last",
+    "target_acc",
+    "patience",
+    "sync_bn",
+    "tensorboard",
+)
 
 
 @dataclass
@@ -88,15 +108,35 @@ def load_data(config: TrainConfig, root: str | os.PathLike[str] | None = None, *
     """
     # data_mod.* is looked up at call time, so tests can substitute tiny data
     if data_mod.dataset_name(config.dataset) == "fashion-mnist" and in_channels in (None, 1):
-        return data_mod.load_fashion_mnist(root)
-    return data_mod.load_dataset(
-        config.dataset,
-        root=root,
-        image_size=config.resize,
-        in_channels=in_channels,
-        seed=config.seed,
-        val_fraction=config.val_fraction,
-    )
+        data = data_mod.load_fashion_mnist(root)
+    else:
+        data = data_mod.load_dataset(
+            config.dataset,
+            root=root,
+            image_size=config.resize,
+            in_channels=in_channels,
+            seed=config.seed,
+            val_fraction=config.val_fraction,
+        )
+    return with_validation(data, config)
+
+
+def with_validation(data: ImageDataset, config: TrainConfig) -> ImageDataset:
+    """``data`` with the validation split ``config.val_size`` asks for taken out of its training images
+    (:func:`cnnzoo.data.hold_out_validation`: stratified, the same images for every run and seed)."""
+    n_train = int(data.train_labels.numel())
+    if config.val_size is not None and config.val_size >= n_train:
+        raise ConfigError(
+            f"--val-size {config.val_size} is not smaller than the {n_train:,} training images of {data.name}: "
+            f"give e.g. --val-size {n_train // 10}, or 0 for no validation split"
+        )
+    data = data_mod.hold_out_validation(data, config.val_size)
+    if config.patience is not None and not data.has_validation:
+        raise ConfigError(
+            f"--patience needs validation images, and {data.name} has too few training images to hold "
+            "any out: drop --patience, or add images"
+        )
+    return data
 
 
 def _spec_overrides(spec: ModelSpec, overrides: Mapping[str, Any], text: str) -> dict[str, Any]:
@@ -159,7 +199,7 @@ def new_run(
         # then decide the network, so the final config is made once the data are there.
         data = load_data(make_config(spec, recipe=recipe, overrides=overrides), data_root)
     config = make_config(spec, recipe=recipe, overrides=overrides, data=data)
-    return Run(config, build_model(config), data)
+    return Run(config, build_model(config), with_validation(data, config))
 
 
 def resume_run(
@@ -189,12 +229,13 @@ def resume_run(
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in fixed)
         raise ConfigError(
             f"{flags} cannot change when resuming {directory} (only --epochs, --device, --precision, "
-            "--channels-last, --compile, --target-acc, --sync-bn can): start a new run instead"
+            "--channels-last, --compile, --target-acc, --patience, --sync-bn can): start a new run instead"
         )
     config = validate_config(dataclasses.replace(saved, **overrides))
     _check_unfinished(directory, config, ckpt["train"])
     if data is None:
         data = load_data(config, data_root, in_channels=ckpt["preprocess"]["in_channels"])
+    data = with_validation(data, config)
     return Run(config, model_from_checkpoint(ckpt), data, ckpt["train"], directory, ckpt_path)
 
 
@@ -226,6 +267,11 @@ def _check_unfinished(directory: Path, config: TrainConfig, train: Mapping[str, 
     if done >= config.epochs:
         raise ConfigError(
             f"{directory} already finished {done} of {config.epochs} epochs: pass --epochs {done + 5} to train further"
+        )
+    if patience_reached(train["history"], config.patience):
+        raise ConfigError(
+            f"{directory} stopped early at epoch {done}: {config.patience} epochs without a better validation "
+            f"accuracy: pass a higher --patience to train further"
         )
     hit = time_to_target(train["history"], config.target_acc) if config.target_acc else None
     if hit is not None:
