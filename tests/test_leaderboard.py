@@ -23,7 +23,7 @@ TINY = {"epochs": 1, "batch_size": 8, "lr": 0.1, "device": "cpu"}
 TINY_FLAGS = ["--epochs", "1", "--batch-size", "8", "--lr", "0.1", "--device", "cpu", "--quiet"]
 NUMBER_ROW = re.compile(
     r"^\| \d+ \| (?P<model>\S+) \| (?P<side>\d+)x\d+ \| [\d,]+ \| [\d.]+[KMG]? \| (?P<recipe>\w+) \| "
-    r"(?P<epochs>[^|]+) \| (?P<seeds>[\d ]+) \| (?P<acc>[01]\.\d{4})(?: ± (?P<std>\d\.\d{4}))? \| "
+    r"(?P<budget>[^|]+) \| (?P<epochs>[^|]+) \| (?P<seeds>[\d ]+) \| (?P<acc>[01]\.\d{4})(?: ± (?P<std>\d\.\d{4}))? \| "
     r"[01]\.\d{4} \| [\d.,]+ s \| [\d,]+ \| cpu \(\d+ threads\), fp32 \| \[\d+\] \|",
     re.M,
 )

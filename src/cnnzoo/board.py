@@ -21,7 +21,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.transforms import Bbox
 
 from cnnzoo.atomic import atomic_write_text
 from cnnzoo.errors import ConfigError
@@ -32,11 +36,13 @@ from cnnzoo.references import D2L_FIGURES, PUBLIC_BEST, PUBLIC_FIGURES, PUBLIC_S
 
 __all__ = [
     "FORMAT",
+    "budget_group",
     "check_outputs",
     "leaderboard_figure",
     "leaderboard_paths",
     "load_rows",
     "merge_rows",
+    "point_label",
     "render_markdown",
     "row_budget",
     "row_key",
@@ -49,15 +55,32 @@ FORMAT = "cnnzoo-leaderboard/1"
 # ------------------------------------------------------------------------------------------------
 # rows: keyed, merged, loaded
 # ------------------------------------------------------------------------------------------------
-def row_budget(row: Mapping[str, Any]) -> str:
-    """The budget a row was measured with: ``"12 epochs"``, or ``"5 min"`` per run with ``--budget-minutes``
-    (rows written before budgets were keyed have ``epochs_planned``, or their runs' epochs)."""
+def _budget_amount(row: Mapping[str, Any]) -> tuple[bool, float]:
+    """``(False, epochs)``, or ``(True, minutes)`` per run with ``--budget-minutes`` (rows written before
+    budgets were keyed have ``epochs_planned``, or their runs' epochs)."""
     if row.get("budget_minutes") is not None:
-        return f"{row['budget_minutes']:g} min"
+        return True, row["budget_minutes"]
     epochs = row.get("epochs_planned")
-    if epochs is None:
-        epochs = max(r["epochs"] for r in row["runs"])
-    return f"{epochs} epochs"
+    return False, max(r["epochs"] for r in row["runs"]) if epochs is None else epochs
+
+
+def row_budget(row: Mapping[str, Any]) -> str:
+    """The budget a row was measured with: ``"12 epochs"`` (``"1 epoch"``), or ``"5 min"`` per run."""
+    minutes, amount = _budget_amount(row)
+    return f"{amount:g} min" if minutes else f"{amount:g} epoch" + ("s" if amount != 1 else "")
+
+
+def _budget_order(row: Mapping[str, Any]) -> tuple[bool, float]:
+    """Epoch budgets first, then minutes budgets; the longest first in each."""
+    minutes, amount = _budget_amount(row)
+    return minutes, -amount
+
+
+def budget_group(row: Mapping[str, Any]) -> str:
+    """The rows a row is ranked among: those of its budget (:func:`row_budget`), and for a minutes budget
+    those of its device too (a faster device fits more epochs into the same minutes)."""
+    budget = f"{row_budget(row)} per run"
+    return f"{budget} on {row['device']}" if row.get("budget_minutes") is not None else budget
 
 
 def row_key(row: Mapping[str, Any]) -> tuple:
@@ -128,7 +151,14 @@ def load_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def _sorted(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted(rows, key=lambda r: (r["dataset"] != "fashion-mnist", r["dataset"], -r["test_acc_mean"], r["model"]))
+    """Fashion-MNIST first, then by dataset; in each, by budget (:func:`_budget_order`, then
+    :func:`budget_group`), then by test accuracy: a ranking only ever within one budget."""
+
+    def key(r: Mapping[str, Any]) -> tuple:
+        dataset = r["dataset"]
+        return (dataset != "fashion-mnist", dataset, _budget_order(r), budget_group(r), -r["test_acc_mean"], r["model"])
+
+    return sorted(rows, key=key)
 
 
 def leaderboard_paths(output: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
@@ -209,7 +239,8 @@ def _public_cell(row: Mapping[str, Any]) -> str:
     return f"{figure.test_acc:.3f} ({figure.architecture})" if figure else "–"
 
 
-_HEAD = ["#", "model", "input", "params", "MACs", "recipe", "epochs", "seeds", "test acc (mean ± std)", "best"]
+_HEAD = ["#", "model", "input", "params", "MACs", "recipe", "budget", "epochs", "seeds", "test acc (mean ± std)"]
+_HEAD += ["best"]
 _HEAD += ["train time", "images/s", "device", "run"]
 _REFERENCE_HEAD = ["d2l's figure", "public figure (not ours)"]
 _RIGHT = {"#", "input", "params", "MACs", "epochs", "test acc (mean ± std)", "best", "train time", "images/s"}
@@ -227,6 +258,7 @@ def _cells(rank: int, r: Mapping[str, Any], run: int, refs: bool) -> list[str]:
         f"{r['params']:,}",
         human(r["macs"]),
         r["recipe"],
+        row_budget(r),
         _epochs(r),
         " ".join(map(str, r["seeds"])),
         _acc(r),
@@ -240,15 +272,22 @@ def _cells(rank: int, r: Mapping[str, Any], run: int, refs: bool) -> list[str]:
 
 
 def _dataset_section(dataset: str, group: Sequence[Mapping[str, Any]], runs: Mapping[str, int]) -> list[str]:
-    """One dataset's table and its training set-ups (reference columns for Fashion-MNIST only)."""
+    """One dataset's tables, one per budget (:func:`budget_group`), each ranked on its own, and its training
+    set-ups (reference columns for Fashion-MNIST only). ``group`` is sorted (:func:`_sorted`)."""
     refs = dataset == "fashion-mnist"
     head = _HEAD + (_REFERENCE_HEAD if refs else [])
     out = [f"## {dataset}", ""]
-    out += ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if h in _RIGHT else "---" for h in head) + "|"]
-    for rank, r in enumerate(group, 1):
-        out.append("| " + " | ".join(_cells(rank, r, runs[_run_id(r)], refs)) + " |")
-    out += ["", "Training set-ups:", ""]
-    out += [f"- {r['model']} @ {r['input_size']} ({r['recipe']}): {r['setting']}" for r in group]
+    for budget in dict.fromkeys(map(budget_group, group)):
+        out += [f"### {budget}", ""]
+        out += ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if h in _RIGHT else "---" for h in head) + "|"]
+        ranked = [r for r in group if budget_group(r) == budget]
+        out += ["| " + " | ".join(_cells(rank, r, runs[_run_id(r)], refs)) + " |" for rank, r in enumerate(ranked, 1)]
+        out.append("")
+    out += ["Training set-ups:", ""]
+    out += [
+        f"- {r['model']}@{r['input_size']} · {r['recipe']} · {row_budget(r)} · {r['device']}: {r['setting']}"
+        for r in group
+    ]
     out.append("")
     if not refs:
         out += ["(No reference figures: the book's figures and the public table are for Fashion-MNIST.)", ""]
@@ -264,17 +303,24 @@ def _intro(png_name: str, json_name: str) -> list[str]:
         f"`{json_name}` (beside this file: every row with its per-seed results); `cnnzoo leaderboard --redraw` "
         "rewrites this page and the figure from it, and a run with other models adds rows to it.",
         "",
+        "- **budget**: what each run was given: a number of epochs, or minutes of training (`--budget-minutes`). "
+        "Rows of different budgets are not a ranking: a network trained for 12 epochs above one trained for 3 "
+        "says nothing about which network is better. So each dataset's rows are set out in one table per "
+        "budget, the longest first, and **#** ranks a row among the rows of its own budget only (a minutes "
+        "budget also per device: a faster device fits more epochs into the same minutes). In the figure each "
+        "budget has its own marker and colour.",
         "- **test acc**: each seed's last-epoch test accuracy (never the best epoch), mean ± sample standard "
         "deviation over the random seeds; **best**: the best seed's.",
         "- **train time**: the training epochs' wall time (data preparation included, evaluation excluded), mean "
         "over the random seeds; **images/s**: training images over that time. A few untimed probe steps warm the "
         "device up before each model's runs.",
-        "- **epochs**: with a budget, as many whole epochs as a short probe said fit in it (the schedule is laid "
-        'over them); "cut short": a run stopped at an epoch\'s end to keep to the budget.',
+        "- **epochs**: the epochs each seed ran; with a minutes budget, as many whole epochs as a short probe "
+        'said fit in it (the schedule is laid over them); "cut short": a run stopped at an epoch\'s end to keep '
+        "to the budget.",
         "- **d2l's figure** and **public figure** are not ours: reference numbers with other set-ups and "
         "(public) other architectures, listed below.",
         "",
-        f"![test accuracy against MACs and against training time]({png_name})",
+        f"![test accuracy against MACs and against training time, a marker per budget]({png_name})",
         "",
     ]
 
@@ -339,36 +385,251 @@ def _reference_section() -> list[str]:
 # ------------------------------------------------------------------------------------------------
 # the figure
 # ------------------------------------------------------------------------------------------------
+# Two panels (MACs, training time) with every row, a marker shape and colour per budget (longest budget first:
+# a circle in C0) and a fill per device, rather than one panel per budget: the cost axes stay comparable
+# across budgets, the page has a handful of rows per budget (a panel each would be mostly empty), and a
+# budget's points are still picked out at a glance by shape and colour, named in the legend and in every
+# label. The panels are stacked, not side by side: labels are wide ("densenet:small_input@28 · fast · 1 ep
+# · cpu") and a full-width log axis gives them room beside their points. Other people's figures
+# (cnnzoo.references) are not drawn: they sit in the page, marked as not ours.
+_MARKERS = "osD^vPX*hp<>"
+_FILLS = ("full", "none", "left", "bottom", "right", "top")
+_MARKER_SIZE = 7.0  # points
+_LABEL_SIZE = 7.0  # points
+_CAP_SIZE = 3.0  # points: the error bars' caps reach this far either side
+_LABEL_PAD = 2.0  # pixels kept free around every label and marker
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+_LEADER_FROM = 12.0  # points: a label placed further than this from its point gets a leader line
+_LEADER_STEPS = 24  # a leader line is checked at this many points along it
+
+
+def _short_device(device: str) -> str:
+    """``cpu`` for ``cpu (2 threads)``, ``cuda:0`` for ``cuda:0 (NVIDIA H200)``: the labels' device."""
+    return device.split(" (")[0]
+
+
+def _short_budget(row: Mapping[str, Any]) -> str:
+    minutes, amount = _budget_amount(row)
+    return f"{amount:g} min" if minutes else f"{amount:g} ep"
+
+
+def point_label(row: Mapping[str, Any], *, dataset: bool = False) -> str:
+    """A row's label in the figure: ``resnet18@32 · fast · 3 ep · cpu`` (and its dataset, when the figure
+    holds several): everything that keys it (:func:`row_key`) but the model's keyword arguments' values,
+    which the model spec already shows (``densenet:small_input``)."""
+    parts = [f"{row['model']}@{row['input_size']}", row["recipe"], _short_budget(row), _short_device(row["device"])]
+    return " · ".join(parts + ([row["dataset"]] if dataset else []))
+
+
+def _budget_legend(budget: str) -> str:
+    return f"{budget} per run"
+
+
+def _styles(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """``{budget: (marker, colour)}``, longest budget first, and ``{device: fill style}``."""
+    budgets = list(dict.fromkeys(row_budget(r) for r in sorted(rows, key=_budget_order)))
+    devices = list(dict.fromkeys(r["device"] for r in rows))
+    styles = {b: (_MARKERS[i % len(_MARKERS)], f"C{i % 10}") for i, b in enumerate(budgets)}
+    return styles, {d: _FILLS[i % len(_FILLS)] for i, d in enumerate(devices)}
+
+
+def _legend_handles(styles: Mapping[str, tuple[str, str]], fills: Mapping[str, str]) -> list[Line2D]:
+    """One entry per budget (its marker and colour), then one per device (a grey circle with its fill)."""
+    handles = [
+        Line2D([], [], linestyle="none", marker=m, color=c, markersize=_MARKER_SIZE, label=_budget_legend(b))
+        for b, (m, c) in styles.items()
+    ]
+    handles += [
+        Line2D([], [], linestyle="none", marker="o", color="0.35", fillstyle=f, markersize=_MARKER_SIZE, label=d)
+        for d, f in fills.items()
+    ]
+    return handles
+
+
+def _draw_points(ax, rows, xs, styles, fills, labels) -> list[tuple[float, float, float, float, str]]:
+    """Each row's point with its error bars; the data line's gid is its label. Returns
+    ``(x, y, xerr, yerr, label)`` for each."""
+    points = []
+    for r, (x, xerr), label in zip(rows, xs, labels):
+        marker, color = styles[row_budget(r)]
+        bars = ax.errorbar(x, r["test_acc_mean"], xerr=xerr, yerr=r["test_acc_std"] or 0.0, fmt=marker,
+                           color=color, fillstyle=fills[r["device"]], capsize=_CAP_SIZE, markersize=_MARKER_SIZE,
+                           elinewidth=1, zorder=3)  # fmt: skip
+        bars.lines[0].set_gid(label)
+        points.append((x, r["test_acc_mean"], xerr, r["test_acc_std"] or 0.0, label))
+    return points
+
+
+def _offsets() -> np.ndarray:
+    """Candidate label offsets from a point, ``(N, 2)`` in points, nearest first (the first: up and to the
+    right, just clear of the marker); a fixed list, so the placement is deterministic."""
+    near = [(6, 3), (7, 0), (6, -3), (-6, 3), (-7, 0), (-6, -3), (0, 7), (0, -7)]
+    steps = (0, 8, -8, 20, -20, 40, -40, 70, -70, 110, -110, 160, -160, 220, -220)
+    far = sorted(((dx, dy) for dx in steps for dy in range(-240, 241, 4)), key=lambda o: (o[0] ** 2 + o[1] ** 2, o))
+    return np.array(near + [o for o in far if o not in near and o != (0, 0)], dtype=float)
+
+
+def _side(d: np.ndarray) -> np.ndarray:
+    """Per offset, where its label lies: 1 (right of or above the point), 0 (centred on it), -1."""
+    return np.sign(d)
+
+
+def _candidates(px: float, py: float, w: float, h: float, offsets: np.ndarray, scale: float):
+    """The pixel boxes ``(N, 4)`` of a ``w`` x ``h`` label at each of ``offsets`` (points) from ``(px, py)``,
+    aligned by :func:`_align`, and the points along each one's leader line ``(N, S, 2)``: from the box's
+    side facing the point (:func:`_relpos`) to the point, NaN where the label is beside its point."""
+    sx, sy = _side(offsets[:, 0]), _side(offsets[:, 1])
+    x0 = px + offsets[:, 0] * scale - w * (sx < 0) - w / 2 * (sx == 0)
+    y0 = py + offsets[:, 1] * scale - h * (sy < 0) - h / 2 * (sy == 0)
+    boxes = np.stack([x0, y0, x0 + w, y0 + h], axis=1)
+    start = np.stack([x0 + w * (1 - sx) / 2, y0 + h * (1 - sy) / 2], axis=1)
+    t = np.arange(1, _LEADER_STEPS)[None, :, None] / _LEADER_STEPS
+    along = start[:, None, :] + (np.array([px, py]) - start)[:, None, :] * t
+    along[(np.abs(offsets) <= _LEADER_FROM).all(axis=1)] = np.nan
+    return boxes, along
+
+
+def _align(dx: float, dy: float) -> tuple[str, str]:
+    return ("left" if dx > 0 else "right" if dx < 0 else "center"), (
+        "bottom" if dy > 0 else "top" if dy < 0 else "center"
+    )
+
+
+def _relpos(dx: float, dy: float) -> tuple[float, float]:
+    """Where on its label a leader line starts (a fraction of the box): the corner or edge facing the point."""
+    return (1 - np.sign(dx)) / 2, (1 - np.sign(dy)) / 2
+
+
+def _overlap(boxes: np.ndarray, others) -> np.ndarray:
+    """Per box of ``boxes`` ``(N, 4)``, whether it meets any of ``others`` (boxes, or points as ``(x, y, x,
+    y)``) within :data:`_LABEL_PAD` pixels; NaN never meets anything."""
+    o = np.asarray(others, dtype=float).reshape(-1, 4)
+    b, o, p = boxes[:, None, :], o[None, :, :], _LABEL_PAD
+    hit = (b[..., 0] < o[..., 2] + p) & (o[..., 0] < b[..., 2] + p) & (b[..., 1] < o[..., 3] + p)
+    return (hit & (o[..., 1] < b[..., 3] + p)).any(axis=1)
+
+
+def _crossed(along: np.ndarray, boxes) -> np.ndarray:
+    """Per leader line (points ``(N, S, 2)``), whether any of its points lies in any of ``boxes``."""
+    n, s, _ = along.shape
+    points = np.concatenate([along, along], axis=2).reshape(n * s, 4)
+    return _overlap(points, boxes).reshape(n, s).any(axis=1)
+
+
+def _segments_cross(a0: np.ndarray, a1: np.ndarray, segments) -> np.ndarray:
+    """Per segment ``a0[i]``-``a1[i]``, whether it properly crosses any of ``segments`` ``(x0, y0, x1, y1)``."""
+    seg = np.asarray(segments, dtype=float).reshape(-1, 4)
+    b0, b1 = seg[None, :, :2], seg[None, :, 2:]
+    a0, a1 = a0[:, None, :], a1[:, None, :]
+
+    def turn(o, p, q):
+        return (p[..., 0] - o[..., 0]) * (q[..., 1] - o[..., 1]) - (p[..., 1] - o[..., 1]) * (q[..., 0] - o[..., 0])
+
+    return ((turn(a0, a1, b0) * turn(a0, a1, b1) < 0) & (turn(b0, b1, a0) * turn(b0, b1, a1) < 0)).any(axis=1)
+
+
+def _obstacles(ax, x: float, y: float, xerr: float, yerr: float) -> tuple[Box, Box]:
+    """The pixel boxes of a point's marker, and of its marker and error bars with their caps together."""
+    scale = ax.figure.dpi / 72.0
+    (px, py), (x0, y0), (x1, y1) = ax.transData.transform([(x, y), (x - xerr, y - yerr), (x + xerr, y + yerr)])
+    r, cap = (_MARKER_SIZE / 2 + 1) * scale, _CAP_SIZE * scale
+    marker = (px - r, py - r, px + r, py + r)
+    return marker, (min(px - r, x0 - cap), min(py - r, y0 - cap), max(px + r, x1 + cap), max(py + r, y1 + cap))
+
+
+class _Labels:
+    """The labels placed so far over the whole figure: their pixel boxes, the points along their leader
+    lines and the lines themselves. :meth:`place` adds a panel's."""
+
+    def __init__(self) -> None:
+        self.boxes: list[Box] = []
+        self.leader_points: list[Box] = []  # (x, y, x, y)
+        self.leaders: list[Box] = []  # (x0, y0, x1, y1): from the label to its point
+
+    def _choose(self, boxes, along, point, frame: Bbox, obstacles, own: int) -> int:
+        """The first candidate of the strictest test any passes. Every test asks for a box clear of the labels
+        placed so far and of their leader lines; the first also for a box inside the axes, a leader line
+        clear of the labels and crossing none of their leader lines, and box and leader line clear of every
+        other point's marker and error bars. The next ones drop, in turn: the error bars, the leader line's
+        clearance of markers, the leader line's clearance of labels and lines (a crowd of points ringed by
+        labels), the box's clearance of markers, the axes. 0 when none passes."""
+        markers, bars = obstacles
+        others = [markers[k] for k in range(len(markers)) if k != own]
+        others_bars = [bars[k] for k in range(len(bars)) if k != own]
+        clear = ~(_overlap(boxes, self.boxes) | _overlap(boxes, self.leader_points))
+        inside = (boxes[:, 0] >= frame.x0) & (boxes[:, 2] <= frame.x1) & (boxes[:, 1] >= frame.y0)
+        ok = clear & inside & (boxes[:, 3] <= frame.y1)
+        start = along[:, 0]
+        lead = ~_crossed(along, self.boxes) & ~_segments_cross(start, np.broadcast_to(point, start.shape), self.leaders)
+        off_markers = ~_overlap(boxes, markers)
+        strict = ok & lead & off_markers & ~_crossed(along, others)
+        tests = (strict & ~_overlap(boxes, bars) & ~_crossed(along, others_bars), strict, ok & lead & off_markers)
+        for test in (*tests, ok & off_markers, ok, clear):
+            if test.any():
+                return int(np.argmax(test))
+        return 0
+
+    def place(self, ax, points: Sequence[tuple[float, float, float, float, str]], renderer) -> None:
+        """Label every point of ``ax`` at the first of a fixed list of offsets (:func:`_offsets`, nearest first)
+        that passes the strictest test of :meth:`_choose` any passes, the label's size measured by the
+        renderer. A label that is not beside its point gets a leader line."""
+        scale = ax.figure.dpi / 72.0
+        frame = ax.get_window_extent(renderer)
+        obstacles = tuple(zip(*(_obstacles(ax, *point[:4]) for point in points)))
+        offsets = _offsets()
+        for i, (x, y, *_, label) in enumerate(points):
+            px, py = ax.transData.transform((x, y))
+            probe = ax.text(0, 0, label, fontsize=_LABEL_SIZE)
+            extent = probe.get_window_extent(renderer)
+            probe.remove()
+            boxes, along = _candidates(px, py, extent.width, extent.height, offsets, scale)
+            k = self._choose(boxes, along, (px, py), frame, obstacles, i)
+            dx, dy = offsets[k]
+            leader = not np.isnan(along[k, 0, 0])
+            arrow = {"arrowstyle": "-", "color": "0.45", "lw": 0.6, "relpos": _relpos(dx, dy), "shrinkA": 0}
+            arrow["shrinkB"] = _MARKER_SIZE / 2 + 1
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(dx, dy), ha=_align(dx, dy)[0],
+                        va=_align(dx, dy)[1], fontsize=_LABEL_SIZE, arrowprops=arrow if leader else None,
+                        zorder=4)  # fmt: skip
+            self.boxes.append(tuple(boxes[k]))
+            if leader:
+                self.leader_points += [(x_, y_, x_, y_) for x_, y_ in along[k]]
+                self.leaders.append((*along[k, 0], px, py))
+
+
 def leaderboard_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     """Test accuracy against MACs per image and against training time (both log x), error bars = the
-    standard deviation over the random seeds; one colour per device, each point labelled with its model."""
-    fig = Figure(figsize=(13, 5))
-    ax_macs, ax_time = fig.subplots(1, 2)
-    devices = list(dict.fromkeys(r["device"] for r in rows))
+    standard deviation over the random seeds; a marker shape and colour per budget (epochs, or minutes, per
+    run) and a fill per device, both named in the legend, and each point labelled with what keys its row
+    (:func:`point_label`), the labels placed apart (:meth:`_Labels.place`)."""
+    fig = Figure(figsize=(12, 10))
+    FigureCanvasAgg(fig)  # a renderer to measure the labels with, before the figure is saved
+    ax_macs, ax_time = fig.subplots(2, 1)
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    colors = [f"C{i % 10}" for i in range(len(devices))]
-    markers = "osD^v<>ph*"
-    for r in rows:
-        color = colors[devices.index(r["device"])]
-        marker = markers[datasets.index(r["dataset"]) % len(markers)]
-        yerr = r["test_acc_std"] or 0.0
-        label = f"{r['model']}@{r['input_size']}"
-        for ax, x, xerr in (
-            (ax_macs, r["macs"], 0.0),
-            (ax_time, r["train_seconds_mean"], r["train_seconds_std"] or 0.0),
-        ):
-            ax.errorbar(x, r["test_acc_mean"], xerr=xerr, yerr=yerr, fmt=marker, color=color, capsize=3, markersize=6)
-            ax.annotate(label, (x, r["test_acc_mean"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
-    for ax, xlabel in ((ax_macs, "MACs per image (log scale)"), (ax_time, "training time per run, s (log scale)")):
+    styles, fills = _styles(rows)
+    labels = [point_label(r, dataset=len(datasets) > 1) for r in rows]
+    panels = (
+        (ax_macs, [(r["macs"], 0.0) for r in rows], "MACs per image (log scale)", "accuracy against cost"),
+        (ax_time, [(r["train_seconds_mean"], r["train_seconds_std"] or 0.0) for r in rows],
+         "training time per run, s (log scale)", "accuracy against training time"),
+    )  # fmt: skip
+    drawn = []
+    for ax, xs, xlabel, title in panels:
+        drawn.append(_draw_points(ax, rows, xs, styles, fills, labels))
         ax.set_xscale("log")
-        ax.margins(x=0.15, y=0.08)  # room for the labels of the outermost points
+        ax.margins(x=0.25, y=0.12)  # room for the labels of the outermost points
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (mean ± std over seeds)")
+        ax.set_title(f"{', '.join(datasets)}: {title}")
         ax.grid(True, which="both", alpha=0.3)
-    handles = [ax_macs.errorbar([], [], yerr=[], fmt="o", color=colors[i], label=d) for i, d in enumerate(devices)]
-    ax_macs.legend(handles=handles, loc="best", fontsize="small", title="device")
-    title = ", ".join(datasets)
-    ax_macs.set_title(f"{title}: accuracy against cost")
-    ax_time.set_title(f"{title}: accuracy against training time")
+    ax_macs.legend(handles=_legend_handles(styles, fills), title="budget, then device", fontsize="small",
+                   loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)  # fmt: skip
+    fig.suptitle("Each point is trained for its own budget (its marker): compare points of one budget only; "
+                 "a longer budget is not a better network", fontsize="medium")  # fmt: skip
     fig.tight_layout()
+    fig.canvas.draw()  # the layout is final: the labels are placed in pixels from here on
+    renderer, placed = fig.canvas.get_renderer(), _Labels()  # one for both panels: none crosses into the other
+    for (ax, *_), points in zip(panels, drawn):
+        ax.set(xlim=ax.get_xlim(), ylim=ax.get_ylim())
+        placed.place(ax, points, renderer)
     return fig
