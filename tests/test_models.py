@@ -39,6 +39,10 @@ PINNED_PARAMS = {
     "resnet152": 58_158_026,
     "densenet": 758_226,
     "densenet121": 6_957_834,
+    # cnnzoo's own design, not the book's (src/cnnzoo/models/speednet.py): bias-free 3x3 convs + BN, by hand
+    # 288 + 18,432 + 36,864 + 73,728 conv weights, 2 x (32 + 64 + 64 + 128) BN, 1,290 linear
+    "speednet": 131_178,
+    "speednet_wide": 293_530,
 }
 
 # Models too slow on CPU for a backward pass at their default size and batch 2: the gradient test uses
@@ -420,9 +424,9 @@ def test_googlenet_stage2_has_relus_as_in_the_book():
 # ------------------------------------------------------------------------------------------------
 # Every registered model
 # ------------------------------------------------------------------------------------------------
-def test_registry_lists_the_fifteen_models_all_pinned():
+def test_registry_lists_the_seventeen_models_all_pinned():
     assert sorted(PINNED_PARAMS) == cnnzoo.list_models()
-    assert len(cnnzoo.list_models()) == 15
+    assert len(cnnzoo.list_models()) == 17  # fifteen from the book and torchvision, two SpeedNets
 
 
 @pytest.mark.parametrize("name", cnnzoo.list_models())

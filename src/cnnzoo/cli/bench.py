@@ -26,7 +26,7 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         help="throughput of models on synthetic input, or cnnzoo's training raced against d2l's pipeline",
         description="Without --pipeline: images/s, ms/step, parameters, MACs and peak memory of each MODEL (or "
         "all) on synthetic input, after warm-up and with device synchronisation, as the median of --repeats "
-        "timed blocks with their spread (a spread over 10%% is noted as noisy); out of memory retries at half "
+        "timed blocks with their spread (a spread over 10% is noted as noisy); out of memory retries at half "
         "the batch. With --pipeline MODEL: one epoch of cnnzoo's training against one of the book's pipeline "
         "(torchvision + DataLoader(4 workers) + train_ch6), interleaved, and the median ratio.",
     )
