@@ -15,11 +15,13 @@ from cnnzoo.config import TrainConfig, resolve_config  # noqa: E402
 from cnnzoo.data import load_dataset, load_fashion_mnist  # noqa: E402
 from cnnzoo.engine import evaluate, fit  # noqa: E402
 from cnnzoo.inspection import summary  # noqa: E402
+from cnnzoo.predictor import Predictor, load_model  # noqa: E402
 from cnnzoo.progress import default_callbacks as progress_callbacks  # noqa: E402
 from cnnzoo.registry import create_model, get_model_info, list_models, register_model  # noqa: E402
 from cnnzoo.run import Run, new_run, open_run, resume_run  # noqa: E402
 
 __all__ = [
+    "Predictor",
     "Run",
     "TrainConfig",
     "__version__",
@@ -30,6 +32,7 @@ __all__ = [
     "list_models",
     "load_dataset",
     "load_fashion_mnist",
+    "load_model",
     "new_run",
     "open_run",
     "progress_callbacks",

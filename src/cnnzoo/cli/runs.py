@@ -6,18 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
-from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
-from cnnzoo.data import MNIST_LIKE, dataset_name
-from cnnzoo.devices import resolve_device, setup_device
+from cnnzoo.devices import setup_device
 from cnnzoo.engine import evaluate
 from cnnzoo.errors import ConfigError, ModelError
 from cnnzoo.export import export_checkpoint, verify_onnx
 from cnnzoo.metrics import per_class_rows, read_metrics
 from cnnzoo.outputs import claim_output
 from cnnzoo.plots import confusion_figure, overlay_figure, save_figure
-from cnnzoo.predict import format_records, load_image, predict_tensors, prediction_records
+from cnnzoo.predict import format_records
+from cnnzoo.predictor import load_model
 from cnnzoo.run import open_run, resolve_run_dir
 
 
@@ -89,7 +86,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         "a dark background), padded square, resized to the model's input; prints the top classes.",
     )
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file, or a run directory (its last.pt)")
-    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files, directories of images, or glob patterns")
     p.add_argument("--top-k", type=int, default=3, metavar="K")
     p.add_argument(
         "--invert",
@@ -103,23 +100,8 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k {args.top_k}: must be at least 1")
-    _, ckpt_path = resolve_run_dir(args.checkpoint)
-    ckpt = load_checkpoint(ckpt_path)
-    pre = ckpt["preprocess"]
-    invert = args.invert
-    if invert is None:
-        dataset = ckpt["config"].get("dataset", "fashion-mnist")
-        invert = "auto" if dataset_name(dataset) in MNIST_LIKE else "no"
-    images = [
-        load_image(path, size=pre["input_size"], in_channels=pre["in_channels"], invert=invert) for path in args.images
-    ]
-    model = model_from_checkpoint(ckpt).to(resolve_device(args.device))
-    values, indices = predict_tensors(
-        model, torch.stack([img.pixels for img in images]), mean=pre["mean"], std=pre["std"], top_k=args.top_k
-    )
-    records = prediction_records(images, values, indices, pre["classes"])
+    predictor = load_model(args.checkpoint, device=args.device, invert=args.invert)
+    records = predictor.predict(args.images, top_k=args.top_k)
     print(json.dumps(records, indent=2) if args.json else format_records(records))
     return 0
 

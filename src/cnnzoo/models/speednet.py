@@ -1,7 +1,7 @@
 """SpeedNet: a small plain CNN for training on a laptop CPU, cnnzoo's own design (not from the book).
 
 The book has no network like this; it is here for one question, how fast a learner with two CPU cores gets
-a good Fashion-MNIST model (issue 14 item 6, the CPU speedrun). It is built only from parts the book
+a good Fashion-MNIST model (the CPU speedrun, benchmarks/speedrun.md). It is built only from parts the book
 teaches (3x3 convolutions as in VGG, batch normalization, ReLU, max pooling, global average pooling as in
 NiN), arranged by measurement on the 2-core reference CPU (benchmarks/speedrun/notes.md has every
 configuration tried, with its validation accuracy and its throughput against ``lenet_bn``):

@@ -1,0 +1,63 @@
+"""``cnnzoo.load_model``: a trained run in one call, classifying files, directories and patterns in batches."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import cnnzoo
+from cnnzoo import predictor as predictor_mod
+from cnnzoo.cli import main
+from cnnzoo.errors import ImageError
+from test_predict import block_picture, save
+
+
+def _pictures(directory, classes=(0, 3, 7, 9)):
+    directory.mkdir()
+    for k in classes:
+        save(directory, f"class{k}.png", block_picture(k, scale=4, dark_on_light=k % 2 == 1, mode="L"))
+    (directory / "notes.txt").write_text("not a picture")  # skipped: not an image suffix
+    return directory
+
+
+def test_load_model_classifies_a_directory_and_a_pattern_in_one_call(trained_run, tmp_path):
+    model = cnnzoo.load_model(trained_run)
+    assert isinstance(model, cnnzoo.Predictor) and model.classes[0] == "class0" and model.input_size == 28
+    assert model.checkpoint == trained_run / "last.pt" and not model.model.training
+    pictures = _pictures(tmp_path / "pics")
+    records = model.predict([pictures, str(tmp_path / "pics" / "class[07].png")], top_k=2)
+    names = [r["image"].rsplit("/", 1)[1] for r in records]
+    assert names == ["class0.png", "class3.png", "class7.png", "class9.png", "class0.png", "class7.png"]
+    assert [r["top"][0]["class"] for r in records[:4]] == ["class0", "class3", "class7", "class9"]
+    assert all(len(r["top"]) == 2 for r in records)
+    assert [r["inverted"] for r in records[:4]] == [False, True, True, True]
+
+
+def test_many_pictures_go_through_in_batches_with_the_same_answers(trained_run, tmp_path, monkeypatch):
+    pictures = _pictures(tmp_path / "pics")
+    model = cnnzoo.load_model(trained_run / "best.pt")
+    whole = model.predict(pictures)
+    monkeypatch.setattr(predictor_mod, "BATCH", 3)  # 4 pictures: a batch of 3, then one of 1
+    parts = model.predict(pictures)
+    assert [r["image"] for r in parts] == [r["image"] for r in whole]
+    assert [[t["class"] for t in r["top"]] for r in parts] == [[t["class"] for t in r["top"]] for r in whole]
+    for a, b in zip(parts, whole):  # another batch size may take another kernel: equal to float rounding
+        assert [t["probability"] for t in a["top"]] == pytest.approx([t["probability"] for t in b["top"]], abs=1e-5)
+
+
+def test_an_empty_directory_or_a_pattern_matching_nothing_is_one_clear_error(trained_run, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ImageError, match="no images in this directory"):
+        cnnzoo.load_model(trained_run).predict(empty)
+    assert main(["predict", str(trained_run), str(tmp_path / "*.jpg")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "the pattern matches no file" in err[0]
+
+
+def test_the_cli_takes_a_directory(trained_run, tmp_path, capsys):
+    pictures = _pictures(tmp_path / "pics")
+    assert main(["predict", str(trained_run), str(pictures), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["top"][0]["class"] for r in records] == ["class0", "class3", "class7", "class9"]
