@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import cnnzoo
 from cnnzoo import predictor as predictor_mod
@@ -61,3 +63,23 @@ def test_the_cli_takes_a_directory(trained_run, tmp_path, capsys):
     assert main(["predict", str(trained_run), str(pictures), "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["top"][0]["class"] for r in records] == ["class0", "class3", "class7", "class9"]
+
+
+def test_save_input_writes_exactly_what_the_model_sees_and_refuses_a_foreign_file(trained_run, tmp_path, capsys):
+    pictures = _pictures(tmp_path / "pics", classes=(3, 7))
+    seen = tmp_path / "seen"
+    model = cnnzoo.load_model(trained_run)
+    records = model.predict(pictures, save_input=seen)
+    assert sorted(p.name for p in seen.iterdir()) == ["0001-class3.png", "0002-class7.png"]
+    for record, picture in zip(records, sorted(pictures.glob("*.png"))):
+        saved = np.asarray(Image.open(record["input"]))
+        assert saved.shape == (28, 28) and np.array_equal(saved, model.prepare(picture).pixels[0].numpy())
+    assert main(["predict", str(trained_run), str(pictures), "--save-input", str(seen)]) == 0  # its own files
+    assert "what the model saw: 2 PNG(s)" in capsys.readouterr().out
+    foreign = seen / "0001-class3.png"
+    foreign.write_bytes(b"the user's own file")
+    before = sorted((p.name, p.read_bytes()) for p in seen.iterdir())
+    assert main(["predict", str(trained_run), str(pictures), "--save-input", str(seen)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "0001-class3.png exists and is not a PNG figure cnnzoo wrote" in err[0], err
+    assert sorted((p.name, p.read_bytes()) for p in seen.iterdir()) == before  # nothing written, not even the other

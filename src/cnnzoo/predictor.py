@@ -13,6 +13,7 @@ input size, the checkpoint's normalisation) and classifies many of them in batch
 from __future__ import annotations
 
 import glob
+import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,13 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image, PngImagePlugin
 from torch import nn
 
+from cnnzoo.atomic import atomic_write_bytes
 from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
 from cnnzoo.data import MNIST_LIKE, dataset_name
 from cnnzoo.data.datasets import IMAGE_SUFFIXES
 from cnnzoo.devices import resolve_device
-from cnnzoo.errors import ConfigError, ImageError
+from cnnzoo.errors import ConfigError, ImageError, OutputError
+from cnnzoo.outputs import claim_output
+from cnnzoo.plots import PNG_METADATA
 from cnnzoo.predict import PreparedImage, load_image, predict_tensors, prediction_records
 from cnnzoo.run.directory import resolve_run_dir
 
@@ -80,21 +85,60 @@ class Predictor:
         return load_image(image, size=self.input_size, in_channels=self.in_channels, invert=self.invert)
 
     def predict(
-        self, images: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, top_k: int = 3
+        self,
+        images: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        top_k: int = 3,
+        save_input: str | os.PathLike[str] | None = None,
     ) -> list[dict[str, Any]]:
         """One record per picture (``image``, ``size``, ``mode``, ``inverted``, ``top``: rank, label, class and
-        probability of the ``top_k`` classes), in the order given, directories and patterns expanded."""
+        probability of the ``top_k`` classes), in the order given, directories and patterns expanded.
+
+        ``save_input``: a directory (made if missing) that receives each picture exactly as the model sees it,
+        ``NNNN-<name>.png`` at the model's input size, before normalisation; the record's ``input`` names it."""
         if top_k < 1:
             raise ConfigError(f"--top-k {top_k}: must be at least 1")
         items = [images] if isinstance(images, str | os.PathLike) else list(images)
         paths = expand_images(items)
+        targets = _input_targets(Path(save_input), paths) if save_input is not None else None
         records: list[dict[str, Any]] = []
         for start in range(0, len(paths), BATCH):
             prepared = [self.prepare(p) for p in paths[start : start + BATCH]]
             pixels = torch.stack([img.pixels for img in prepared])
             values, indices = predict_tensors(self.model, pixels, mean=self.mean, std=self.std, top_k=top_k)
-            records += prediction_records(prepared, values, indices, self.classes)
+            batch = prediction_records(prepared, values, indices, self.classes)
+            if targets is not None:
+                for record, img, target in zip(batch, prepared, targets[start : start + BATCH]):
+                    atomic_write_bytes(target, _input_png(img))
+                    record["input"] = str(target)
+            records += batch
         return records
+
+
+def _input_targets(directory: Path, paths: Sequence[Path]) -> list[Path]:
+    """The files ``--save-input`` will write, all checked before any is written (a foreign file is refused)."""
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"--save-input {directory} is not a directory: give a directory for the model's inputs")
+    if not directory.parent.is_dir():
+        raise OutputError(f"--save-input {directory}: its parent {directory.parent} does not exist: create it first")
+    width = max(4, len(str(len(paths))))
+    targets = [directory / f"{i:0{width}d}-{p.stem}.png" for i, p in enumerate(paths, start=1)]
+    for target in targets:
+        claim_output(target, "png", flag="--save-input")
+    directory.mkdir(exist_ok=True)
+    return targets
+
+
+def _input_png(img: PreparedImage) -> bytes:
+    """The prepared pixels as a PNG marked as cnnzoo's (so a rerun may replace it)."""
+    pixels = img.pixels.numpy()
+    picture = Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0))
+    info = PngImagePlugin.PngInfo()
+    for key, value in PNG_METADATA.items():
+        info.add_text(key, value)
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
 
 
 def load_model(path: str | os.PathLike[str], *, device: str = "cpu", invert: str | None = None) -> Predictor:

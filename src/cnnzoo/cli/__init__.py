@@ -51,10 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
+    status = None
     try:
-        return _run(args)
+        status = _run(args)
+        return status
     finally:
-        if in_main_thread:
+        if in_main_thread and status in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+            # Stopped by a signal, its checkpoint saved, the process is ending: one more Ctrl-C or SIGTERM
+            # during the interpreter's shutdown must neither print a traceback nor turn 143 into a kill (-15).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        elif in_main_thread:
             signal.signal(signal.SIGTERM, previous)
 
 

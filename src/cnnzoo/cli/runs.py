@@ -96,13 +96,20 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--save-input",
+        metavar="DIR",
+        help="also write each picture exactly as the model sees it (its input size, before normalisation) to DIR",
+    )
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     predictor = load_model(args.checkpoint, device=args.device, invert=args.invert)
-    records = predictor.predict(args.images, top_k=args.top_k)
+    records = predictor.predict(args.images, top_k=args.top_k, save_input=args.save_input)
     print(json.dumps(records, indent=2) if args.json else format_records(records))
+    if args.save_input is not None and not args.json:
+        print(f"what the model saw: {len(records)} PNG(s) in {args.save_input}")
     return 0
 
 

@@ -179,10 +179,6 @@ class _StopFlag:
                 flush=True,
             )
 
-    def exit_now(self, signum: int, frame: object) -> None:
-        """After training stopped: another signal ends the process at once, with the stop's exit status."""
-        raise SystemExit(self.exit_status)
-
     def install(self) -> dict[int, object]:
         """Handle SIGINT and SIGTERM; the handlers that were there before."""
         return {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -238,10 +234,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # the second Ctrl-C or SIGTERM
         return _aborted(training, stop)
     finally:
-        # Once a stop was asked for, a second signal (even one arriving while the checkpoint is being closed)
-        # must end the process with the stop's status, not kill it by the default action (-15, not 143).
         for sig, handler in previous.items():
-            signal.signal(sig, stop.exit_now if stop.requested else handler)
+            signal.signal(sig, handler)
     if training.is_main:
         _conclude(training, outcome)
     return stop.exit_status if outcome.stopped else 0
