@@ -75,9 +75,11 @@ def test_a_double_sigterm_aborts_with_143(tmp_path):
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
-    assert "aborted" in _one_line(stderr) or "resume with" in stderr, stderr
+    # Either the second signal aborted the step, or (on a loaded machine) it came once the first had already
+    # stopped the run and saved the checkpoint, whose resume command is then printed (stdout).
+    assert "aborted" in _one_line(stderr) or "resume with" in stdout, (stdout, stderr)
 
 
 # ------------------------------------------------------------------------------------------------
