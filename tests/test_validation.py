@@ -130,3 +130,10 @@ def test_resuming_a_run_rebuilds_the_same_validation_split(trained_run, tmp_path
     fresh = hold_out_validation(fake_train_data)
     assert torch.equal(run.data.val_labels, fresh.val_labels) and torch.equal(run.data.val_images, fresh.val_images)
     assert np.array_equal(run.data.train_images.numpy(), fresh.train_images.numpy())
+
+
+def test_a_large_validation_split_is_taken_once_when_the_run_loads_its_data(fake_train_data):
+    """Half the training images held out: the split is made once (a second pass would see only the other half
+    and refuse the size as too large)."""
+    run = new_run("lenet_bn", overrides={"epochs": 1, "val_size": 256})
+    assert (run.data.val_labels.numel(), run.data.train_labels.numel()) == (256, 256)

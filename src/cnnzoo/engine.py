@@ -703,7 +703,7 @@ def fit(
     target = config.target_acc
     if target is not None and time_to_target(state.history, target) is not None:
         return state.history  # resumed after the run reached its target: nothing left to train
-    if state.history and patience_reached(state.history, config.patience):
+    if patience_reached(state.history, config.patience):
         return state.history  # resumed after early stopping: nothing left to train
     while state.epoch < config.epochs and not state.stopped:
         if _run_epoch(loop, callbacks, should_stop, parallel):

@@ -123,7 +123,10 @@ def load_data(config: TrainConfig, root: str | os.PathLike[str] | None = None, *
 
 def with_validation(data: ImageDataset, config: TrainConfig) -> ImageDataset:
     """``data`` with the validation split ``config.val_size`` asks for taken out of its training images
-    (:func:`cnnzoo.data.hold_out_validation`: stratified, the same images for every run and seed)."""
+    (:func:`cnnzoo.data.hold_out_validation`: stratified, the same images for every run and seed). Data that
+    already have their validation split (say from :func:`load_data`) are returned as they are."""
+    if data.val_labels is not None:
+        return data
     n_train = int(data.train_labels.numel())
     if config.val_size is not None and config.val_size >= n_train:
         raise ConfigError(
