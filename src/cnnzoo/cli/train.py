@@ -197,7 +197,7 @@ def _check_machine_flags(args: argparse.Namespace) -> None:
 def _aborted(training: Training, stop: _StopFlag) -> int:
     """The second Ctrl-C (or SIGTERM): say what is on disk, and how to go on."""
     if training.last is not None and training.last.exists():
-        print(f"aborted; the last completed epoch is in {training.last}: resume with: cnnzoo train --resume "
+        print(f"aborted; the last checkpoint is in {training.last}: resume with: cnnzoo train --resume "
               f"{training.directory}", file=sys.stderr)  # fmt: skip
     else:
         print("aborted before the first epoch finished; nothing was saved: start again with the same command",
