@@ -18,17 +18,19 @@ from collections.abc import Sequence
 from cnnzoo.bench import is_out_of_memory
 from cnnzoo.cli.bench import add_bench
 from cnnzoo.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Parser, Terminated, raise_terminated
+from cnnzoo.cli.explain import add_explain
 from cnnzoo.cli.info import add_data, add_models, add_summary
 from cnnzoo.cli.leaderboard import add_leaderboard
 from cnnzoo.cli.runs import add_eval, add_export, add_plot, add_predict
+from cnnzoo.cli.studio import add_studio
 from cnnzoo.cli.train import add_train
 from cnnzoo.distributed import is_collective_timeout
 from cnnzoo.errors import CnnzooError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (add_data, add_models, add_summary, add_train, add_eval, add_predict, add_export, add_plot, add_bench,
-            add_leaderboard)  # fmt: skip
+COMMANDS = (add_data, add_models, add_summary, add_train, add_eval, add_predict, add_explain, add_export, add_plot,
+            add_bench, add_leaderboard, add_studio)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
