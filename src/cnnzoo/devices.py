@@ -2,8 +2,11 @@
 
 ``auto`` device: CUDA, then Apple's MPS, then the CPU. ``auto`` precision: bfloat16 autocast on a CUDA
 device that supports it (Ampere and newer), fp32 everywhere else; bf16 needs no loss scaling, which is
-why fp16 is not offered. Asking for a device that is not there is a :class:`~cnnzoo.errors.ConfigError`
-rather than a silent fallback, so a run never reports CPU numbers as GPU numbers.
+why fp16 is not offered. ``bf16-native`` is bf16 wherever the hardware computes it (those GPUs, and CPUs
+with AVX512-BF16 or AMX), else fp32: a recipe uses it for networks whose convolutions dominate (SpeedNet
+trained 1.6x faster in bf16 + channels_last than in fp32 + NCHW on a 2-core AVX512-BF16 EPYC), while the
+small LeNets run slower in bf16 on the CPU and stay in fp32. Asking for a device that is not there is a
+:class:`~cnnzoo.errors.ConfigError` rather than a silent fallback, so a run never reports CPU numbers as GPU numbers.
 
 channels_last (NHWC): on CUDA it lets cuDNN use tensor-core kernels without transposes, so ``auto``
 turns it on there. On the CPU it is slower for the small 28x28 networks that train there: one LeNet-BN
@@ -31,6 +34,7 @@ __all__ = [
     "busy_cores",
     "enable_determinism",
     "free_device_memory",
+    "has_native_bf16",
     "resolve_device",
     "resolve_precision",
     "set_threads",
@@ -81,7 +85,31 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigError("--precision bf16: this GPU does not support bfloat16; use --precision fp32")
         return torch.bfloat16
-    raise ConfigError(f"--precision {name}: unknown precision; choose auto, fp32 or bf16")
+    if name == "bf16-native":
+        return torch.bfloat16 if has_native_bf16(device) else None
+    raise ConfigError(f"--precision {name}: unknown precision; choose auto, fp32, bf16 or bf16-native")
+
+
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware: a CUDA GPU that supports it, or an x86 CPU with
+    AVX512-BF16 or AMX (read from ``/proc/cpuinfo``; elsewhere False). Without such units oneDNN emulates
+    bf16 and it is slower than fp32, which is why ``bf16-native`` falls back to fp32 there."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,8 @@ def add_precision(group: argparse._ActionsContainer, default: str | None = None)
         "--precision",
         choices=PRECISIONS,
         default=default,
-        help="auto: bf16 autocast on a GPU that supports it, else fp32",
+        help="auto: bf16 autocast on a GPU that supports it, else fp32; bf16-native: bf16 wherever the hardware "
+        "computes it (also CPUs with AVX512-BF16 or AMX), else fp32",
     )
 
 
