@@ -24,6 +24,8 @@ RUN_FILES = {
     "confusion.png",
     "per_class.csv",
     "report.md",
+    "top_losses.png",
+    "explained.png",
 }
 D2L_LINES = re.compile(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}\n\d+\.\d examples/sec on cpu\n$")
 

@@ -47,7 +47,7 @@ from cnnzoo.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_FILES = {"config.json", "metrics.csv", "metrics.jsonl", "curves.png", "last.pt", "best.pt", "confusion.png",
-             "per_class.csv", "report.md"}  # fmt: skip
+             "per_class.csv", "top_losses.png", "explained.png", "report.md"}  # fmt: skip
 
 # (id, scenario, what cnnzoo does, what the user should do, the test that shows it)
 SCENARIOS = [

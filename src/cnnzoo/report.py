@@ -1,8 +1,9 @@
 """``report.md``: one page that ties a finished run together.
 
 It links the figures and files the run directory already holds (curves, confusion matrix, per-class
-table, metrics, checkpoints), states how throughput was measured, and ends with the model summary and
-the exact commands that reproduce, evaluate and use the run.
+table, metrics, checkpoints), shows what the final model gets most confidently wrong and one test image's
+Grad-CAM (``top_losses.png``, ``explained.png``), states how throughput was measured, and ends with the model
+summary and the exact commands that reproduce, evaluate and use the run.
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ def render_report(
     model_summary: str,
     run_dir: str,
     command: Sequence[str] | None = None,
+    explanation: Mapping[str, Any] | str | None = None,
 ) -> str:
-    """The Markdown text of ``report.md``."""
+    """The Markdown text of ``report.md``.
+
+    ``explanation``: what :func:`cnnzoo.explain.files.explain_run` wrote (its ``to_dict()``), for the sections
+    "What the model gets wrong" and "One example explained"; a string says why they are unavailable; None
+    leaves them out."""
     last = history[-1]
     best = best_row(history)
     train_s = sum(r["train_seconds"] for r in history)
@@ -86,6 +92,7 @@ def render_report(
     for r in per_class:
         confused = f"{r['most_confused_with']} ({r['confused_count']})" if r["most_confused_with"] else "-"
         lines.append(f"| {r['label']} | {r['class']} | {r['images']} | {r['accuracy']:.4f} | {confused} |")
+    lines += _explanation_lines(explanation, run_dir)
     lines += [
         "",
         "## Reproduce and use",
@@ -124,6 +131,45 @@ def render_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def _explanation_lines(explanation: Mapping[str, Any] | str | None, run_dir: str) -> list[str]:
+    """The report's two sections on the final model's mistakes and one test image's Grad-CAM."""
+    if explanation is None:
+        return []
+    if isinstance(explanation, str):
+        why = f"(unavailable: {explanation})"
+        return ["", "## What the model gets wrong", "", why, "", "## One example explained", "", why]
+    mistakes, wrong, total = explanation["mistakes"], explanation["wrong"], explanation["total"]
+    lines = ["", "## What the model gets wrong", "", "![the most confident mistakes](top_losses.png)", ""]
+    if mistakes:
+        lines += [
+            f"{wrong} of {total} test images are misclassified by the final model (`last.pt`). Above, the "
+            f"{len(mistakes)} with the highest loss: the ones it is most confidently wrong about, each with its true "
+            "class, the class the model said and that class's probability. A gallery of one wrong class often "
+            "shows a labelling convention or two classes that look alike at this size.",
+            "",
+            "| test image | true class | said | probability |",
+            "|---:|---|---|---:|",
+            *(f"| {m['index']} | {m['true']} | {m['predicted']} | {m['probability']:.1%} |" for m in mistakes[:8]),
+        ]
+    else:
+        lines.append(f"Nothing: the final model (`last.pt`) classifies all {total} test images correctly.")
+    example = explanation["example"]
+    top = ", ".join(f"{name} {p:.1%}" for name, p in example["top"])
+    lines += [
+        "",
+        "## One example explained",
+        "",
+        "![one test image, its Grad-CAM and its top classes](explained.png)",
+        "",
+        f"Test image {example['index']} (the first; true class {example['true']}), as the model sees it. The model "
+        f"says {top}. The overlay is a Grad-CAM map of layer `{example['layer']}` for the predicted class: red where "
+        "the evidence for that class lies (the gradient-weighted feature maps, upsampled to the input). "
+        f"`cnnzoo explain {shlex.quote(run_dir)} IMAGE.png` does the same for your own pictures, with every stage's "
+        "feature maps.",
+    ]
+    return lines
 
 
 def _selection_rows(config: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> list[str]:

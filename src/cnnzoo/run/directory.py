@@ -6,11 +6,15 @@
 config.json        resolved config, model, data, versions, device, seed, command
 metrics.csv/.jsonl one row per completed epoch (rewritten from the checkpoint's history)
 curves.png         train loss, train, validation and test accuracy against epoch (redrawn every epoch)
+live.json          the epoch in progress: running train loss and accuracy at each log interval (at most
+                   twice a second; :mod:`cnnzoo.run.live`), for a viewer such as ``cnnzoo studio``
 last.pt            the last completed epoch, or the step Ctrl-C stopped at (resumable)
 best.pt            the epoch with the best *validation* accuracy so far (none without a validation split:
                    the test set never chooses a model)
 confusion.png      at the end: confusion matrix of the final model on the test set
 per_class.csv      at the end: per-class accuracy
+top_losses.png     at the end: the test images the final model is most confidently wrong about
+explained.png      at the end: the first test image with its Grad-CAM map and top 3 classes
 report.md          at the end: the page that ties them together with the model summary
 =================  ===========================================================================
 
@@ -36,6 +40,7 @@ from cnnzoo.config import TrainConfig
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.engine import HISTORY_KEYS, Callback, EvalResult, TrainState, best_row, time_to_target
 from cnnzoo.errors import CheckpointError, ConfigError, OutputError, RunLockedError
+from cnnzoo.explain.files import explain_run
 from cnnzoo.metrics import read_metrics, write_metrics, write_per_class
 from cnnzoo.plots import confusion_figure, curves_figure, save_figure
 from cnnzoo.report import write_report
@@ -91,7 +96,7 @@ def new_run_dir(model: str, out: str | os.PathLike[str] | None = None, root: str
 
 
 # What a directory may hold and still take a new run: a run killed before its first checkpoint leaves these.
-_RESTARTABLE = {"config.json", LOCK_NAME, "tensorboard"}
+_RESTARTABLE = {"config.json", LOCK_NAME, "tensorboard", "live.json"}
 
 
 def check_new_run_target(path: Path, *, locked_by_us: bool = False) -> None:
@@ -452,7 +457,7 @@ class RunDirectory(Callback):
 
     # -- the end of a run -------------------------------------------------------------------------
     def finish(self, state: TrainState, result: EvalResult, model_summary: str) -> dict[str, Path]:
-        """Write confusion.png, per_class.csv and report.md for the final model."""
+        """Write confusion.png, per_class.csv, top_losses.png, explained.png and report.md for the final model."""
         classes = self.data.classes
         save_figure(
             confusion_figure(
@@ -464,6 +469,7 @@ class RunDirectory(Callback):
         # report.md is the "finished" mark --resume checks, so everything else is written before it.
         if self.config.target_acc is not None:
             self._record_time_to_target(state)
+        explanation = self._explain(state, result)
         write_report(
             self.path / "report.md",
             config=self.config.to_dict(),
@@ -474,8 +480,29 @@ class RunDirectory(Callback):
             model_summary=model_summary,
             run_dir=str(self.path),
             command=self.command,
+            explanation=explanation,
         )
-        return {name: self.path / name for name in ("confusion.png", "per_class.csv", "report.md")}
+        names = ["confusion.png", "per_class.csv", "report.md"]
+        names += ["top_losses.png", "explained.png"] if not isinstance(explanation, str) else []
+        return {name: self.path / name for name in names}
+
+    def _explain(self, state: TrainState, result: EvalResult) -> dict[str, Any] | str:
+        """top_losses.png and explained.png (one pass over the test split, one Grad-CAM) for the report, or why
+        not: after a long run, a failure here must cost these two figures, not the report."""
+        wrong = result.count - int(result.confusion.diagonal().sum())
+        try:
+            return explain_run(
+                state.model,
+                self.data,
+                self.path,
+                mean=self.mean,
+                std=self.std,
+                input_size=self.input_size,
+                wrong=wrong,
+                batch_size=self.config.eval_batch_size,
+            ).to_dict()
+        except Exception as exc:  # any failure: the report says it instead
+            return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
     def _record_time_to_target(self, state: TrainState) -> None:
         """``--target-acc``: add when the target was reached (or that it was not) to config.json."""

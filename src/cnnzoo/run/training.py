@@ -24,6 +24,7 @@ from cnnzoo.errors import FileWriteError, TrainingDivergedError
 from cnnzoo.inspection import summary
 from cnnzoo.run.directory import RunDirectory, RunLock, check_new_run_target, new_run_dir
 from cnnzoo.run.environment import environment_info
+from cnnzoo.run.live import LiveCurves
 from cnnzoo.run.setup import Run
 from cnnzoo.tensorboard import TensorBoardLogger, summary_writer_class
 
@@ -164,7 +165,7 @@ def start_training(
         command=list(command) if command is not None else None,
         input_size=config.resize,
     )
-    training.callbacks = [training.recorder]
+    training.callbacks = [training.recorder, LiveCurves(directory)]  # live.json: the epoch in progress
     if config.tensorboard:
         try:
             training.callbacks.append(TensorBoardLogger(directory / "tensorboard"))

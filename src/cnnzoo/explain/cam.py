@@ -1,0 +1,159 @@
+"""Class-activation maps: where in the picture the evidence for a class lies.
+
+Grad-CAM (Selvaraju et al., 2017, https://arxiv.org/abs/1610.02391) weighs each channel of a late feature map
+by the mean gradient of the class score over it, sums the weighted channels and keeps the positive part: a
+coarse map of the places that raise the score. It works for every network here, whatever its head (the
+original CAM needs a global-average-pool + linear head, which LeNet, AlexNet and VGG do not have). The
+arithmetic is captum's (:class:`captum.attr.LayerGradCam`); this module picks the layer, runs it without
+disturbing the model, and brings the maps to the input's size and to [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from cnnzoo.errors import ConfigError
+
+__all__ = ["CamResult", "cam_layer", "class_activation_maps", "preserved"]
+
+
+@dataclass(frozen=True)
+class CamResult:
+    """``maps``: float ``[N, H, W]`` on the CPU in [0, 1] (1 = the strongest evidence in that image; an
+    all-zero map means nothing in the image raised the class score); ``targets``: the class each map is for;
+    ``probabilities``: the model's softmax ``[N, num_classes]`` for the same input; ``layer``: the module whose
+    output was used."""
+
+    maps: Tensor
+    targets: list[int]
+    probabilities: Tensor
+    layer: str
+
+
+@contextmanager
+def preserved(model: nn.Module) -> Iterator[None]:
+    """Eval mode for the block; afterwards every submodule's train/eval flag and every parameter's
+    ``requires_grad`` are what they were (an explanation must not change the model it explains)."""
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    p = next(model.parameters(), None)
+    if p is None:
+        return torch.device("cpu"), torch.get_default_dtype()
+    return p.device, p.dtype if p.is_floating_point() else torch.get_default_dtype()
+
+
+@contextmanager
+def _recording_shapes(model: nn.Module) -> Iterator[list[tuple[str, tuple[int, ...] | None]]]:
+    """While the block runs, ``(qualified name, output shape)`` of every module call, in the order calls end."""
+    calls: list[tuple[str, tuple[int, ...] | None]] = []
+
+    def hook_for(name: str):
+        def record(_module: nn.Module, _inputs: tuple, output: object) -> None:
+            calls.append((name, tuple(output.shape) if isinstance(output, Tensor) else None))
+
+        return record
+
+    handles = [m.register_forward_hook(hook_for(name)) for name, m in model.named_modules() if name]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _pick_layer(model: nn.Module, calls: Sequence[tuple[str, tuple[int, ...] | None]]) -> str:
+    """:func:`cam_layer`'s rule applied to the calls of one forward pass."""
+    maps = [(name, shape) for name, shape in calls if shape is not None and len(shape) == 4]
+    if not maps:
+        raise ConfigError(f"{type(model).__name__} makes no 4-D feature map: a class-activation map needs a CNN")
+    spatial = [(name, shape) for name, shape in maps if min(shape[2:]) >= 2]
+    name, shape = (spatial or maps)[-1]
+    stage = name.split(".", 1)[0]
+    if stage != name and dict(maps).get(stage) == shape:
+        return stage
+    return name
+
+
+def cam_layer(model: nn.Module, input_size: int, in_channels: int = 1) -> str:
+    """The qualified name of the module whose output :func:`class_activation_maps` uses by default.
+
+    That is the last module (in the order calls end) whose output is a 4-D feature map at least 2x2 at
+    ``input_size``: the latest map that still says *where*. When the top-level stage holding it ends with a
+    map of the same shape, the stage itself is named (its output is what the next stage reads, so no in-place
+    activation inside the stage rewrites it after it is captured). An input so small that every map is 1x1
+    gets the last 1x1 map (its CAM is flat). Found by running one zero image through the model.
+    """
+    device, dtype = _device_dtype(model)
+    x = torch.zeros((1, in_channels, input_size, input_size), device=device, dtype=dtype)
+    with _recording_shapes(model) as calls, preserved(model), torch.no_grad():
+        model(x)
+    return _pick_layer(model, calls)
+
+
+def _module(model: nn.Module, name: str) -> nn.Module:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        names = [n for n, _ in model.named_children()]
+        raise ConfigError(
+            f"the model has no layer {name!r}: give a qualified module name such as {names[0]!r}"
+        ) from None
+
+
+def class_activation_maps(
+    model: nn.Module,
+    x: Tensor,
+    targets: Sequence[int] | None = None,
+    *,
+    layer: str | None = None,
+) -> CamResult:
+    """Grad-CAM maps of ``model`` for the normalised input ``x`` (``[N, C, H, W]``, on the model's device).
+
+    ``targets``: one class per image (None: the class the model predicts for it). ``layer``: a qualified
+    module name (default :func:`cam_layer`). The maps are upsampled bilinearly to ``H x W``, their negative
+    part dropped, and each scaled to a maximum of 1. The model runs in eval mode; its flags and weights are
+    left as they were, and no ``.grad`` is accumulated (captum takes gradients with ``torch.autograd.grad``).
+    """
+    # Imported here: captum costs ~0.4 s, and every `cnnzoo` command imports this package (the run layer
+    # writes the report's example with it), most of them without ever drawing a map.
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    if x.dim() != 4:
+        raise ValueError(f"x must be [N, C, H, W], got shape {tuple(x.shape)}")
+    n, _, h, w = x.shape
+    with preserved(model), torch.inference_mode(False), torch.enable_grad():
+        x = x.detach().clone()  # a normal tensor even when x was made under inference_mode
+        # One plain forward pass gives the probabilities, the predicted classes and (hooked) the layer.
+        with _recording_shapes(model) as calls, torch.no_grad():
+            probabilities = torch.softmax(model(x).float(), dim=1)
+        name = layer if layer is not None else _pick_layer(model, calls)
+        module = _module(model, name)
+        chosen = probabilities.argmax(dim=1).tolist() if targets is None else [int(t) for t in targets]
+        if len(chosen) != n:
+            raise ValueError(f"{n} images but {len(chosen)} targets")
+        k = probabilities.shape[1]
+        if any(not 0 <= t < k for t in chosen):
+            raise ConfigError(f"target classes {chosen}: the model has classes 0-{k - 1}")
+        raw = LayerGradCam(model, module).attribute(x, target=chosen)
+    if isinstance(raw, tuple):
+        raw = raw[0]
+    maps = LayerAttribution.interpolate(raw.detach().float(), (h, w), interpolate_mode="bilinear").relu()[:, 0]
+    peak = maps.flatten(1).amax(dim=1).view(n, 1, 1)
+    maps = torch.where(peak > 0, maps / peak.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
+    return CamResult(maps=maps.clamp(0, 1).cpu(), targets=chosen, probabilities=probabilities.cpu(), layer=name)
