@@ -8,7 +8,7 @@ CNNZOO := $(VENV)/bin/cnnzoo
 # pytest-xdist workers; the suite is sized for 2 cores
 JOBS   ?= 2
 
-.PHONY: demo test data install install-dev lint format clean help
+.PHONY: demo test data browser install install-dev lint format clean help
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -47,7 +47,20 @@ data: $(VENV)/.runtime-stamp
 demo: data
 	$(CNNZOO) train --device cpu
 
-test: $(VENV)/.dev-stamp data
+# The studio's browser tests drive a real headless Chromium: as root with apt, install Debian's chromium and its
+# driver when they are missing (in CI a missing browser fails those tests); otherwise they skip with one line.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "chromium: found"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } || \
+	  echo "could not install chromium: the studio's browser tests will skip (or fail in CI)"; \
+	else \
+	  echo "no chromium: the studio's browser tests will skip; run 'sudo apt-get install chromium chromium-driver'"; \
+	fi
+
+test: $(VENV)/.dev-stamp data browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -n $(JOBS) -q
 

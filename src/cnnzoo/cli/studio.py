@@ -1,16 +1,108 @@
-"""``cnnzoo studio``: the local web app (being written)."""
+"""``cnnzoo studio [PATH]``: the local web app (:mod:`cnnzoo.studio`) on uvicorn.
+
+It binds 127.0.0.1 unless told otherwise; another address is allowed (a lab machine shared on purpose) with one
+line of warning, since the studio has no login. Missing FastAPI/uvicorn, a PATH that is not a directory and a
+port already in use are one line each; Ctrl-C stops the server and exits 130 without a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import ipaddress
+import socket
+import sys
+import webbrowser
+from pathlib import Path
 
-from cnnzoo.errors import ConfigError
+from cnnzoo.cli.common import EXIT_INTERRUPTED, Terminated
+from cnnzoo.errors import ConfigError, MissingExtraError
+
+__all__ = ["add_studio", "cmd_studio", "is_loopback"]
+
+EXTRA = "error: cnnzoo studio needs the studio extra: pip install 'cnnzoo[studio]'"
 
 
 def add_studio(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("studio", help="a local web app: the zoo, your runs, and a model to try")
+    p = sub.add_parser(
+        "studio",
+        help="a local web app: the zoo, your runs, and a model to try",
+        description="Serve the zoo, the runs under PATH (live while they train) and a page to try a model, at "
+        "http://HOST:PORT/. Read-only: it never writes into run directories.",
+    )
+    p.add_argument("path", nargs="?", default="runs", metavar="PATH", help="a run directory or a directory of runs "
+                   "(default: runs/)")  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free port)")
+    p.add_argument("--open", action="store_true", help="open the studio in the web browser")
     p.set_defaults(func=cmd_studio)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or one line saying why not (a busy port, an unknown address)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: not an address of this machine ({exc.strerror}): try 127.0.0.1") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is already in use: choose another with --port, e.g. --port {port + 1}"
+            ) from None
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another --host or --port") from None
+    return sock
+
+
 def cmd_studio(args: argparse.Namespace) -> int:
-    raise ConfigError("cnnzoo studio is not written yet: use a later version")
+    try:
+        import uvicorn  # lazy: the studio extra is optional
+
+        from cnnzoo.studio import create_app
+    except ImportError:
+        raise MissingExtraError(EXTRA.removeprefix("error: ")) from None
+    root = Path(args.path)
+    if not root.is_dir():
+        what = "is a file, not a directory" if root.exists() else "does not exist"
+        raise ConfigError(f"{root} {what}: give a run directory or a directory of runs (default runs/)")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: choose a port from 1 to 65535")
+    app = create_app(root)
+    sock = _bind(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    if not is_loopback(args.host):
+        print(f"warning: --host {args.host} makes the studio reachable from other machines, with no login",
+              file=sys.stderr)  # fmt: skip
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}/" if ":" not in shown else f"http://[{shown}]:{port}/"
+    print(f"cnnzoo studio: {url} (runs under {root}); Ctrl-C stops it", flush=True)
+    if args.open:
+        webbrowser.open(url)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    try:
+        # uvicorn traps Ctrl-C, shuts down, then raises the signal again: it arrives here as KeyboardInterrupt
+        server.run(sockets=[sock])
+    except Terminated:
+        raise  # SIGTERM: the CLI's own line and exit status 143
+    except KeyboardInterrupt:
+        print("\nstudio stopped (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        sock.close()
+    return 0

@@ -1,0 +1,173 @@
+"""The studio's FastAPI application: :func:`create_app` puts the routers, the pages, the limits and the error
+answers together.
+
+Errors: a :class:`~cnnzoo.errors.CnnzooError` raised anywhere becomes a 4xx with ``{"error": "<its one line>"}``
+(404 for what is not there, 413 for an upload over the limit, 415 for an upload that is no picture, 400 for the
+rest), as do FastAPI's own validation errors and unknown routes; only a bug answers 500, with one line too.
+
+The interactive ``/docs`` page FastAPI offers loads swagger-ui from a CDN, so it is off: the OpenAPI schema is
+at ``/openapi.json`` and the ``/api`` page lists the routes from it, with no network access.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cnnzoo._version import __version__
+from cnnzoo.errors import CnnzooError, ConfigError, UnknownModelError
+from cnnzoo.studio import inference, runs, zoo
+from cnnzoo.studio.inference import ModelCache, UnsupportedUploadError, UploadTooLargeError
+from cnnzoo.studio.runs import NotFoundError, RunIndex
+
+__all__ = ["MAX_UPLOAD_BYTES", "PAGES", "STATIC", "BodyLimit", "create_app", "status_of"]
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a phone photo is a few MB; this is well above it and well below harm
+_FORM_OVERHEAD = 64 * 1024  # multipart boundaries, headers and the small fields beside the file
+STATIC = Path(__file__).resolve().parent / "static"
+PAGES = ("/", "/zoo", "/runs", "/try", "/api")
+log = logging.getLogger("cnnzoo.studio")
+
+
+def status_of(exc: CnnzooError) -> int:
+    """The HTTP status a user error answers with."""
+    if isinstance(exc, NotFoundError | UnknownModelError):
+        return 404
+    if isinstance(exc, UploadTooLargeError):
+        return 413
+    if isinstance(exc, UnsupportedUploadError):
+        return 415
+    return 400
+
+
+class BodyLimit:
+    """Refuse a request body over ``limit`` bytes while it arrives: at once from its Content-Length, or, for a
+    chunked body, as soon as the bytes read pass the limit (so a huge upload is never spooled to disk)."""
+
+    def __init__(self, app: ASGIApp, limit: int, message: str) -> None:
+        self.app = app
+        self.limit = limit
+        self.message = message
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = self.message
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            response = JSONResponse({"error": message}, status_code=413, headers={"Connection": "close"})
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise HTTPException(413, message)  # FastAPI's body parsing passes HTTPException on
+            return msg
+
+        await self.app(scope, counted, send)
+
+
+def too_large(max_upload: int) -> str:
+    """The one line for an upload over ``max_upload`` bytes."""
+    return f"the upload is over the studio's {max_upload / 1024 / 1024:g} MB limit: choose a smaller picture"
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form"))
+        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) + " (see /openapi.json for the parameters)"
+
+
+def create_app(
+    root: str | Path = "runs",
+    *,
+    max_upload: int = MAX_UPLOAD_BYTES,
+    cache_size: int = 4,
+) -> FastAPI:
+    """The studio for the runs under ``root`` (a directory of run directories, or one run directory).
+
+    ``max_upload``: the largest picture accepted, in bytes; ``cache_size``: how many runs' models stay loaded.
+    A ``root`` that is not a directory is a :class:`~cnnzoo.errors.ConfigError`.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such directory: give a run directory or a directory of runs (default runs/)")
+    app = FastAPI(
+        title="cnnzoo studio",
+        version=__version__,
+        description="The zoo, your runs, and a model to try: the JSON API the studio's pages use.",
+        docs_url=None,  # swagger-ui comes from a CDN; the /api page lists the routes offline
+        redoc_url=None,
+    )
+    app.state.runs = RunIndex(root)
+    app.state.models = ModelCache(cache_size)
+    app.state.max_upload = max_upload
+    app.add_middleware(BodyLimit, limit=max_upload + _FORM_OVERHEAD, message=too_large(max_upload))
+    _add_error_handlers(app)
+    app.include_router(zoo.router)
+    app.include_router(runs.router)
+    app.include_router(inference.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_pages(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CnnzooError)
+    async def user_error(request: Request, exc: CnnzooError) -> JSONResponse:
+        return _error(status_of(exc), str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such page or route {request.url.path[:100]!r}: see /api for the routes"
+        return _error(exc.status_code, detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(400, _validation_message(exc))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("studio: %s %s failed", request.method, request.url.path)
+        return _error(500, f"internal error ({type(exc).__name__}: {exc}): a bug in cnnzoo studio, please report it")
+
+
+def _add_pages(app: FastAPI) -> None:
+    """Every page is the one-page app; it reads the address to know which tab to show (so each loads directly)."""
+
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+    def api_page() -> FileResponse:
+        return FileResponse(STATIC / "api.html", media_type="text/html; charset=utf-8")
+
+    for path in ("/", "/zoo", "/zoo/{name}", "/runs", "/runs/{run_id}", "/try"):
+        app.add_api_route(path, page, methods=["GET"], include_in_schema=False, response_class=FileResponse)
+    app.add_api_route("/api", api_page, methods=["GET"], include_in_schema=False, response_class=FileResponse)
+
+    @app.get("/api/health", tags=["studio"], summary="the studio is up: its version and root")
+    def health(request: Request) -> dict[str, Any]:
+        index: RunIndex = request.app.state.runs
+        return {"ok": True, "version": __version__, "root": str(index.root), "single_run": index.single}

@@ -1,0 +1,308 @@
+"""The try-it page's API: one uploaded picture through a run's model, with what the model makes of it.
+
+``POST /api/predict`` takes a multipart form (``file``, ``run``, optional ``top_k`` and ``target``) and answers
+with the top classes, the Grad-CAM overlay (:func:`cnnzoo.explain.class_activation_maps`), each stage's feature
+maps (:func:`cnnzoo.explain.stage_activations`) and the picture as the model sees it, all images as PNG data URLs.
+
+An upload is judged by its first bytes (:func:`sniff`), never by its name or its declared content type, and is
+prepared exactly as ``cnnzoo predict`` prepares a file (:meth:`cnnzoo.Predictor.prepare`; the decoder's pixel
+limits apply). Loaded models are kept in a small LRU cache; one model serves one request at a time (Grad-CAM
+hooks the model, and two requests' hooks must not see each other's activations).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from matplotlib import colormaps
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from cnnzoo.errors import CnnzooError, ConfigError, ImageError
+from cnnzoo.predict import PreparedImage, predict_tensors
+from cnnzoo.predictor import Predictor, load_model
+from cnnzoo.studio.schemas import PredictOut
+
+__all__ = ["MAX_STAGE_CHANNELS", "ModelCache", "UnsupportedUploadError", "UploadTooLargeError", "router", "sniff"]
+
+MAX_STAGE_CHANNELS = 16  # feature maps drawn per stage
+MIN_SIDE = 112  # images are enlarged (whole pixels) to at least this side, so a 28x28 input is visible
+
+# The first bytes of each picture format the decoder reads.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+class UnsupportedUploadError(ImageError):
+    """An upload whose bytes are no picture format the studio reads (answered with 415)."""
+
+
+class UploadTooLargeError(CnnzooError):
+    """An upload over the studio's size limit (answered with 413)."""
+
+
+def sniff(data: bytes) -> str:
+    """The picture format of ``data`` by its signature (PNG, JPEG, GIF, BMP, TIFF, WebP), else
+    :class:`UnsupportedUploadError`. The file name and the declared content type are never asked."""
+    if not data:
+        raise UnsupportedUploadError("the upload is empty (0 bytes): choose a picture file")
+    for magic, name in _SIGNATURES:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    raise UnsupportedUploadError(
+        "the upload is not a picture (its bytes are not PNG, JPEG, GIF, BMP, TIFF or WebP): choose an image file"
+    )
+
+
+class ModelCache:
+    """At most ``size`` loaded :class:`~cnnzoo.Predictor` objects, the least recently used dropped first; a
+    checkpoint rewritten since it was loaded (a run still training) is loaded again."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, int, int], tuple[Predictor, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def get(self, run_dir: Path) -> tuple[Predictor, threading.Lock]:
+        ckpt = run_dir / "last.pt"
+        try:
+            st = ckpt.stat()
+        except OSError:
+            st = None
+        key = (str(run_dir), st.st_mtime_ns if st else 0, st.st_size if st else 0)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        entry = (load_model(run_dir), threading.Lock())  # outside the lock: loading takes a while
+        with self._lock:
+            self.loads += 1
+            for old in [k for k in self._items if k[0] == key[0]]:
+                del self._items[old]
+            self._items[key] = entry
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return entry
+
+
+# ------------------------------------------------------------------------------------------------
+# preparing the upload and drawing what comes back
+# ------------------------------------------------------------------------------------------------
+def prepare_upload(predictor: Predictor, data: bytes, name: str) -> PreparedImage:
+    """``data`` prepared as :meth:`Predictor.prepare` prepares a file (``prepare_bytes`` where the predictor
+    has it; else through a private temporary file, removed at once)."""
+    prepare_bytes = getattr(predictor, "prepare_bytes", None)
+    if prepare_bytes is not None:
+        return prepare_bytes(data, name)
+    with _temporary(data) as path:
+        prepared = predictor.prepare(path)
+    return PreparedImage(name, prepared.pixels, prepared.inverted, prepared.original_size, prepared.original_mode)
+
+
+@contextlib.contextmanager
+def _temporary(data: bytes) -> Iterator[Path]:
+    fd, name = tempfile.mkstemp(prefix="cnnzoo-studio-", suffix=".upload")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        yield Path(name)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def normalised(predictor: Predictor, pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[N, C, S, S]`` as the model's float input, normalised as :func:`cnnzoo.predict.predict_tensors`
+    does (``/ 255``, then the checkpoint's mean and std)."""
+    device = next(predictor.model.parameters()).device
+    x = pixels.to(device, torch.float32) / 255.0
+    if predictor.mean is not None and predictor.std is not None:
+        m = torch.as_tensor(predictor.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        s = torch.as_tensor(predictor.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        x = (x - m) / s
+    return x
+
+
+def png_data_url(array: np.ndarray) -> str:
+    """A uint8 ``[H, W]`` or ``[H, W, 3]`` array as a PNG data URL."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _enlarge(array: np.ndarray, side: int = MIN_SIDE) -> np.ndarray:
+    factor = max(1, -(-side // max(array.shape[:2])))
+    return np.repeat(np.repeat(array, factor, axis=0), factor, axis=1)
+
+
+def _input_rgb(pixels: torch.Tensor) -> np.ndarray:
+    a = pixels.numpy()
+    return np.repeat(a[0][..., None], 3, axis=2) if a.shape[0] == 1 else a.transpose(1, 2, 0)
+
+
+def cam_overlay(pixels: torch.Tensor, cam: torch.Tensor) -> np.ndarray:
+    """The input in grey with the class-activation map over it (inferno colours, more opaque where hotter)."""
+    base = _input_rgb(pixels).astype(np.float32)
+    heat = colormaps["inferno"](cam.numpy())[..., :3] * 255.0
+    alpha = 0.25 + 0.5 * cam.numpy()[..., None]
+    return _enlarge(np.clip(base * (1 - alpha) + heat * alpha, 0, 255).astype(np.uint8))
+
+
+def feature_grid(output: torch.Tensor, limit: int = MAX_STAGE_CHANNELS) -> tuple[np.ndarray, int]:
+    """Up to ``limit`` channels of one image's ``[C, H, W]`` stage output side by side (each scaled to 0-255
+    on its own), with a one-pixel gap; and how many channels it shows."""
+    maps = output[:limit].float()
+    count, h, w = maps.shape
+    low = maps.flatten(1).amin(dim=1).view(-1, 1, 1)
+    high = maps.flatten(1).amax(dim=1).view(-1, 1, 1)
+    scaled = ((maps - low) / (high - low).clamp_min(1e-12) * 255).to(torch.uint8).numpy()
+    cols = min(count, 8)
+    rows = -(-count // cols)
+    factor = max(1, -(-48 // max(h, w)))  # each map at least ~48 px
+    th, tw = h * factor, w * factor
+    grid = np.full((rows * (th + 1) - 1, cols * (tw + 1) - 1), 255, dtype=np.uint8)
+    for i in range(count):
+        r, c = divmod(i, cols)
+        tile = np.repeat(np.repeat(scaled[i], factor, axis=0), factor, axis=1)
+        grid[r * (th + 1) : r * (th + 1) + th, c * (tw + 1) : c * (tw + 1) + tw] = tile
+    return grid, count
+
+
+def _target_index(target: str | None, classes: Sequence[str]) -> int | None:
+    """``target`` as a class index: a label number or a class name; None: the predicted class."""
+    if target is None or not target.strip():
+        return None
+    text = target.strip()
+    if text in classes:
+        return list(classes).index(text)
+    if text.lstrip("-").isdigit() and 0 <= int(text) < len(classes):
+        return int(text)
+    shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+    raise ConfigError(
+        f"target {text[:40]!r} is not a class of this run: give a label 0-{len(classes) - 1} or one of {shown}"
+    )
+
+
+def explain_picture(predictor: Predictor, x: torch.Tensor, pixels: torch.Tensor, target: int | None) -> dict[str, Any]:
+    """The CAM overlay and the stage maps of one normalised picture ``x`` (``[1, C, S, S]``)."""
+    try:
+        # lazy: captum, which Grad-CAM uses, takes a while to import, and only this page needs it
+        from cnnzoo.explain import class_activation_maps, stage_activations
+    except ImportError as exc:
+        return {"cam": None, "stages": [], "note": f"no class-activation maps: cnnzoo.explain is unavailable ({exc})"}
+    cams = class_activation_maps(predictor.model, x, None if target is None else [target])
+    index = cams.targets[0]
+    cam = {
+        "target": index,
+        "class": predictor.classes[index],
+        "probability": float(cams.probabilities[0, index]),
+        "layer": cams.layer,
+        "overlay": png_data_url(cam_overlay(pixels, cams.maps[0])),
+    }
+    stages = []
+    for stage in stage_activations(predictor.model, x):
+        out = stage.output[0]
+        image, shown = None, 0
+        if out.dim() == 3 and min(out.shape[1:]) >= 1:
+            grid, shown = feature_grid(out)
+            image = png_data_url(grid)
+        label = getattr(stage, "label", stage.name)
+        stages.append({"name": label, "shape": list(stage.shape[1:]), "channels_shown": shown, "image": image})
+    return {"cam": cam, "stages": stages, "note": None}
+
+
+def predict_upload(
+    predictor: Predictor, data: bytes, filename: str, *, top_k: int, target: str | None
+) -> dict[str, Any]:
+    """The whole answer of ``POST /api/predict`` for one upload (the caller holds the model's lock)."""
+    sniff(data)
+    if not 1 <= top_k <= 100:
+        raise ConfigError(f"top_k {top_k}: give a number from 1 to 100")
+    wanted = _target_index(target, predictor.classes)
+    prepared = prepare_upload(predictor, data, filename)
+    pixels = prepared.pixels.unsqueeze(0)
+    values, indices = predict_tensors(predictor.model, pixels, mean=predictor.mean, std=predictor.std, top_k=top_k)
+    top = [
+        {"rank": r + 1, "label": int(i), "class": predictor.classes[int(i)], "probability": float(p)}
+        for r, (p, i) in enumerate(zip(values[0].tolist(), indices[0].tolist()))
+    ]
+    explained = explain_picture(predictor, normalised(predictor, pixels), prepared.pixels, wanted)
+    return {
+        "filename": filename,
+        "size": list(prepared.original_size),
+        "mode": prepared.original_mode,
+        "inverted": prepared.inverted,
+        "top": top,
+        "input": png_data_url(_enlarge(_input_rgb(prepared.pixels))),
+        **explained,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# the route
+# ------------------------------------------------------------------------------------------------
+router = APIRouter(prefix="/api", tags=["try it"])
+
+
+async def read_upload(file: UploadFile, limit: int) -> bytes:
+    """The upload's bytes, read in chunks and refused as soon as they pass ``limit`` (the request body was
+    bounded while it arrived: see :class:`cnnzoo.studio.app.BodyLimit`)."""
+    chunks, size = [], 0
+    while chunk := await file.read(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise UploadTooLargeError(
+                f"the upload is over the studio's {limit / 1024 / 1024:g} MB limit: choose a smaller picture"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/predict",
+    response_model=PredictOut,
+    summary="classify an uploaded picture with a run's model: top-k, CAM, stage maps",
+    responses={400: {}, 404: {}, 413: {}, 415: {}},
+)
+async def post_predict(
+    request: Request,
+    file: Annotated[UploadFile, File(description="the picture (PNG, JPEG, GIF, BMP, TIFF, WebP: judged by its bytes)")],
+    run: Annotated[str, Form(description="a run id from GET /api/runs")],
+    top_k: Annotated[int, Form(description="how many classes to rank (1-100)")] = 3,
+    target: Annotated[
+        str | None, Form(description="the class the CAM explains (label or name; default: the top)")
+    ] = None,
+) -> dict[str, Any]:
+    studio = request.app.state
+    run_dir = studio.runs.path(run)
+    data = await read_upload(file, studio.max_upload)
+    name = Path(file.filename or "upload").name[:200] or "upload"
+
+    def work() -> dict[str, Any]:
+        predictor, lock = studio.models.get(run_dir)
+        with lock:
+            return predict_upload(predictor, data, name, top_k=top_k, target=target)
+
+    return {"run": run, **await run_in_threadpool(work)}

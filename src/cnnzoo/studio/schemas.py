@@ -1,0 +1,134 @@
+"""The JSON the API answers with, as pydantic models: what ``/openapi.json`` documents and what the pages read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "CostRowOut",
+    "ErrorOut",
+    "LayerOut",
+    "MetricsOut",
+    "ModelDetailOut",
+    "ModelOut",
+    "PredictOut",
+    "RunDetailOut",
+    "RunOut",
+    "StageMapOut",
+    "TopClassOut",
+]
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx (and the rare 500) answers with one line."""
+
+    error: str = Field(examples=["unknown run 'lenet-x': see GET /api/runs for the runs under the studio's root"])
+
+
+class ModelOut(BaseModel):
+    """A registered model at its default input size (MACs: conv and linear multiply-accumulates, one image)."""
+
+    name: str
+    family: str
+    description: str
+    input_size: int
+    min_input_size: int
+    max_input_size: int | None
+    params: int
+    macs: int
+
+
+class LayerOut(BaseModel):
+    name: str
+    type: str
+    output_shape: list[int] | None
+    params: int
+    macs: int
+
+
+class StageOut(LayerOut):
+    """A top-level stage of the network and the layers inside it."""
+
+    children: list[LayerOut]
+
+
+class ModelDetailOut(ModelOut):
+    input_shape: list[int]
+    trainable_params: int
+    stages: list[StageOut]
+
+
+class CostRowOut(BaseModel):
+    block: str
+    weights: int
+    macs: int
+
+
+class RunOut(BaseModel):
+    """A run directory under the studio's root. ``status``: ``training`` (a live process holds its lock),
+    ``finished`` (it has its report), ``stopped`` (resumable from last.pt) or ``incomplete`` (no checkpoint)."""
+
+    id: str
+    model: str
+    status: str
+    epochs_done: int
+    epochs: int | None
+    test_acc: float | None
+    best_val_acc: float | None
+    dataset: str | None
+    started: str | None
+    has_checkpoint: bool
+
+
+class RunDetailOut(RunOut):
+    config: dict[str, Any]
+    classes: list[str]
+    per_class: list[dict[str, Any]]
+    files: list[str]
+    environment: dict[str, Any]
+
+
+class MetricsOut(BaseModel):
+    """``epochs``: one row per completed epoch (metrics.jsonl); ``live``: the epoch in progress (live.json),
+    running train loss and accuracy at each log interval, empty when no epoch is under way."""
+
+    run: str
+    training: bool
+    epochs: list[dict[str, Any]]
+    live: list[dict[str, Any]]
+    live_state: str | None
+
+
+class TopClassOut(BaseModel):
+    rank: int
+    label: int
+    class_: str = Field(alias="class")
+    probability: float
+
+    model_config = {"populate_by_name": True}
+
+
+class StageMapOut(BaseModel):
+    """One stage's output for the picture; ``image``: a PNG data URL of up to 16 of its channels (4-D outputs)."""
+
+    name: str
+    shape: list[int]
+    channels_shown: int
+    image: str | None
+
+
+class PredictOut(BaseModel):
+    run: str
+    filename: str
+    size: list[int]
+    mode: str
+    inverted: bool
+    top: list[TopClassOut]
+    input: str = Field(description="the picture as the model sees it (before normalisation), a PNG data URL")
+    cam: dict[str, Any] | None = Field(
+        description="target, class, layer and overlay (PNG data URL); None without cnnzoo.explain"
+    )
+    stages: list[StageMapOut]
+    note: str | None = None

@@ -1,0 +1,418 @@
+// cnnzoo studio: the one-page app. Plain JavaScript, no library, no network beyond this server.
+// Each page reads the JSON API (/api/...) and draws with SVG; the address says which page is shown.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+const SVG_NS = "http://www.w3.org/2000/svg";
+const state = { runs: [], compare: new Set(), poll: null, runId: null, tryRun: null };
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = null; }
+  if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+function el(tag, attrs = {}, text = null) {
+  const node = tag.startsWith("svg:") ? document.createElementNS(SVG_NS, tag.slice(4)) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+function human(n) {
+  if (n === null || n === undefined) return "-";
+  for (const [f, s] of [[1e9, "G"], [1e6, "M"], [1e3, "K"]]) if (Math.abs(n) >= f) return (n / f).toPrecision(3) + s;
+  return String(n);
+}
+const pct = (x) => (x === null || x === undefined ? "-" : (100 * x).toFixed(2) + " %");
+const shape = (s) => (s ? s.join("×") : "-");
+
+// ---------------------------------------------------------------------------------------------
+// pages and the address
+// ---------------------------------------------------------------------------------------------
+function go(path, push = true) {
+  if (push && path !== location.pathname) history.pushState({}, "", path);
+  route();
+}
+
+function route() {
+  const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  const tab = parts[0] === "runs" || parts[0] === "try" ? parts[0] : "zoo";
+  for (const name of ["zoo", "runs", "try"]) {
+    $(`#page-${name}`).hidden = name !== tab;
+    $(`#tab-${name}`).classList.toggle("active", name === tab);
+  }
+  showError("");
+  stopPolling();
+  const pages = { zoo: () => showZoo(parts[1]), runs: () => showRuns(parts[1]), try: showTry };
+  pages[tab]().catch((e) => showError(e.message));
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[href^='/']");
+  if (!link || link.classList.contains("plain") || event.ctrlKey || event.metaKey) return;
+  event.preventDefault();
+  go(link.getAttribute("href"));
+});
+window.addEventListener("popstate", () => route());
+
+// ---------------------------------------------------------------------------------------------
+// the zoo
+// ---------------------------------------------------------------------------------------------
+async function showZoo(name) {
+  const body = $("#models tbody");
+  if (!body.children.length) {
+    const models = await api("/api/models");
+    for (const m of models) {
+      const row = el("tr", { class: "clickable", "data-model": m.name });
+      for (const [text, cls] of [[m.name, ""], [m.family, ""], [`${m.input_size}×${m.input_size}`, "num"],
+        [human(m.params), "num"], [human(m.macs), "num"]]) row.appendChild(el("td", { class: cls }, text));
+      row.addEventListener("click", () => go(`/zoo/${encodeURIComponent(m.name)}`));
+      body.appendChild(row);
+    }
+    api("/api/inception-cost").then((rows) => {
+      const costs = $("#costs tbody");
+      for (const r of rows) {
+        const row = el("tr");
+        row.append(el("td", {}, r.block), el("td", { class: "num" }, `${(r.weights / 1e6).toFixed(2)}M`),
+          el("td", { class: "num" }, `${(r.macs / 1e6).toFixed(1)}M`));
+        costs.appendChild(row);
+      }
+    }).catch((e) => showError(e.message));
+  }
+  const chosen = name || (body.children[0] && body.children[0].dataset.model);
+  for (const row of body.children) row.classList.toggle("selected", row.dataset.model === chosen);
+  if (chosen) await showModel(chosen);
+}
+
+async function showModel(name) {
+  const box = $("#model-detail");
+  const m = await api(`/api/models/${encodeURIComponent(name)}`);
+  box.replaceChildren(el("h2", {}, m.name), el("p", { class: "muted" }, m.description),
+    el("p", {}, `input ${shape(m.input_shape)} · ${m.params.toLocaleString()} parameters · ` +
+      `${human(m.macs)} MACs per image · accepts sides ${m.min_input_size}` +
+      (m.max_input_size ? `-${m.max_input_size}` : " and up")));
+  box.appendChild(diagram(m));
+}
+
+function diagram(m) {
+  // One box per stage, top to bottom, as the data flows; the orange bar is the stage's share of the MACs.
+  const rowH = 44, width = 560, top = 8;
+  const rows = [{ name: "input", type: "", output_shape: m.input_shape, params: 0, macs: 0 }, ...m.stages];
+  const svg = el("svg:svg", { class: "diagram", viewBox: `0 0 ${width} ${top + rows.length * rowH}`, id: "diagram" });
+  const most = Math.max(1, ...m.stages.map((s) => s.macs));
+  rows.forEach((s, i) => {
+    const y = top + i * rowH;
+    const g = el("svg:g", { class: "stage-row" });
+    g.appendChild(el("svg:rect", { class: "stage-box", x: 4, y, width: 250, height: rowH - 12, rx: 6 }));
+    const inner = s.children && s.children.length ? ` · ${s.children.length} layers` : "";
+    g.appendChild(el("svg:text", { x: 12, y: y + 14 }, s.type ? `${s.name} (${s.type})` : s.name));
+    g.appendChild(el("svg:text", { x: 12, y: y + 27, class: "small" }, `→ ${shape(s.output_shape)}${inner}`));
+    if (i > 0) {
+      g.appendChild(el("svg:text", { x: 270, y: y + 14, class: "small" },
+        `${human(s.params)} params · ${human(s.macs)} MACs`));
+      g.appendChild(el("svg:rect", { class: "cost", x: 270, y: y + 19, height: 8, width: Math.max(1, 280 * s.macs / most) }));
+      const title = el("svg:title", {}, (s.children || []).map((c) => `${c.name} ${c.type} → ${shape(c.output_shape)}`).join("\n"));
+      g.appendChild(title);
+    }
+    svg.appendChild(g);
+  });
+  return svg;
+}
+
+// ---------------------------------------------------------------------------------------------
+// charts
+// ---------------------------------------------------------------------------------------------
+function lineChart(svg, series, opts = {}) {
+  // series: [{label, color, points: [[x, y], ...], dashed}]; returns the number of points drawn.
+  svg.replaceChildren();
+  const box = svg.getBoundingClientRect();
+  const W = Math.max(320, box.width || 640), H = Math.max(200, box.height || 260);
+  const pad = { l: 46, r: 12, t: 10, b: 30 };
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const all = series.flatMap((s) => s.points);
+  const xmax = Math.max(opts.xmax || 1, ...all.map((p) => p[0]));
+  const ymax = Math.max(1, ...all.map((p) => p[1]));
+  const X = (x) => pad.l + (W - pad.l - pad.r) * (x / xmax);
+  const Y = (y) => H - pad.b - (H - pad.t - pad.b) * (y / ymax);
+  for (let i = 0; i <= 4; i++) {
+    const v = (ymax * i) / 4;
+    svg.appendChild(el("svg:line", { x1: pad.l, x2: W - pad.r, y1: Y(v), y2: Y(v), stroke: "#e4e8ee" }));
+    svg.appendChild(el("svg:text", { x: 4, y: Y(v) + 4 }, v.toFixed(2)));
+  }
+  const step = Math.max(1, Math.ceil(xmax / 10));
+  for (let e = 0; e <= xmax; e += step) svg.appendChild(el("svg:text", { x: X(e) - 3, y: H - 12 }, String(e)));
+  svg.appendChild(el("svg:text", { x: W / 2, y: H - 1 }, opts.xlabel || "epoch"));
+  let drawn = 0, reach = 0;
+  for (const s of series) {
+    const pts = s.points.filter((p) => p[1] !== null && Number.isFinite(p[1]));
+    if (!pts.length) continue;
+    const d = pts.map((p, i) => `${i ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ");
+    svg.appendChild(el("svg:path", { d, fill: "none", stroke: s.color, "stroke-width": 2,
+      "stroke-dasharray": s.dashed ? "5 4" : "none", class: "series", "data-label": s.label }));
+    for (const p of s.dashed ? [] : pts) {
+      svg.appendChild(el("svg:circle", { cx: X(p[0]), cy: Y(p[1]), r: 2.8, fill: s.color, class: "point" }));
+    }
+    drawn += s.dashed ? Math.max(0, pts.length - (s.joined ? 1 : 0)) : pts.length;
+    reach = Math.max(reach, ...pts.map((p) => p[0]));
+  }
+  svg.dataset.points = String(drawn);
+  svg.dataset.progress = String(reach);
+  return drawn;
+}
+
+function legend(box, series) {
+  box.replaceChildren(...series.filter((s) => !s.hideLegend).map((s) => {
+    const item = el("span", { style: `--swatch: ${s.color}` }, s.label);
+    return item;
+  }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// runs
+// ---------------------------------------------------------------------------------------------
+async function loadRuns() {
+  state.runs = await api("/api/runs");
+  const health = await api("/api/health");
+  $("#root").textContent = health.root;
+  return state.runs;
+}
+
+async function showRuns(runId) {
+  await loadRuns();
+  const body = $("#runs tbody");
+  body.replaceChildren();
+  for (const r of state.runs) {
+    const row = el("tr", { class: "clickable", "data-run": r.id });
+    const tick = el("input", { type: "checkbox", title: "compare" });
+    tick.checked = state.compare.has(r.id);
+    tick.addEventListener("click", (e) => e.stopPropagation());
+    tick.addEventListener("change", () => {
+      if (tick.checked) state.compare.add(r.id); else state.compare.delete(r.id);
+      drawCompare().catch((e) => showError(e.message));
+    });
+    const cell = el("td");
+    cell.appendChild(tick);
+    row.appendChild(cell);
+    row.append(el("td", {}, r.id), el("td", {}, r.model), el("td", { class: `status-${r.status}` }, r.status),
+      el("td", { class: "num" }, `${r.epochs_done}/${r.epochs ?? "?"}`), el("td", { class: "num" }, pct(r.test_acc)),
+      el("td", { class: "num" }, pct(r.best_val_acc)));
+    row.classList.toggle("selected", r.id === runId);
+    row.addEventListener("click", () => go(`/runs/${encodeURIComponent(r.id)}`));
+    body.appendChild(row);
+  }
+  if (!state.runs.length) body.appendChild(el("tr", {}, "")).appendChild(el("td", { colspan: 7 }, "No runs here yet: train one with cnnzoo train."));
+  await drawCompare();
+  const chosen = runId || (state.runs[0] && state.runs[0].id);
+  $("#run-detail").hidden = !chosen;
+  if (chosen) await showRun(chosen);
+}
+
+async function drawCompare() {
+  const ids = [...state.compare];
+  $("#compare").hidden = ids.length < 1;
+  if (!ids.length) return;
+  const all = await Promise.all(ids.map((id) => api(`/api/runs/${encodeURIComponent(id)}/metrics`)));
+  const acc = [], loss = [];
+  all.forEach((m, i) => {
+    const color = COLORS[i % COLORS.length];
+    acc.push({ label: m.run, color, points: m.epochs.map((r) => [r.epoch, r.test_acc]) });
+    loss.push({ label: m.run, color, points: m.epochs.map((r) => [r.epoch, r.train_loss]) });
+  });
+  lineChart($("#compare-acc"), acc);
+  lineChart($("#compare-loss"), loss);
+  legend($("#compare-legend"), acc);
+}
+
+function showImage(name, detail, id) {
+  const has = detail.files.includes(name);
+  $(`#${id}-box`).hidden = !has;
+  if (has) $(`#${id}`).src = `/api/runs/${encodeURIComponent(detail.id)}/files/${name}?t=${Date.now()}`;
+}
+
+async function showRun(runId) {
+  state.runId = runId;
+  const detail = await api(`/api/runs/${encodeURIComponent(runId)}`);
+  $("#run-title").textContent = `${detail.id}: ${detail.model}`;
+  const c = detail.config;
+  $("#run-status").textContent = `${detail.status} · ${detail.epochs_done}/${detail.epochs ?? "?"} epochs · ` +
+    `${detail.dataset ?? "?"} · batch ${c.batch_size ?? "?"} · lr ${c.lr ?? "?"} · ${c.optimizer ?? ""} ${c.schedule ?? ""}`;
+  showImage("confusion.png", detail, "confusion");
+  showImage("top_losses.png", detail, "top-losses");
+  showImage("explained.png", detail, "explained");
+  const perClass = $("#per-class tbody");
+  perClass.replaceChildren();
+  $("#per-class-box").hidden = !detail.per_class.length;
+  for (const r of detail.per_class) {
+    const row = el("tr");
+    const bar = el("td");
+    bar.appendChild(el("div", { class: "bar", style: `width: ${Math.round(100 * (r.accuracy || 0))}%` }));
+    row.append(el("td", {}, r.class), el("td", { class: "num" }, pct(r.accuracy)), bar,
+      el("td", {}, r.most_confused_with ? `${r.most_confused_with} (${r.confused_count})` : ""));
+    perClass.appendChild(row);
+  }
+  const links = detail.files.map((f) => `<a class="plain" href="/api/runs/${encodeURIComponent(detail.id)}/files/${f}">${f}</a>`);
+  $("#run-files").innerHTML = "files: " + links.join(" · ");
+  await drawCurves(runId);
+}
+
+async function drawCurves(runId) {
+  const m = await api(`/api/runs/${encodeURIComponent(runId)}/metrics`);
+  if (state.runId !== runId) return;
+  const rows = m.epochs;
+  const series = [
+    { label: "train loss", color: COLORS[0], points: rows.map((r) => [r.epoch, r.train_loss]) },
+    { label: "train acc", color: COLORS[1], points: rows.map((r) => [r.epoch, r.train_acc]) },
+  ];
+  if (rows.some((r) => r.val_acc !== null && r.val_acc !== undefined)) {
+    series.push({ label: "val acc", color: COLORS[2], points: rows.map((r) => [r.epoch, r.val_acc]) });
+  }
+  series.push({ label: "test acc", color: COLORS[3], points: rows.map((r) => [r.epoch, r.test_acc]) });
+  if (m.live.length) {
+    const last = rows[rows.length - 1];
+    for (const [key, color] of [["train_loss", COLORS[0]], ["train_acc", COLORS[1]]]) {
+      const pts = m.live.map((r) => [r.epoch - 1 + r.fraction, r[key]]);
+      series.push({ label: key, color, dashed: true, hideLegend: true, joined: !!last,
+        points: last ? [[last.epoch, last[key]], ...pts] : pts });
+    }
+  }
+  const epochs = (await runEpochs(runId)) || rows.length || 1;
+  lineChart($("#curves"), series, { xmax: epochs });
+  legend($("#curves-legend"), series);
+  if (m.training) {
+    $("#run-status").classList.add("status-training");
+    state.poll = setTimeout(() => drawCurves(runId).catch((e) => showError(e.message)), 1000);
+  } else {
+    $("#run-status").classList.remove("status-training");
+  }
+}
+
+async function runEpochs(runId) {
+  const r = state.runs.find((x) => x.id === runId);
+  return r ? r.epochs : null;
+}
+
+function stopPolling() {
+  if (state.poll) clearTimeout(state.poll);
+  state.poll = null;
+  state.runId = null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// try it
+// ---------------------------------------------------------------------------------------------
+async function showTry() {
+  const runs = (await loadRuns()).filter((r) => r.has_checkpoint);
+  const select = $("#try-run");
+  const previous = select.value;
+  select.replaceChildren(...runs.map((r) => el("option", { value: r.id }, `${r.id} (${r.model})`)));
+  if (!runs.length) showError("No trained run with a checkpoint under the studio's root: train one with cnnzoo train.");
+  if (runs.some((r) => r.id === previous)) select.value = previous;
+  await fillTargets();
+}
+
+async function fillTargets() {
+  const run = $("#try-run").value;
+  if (!run) return;
+  const detail = await api(`/api/runs/${encodeURIComponent(run)}`);
+  $("#try-target").replaceChildren(el("option", { value: "" }, "the top class"),
+    ...detail.classes.map((c, i) => el("option", { value: String(i) }, c)));
+}
+
+async function classify(blob, name) {
+  const form = new FormData();
+  form.append("file", blob, name);
+  form.append("run", $("#try-run").value);
+  form.append("top_k", $("#try-topk").value || "3");
+  if ($("#try-target").value) form.append("target", $("#try-target").value);
+  showError("");
+  $("#result").dataset.state = "busy";
+  try {
+    const r = await api("/api/predict", { method: "POST", body: form });
+    showResult(r);
+  } catch (e) {
+    $("#result").dataset.state = "error";
+    showError(e.message);
+  }
+}
+
+function showResult(r) {
+  const box = $("#result");
+  box.hidden = false;
+  $("#top-class").textContent = r.top[0].class;
+  $("#topk").replaceChildren(...r.top.map((t) => {
+    const row = el("div", { class: "topk-row" });
+    const bar = el("div");
+    bar.appendChild(el("div", { class: "bar", style: `width: ${(100 * t.probability).toFixed(1)}%` }));
+    row.append(el("span", { class: "topk-class" }, `${t.rank}. ${t.class}`), bar, el("span", {}, t.probability.toFixed(3)));
+    return row;
+  }));
+  $("#seen").src = r.input;
+  $("#cam").src = r.cam ? r.cam.overlay : "";
+  $("#cam-class").textContent = r.cam ? `${r.cam.class}, layer ${r.cam.layer}` : "unavailable";
+  $("#result-note").textContent = `${r.filename}: ${r.size.join("×")} ${r.mode}` +
+    (r.inverted ? ", inverted to a light object on dark" : "") + (r.note ? ` · ${r.note}` : "");
+  const list = $("#stage-list");
+  list.replaceChildren(...r.stages.map((s) => {
+    const row = el("div", { class: "stage" });
+    row.appendChild(el("div", {}, `${s.name} → ${shape(s.shape)}` + (s.channels_shown ? ` (first ${s.channels_shown} channels)` : "")));
+    const cell = el("div");
+    if (s.image) cell.appendChild(el("img", { src: s.image, alt: `feature maps of ${s.name}` }));
+    row.appendChild(cell);
+    return row;
+  }));
+  $("#stages").hidden = !r.stages.length;
+  box.dataset.state = "done";
+}
+
+function setUpPad() {
+  const pad = $("#pad");
+  const ctx = pad.getContext("2d");
+  const clear = () => {
+    const dark = $("#pad-invert").checked;
+    ctx.fillStyle = dark ? "#fff" : "#000";
+    ctx.fillRect(0, 0, pad.width, pad.height);
+    pad.style.background = ctx.fillStyle;
+  };
+  let drawing = false;
+  const at = (e) => {
+    const b = pad.getBoundingClientRect();
+    return [(e.clientX - b.left) * (pad.width / b.width), (e.clientY - b.top) * (pad.height / b.height)];
+  };
+  pad.addEventListener("pointerdown", (e) => {
+    drawing = true;
+    pad.setPointerCapture(e.pointerId);
+    ctx.beginPath();
+    ctx.moveTo(...at(e));
+  });
+  pad.addEventListener("pointermove", (e) => {
+    if (!drawing) return;
+    ctx.strokeStyle = $("#pad-invert").checked ? "#000" : "#fff";
+    ctx.lineWidth = 22;
+    ctx.lineCap = ctx.lineJoin = "round";
+    ctx.lineTo(...at(e));
+    ctx.stroke();
+  });
+  pad.addEventListener("pointerup", () => { drawing = false; });
+  $("#pad-clear").addEventListener("click", clear);
+  $("#pad-invert").addEventListener("change", clear);
+  $("#pad-classify").addEventListener("click", () => pad.toBlob((blob) => classify(blob, "drawing.png"), "image/png"));
+  clear();
+}
+
+$("#try-file").addEventListener("change", (e) => {
+  const file = e.target.files[0];
+  if (file) classify(file, file.name);
+});
+$("#try-run").addEventListener("change", () => fillTargets().catch((e) => showError(e.message)));
+setUpPad();
+route();
