@@ -133,7 +133,9 @@ def test_predict_cli_ranks_classes_for_pictures_of_several_sizes_and_modes(train
     assert main(["predict", str(trained_run), str(pictures[0][1]), "--top-k", "2"]) == 0
     text = capsys.readouterr().out.splitlines()
     assert text[0].startswith(str(pictures[0][1])) and text[1].lstrip().startswith("1. class0")
-    assert len(text) == 3
+    # a 6x4 block in a 28x28 frame is a speck next to a garment: the table says so under its two classes
+    assert len(text) == 4 and text[3] == "  warning: " + records[0]["warning"], text
+    assert "covers almost none of the frame" in text[3]
 
 
 def test_predict_cli_reports_a_bad_image_as_a_user_error(trained_run, tmp_path, capsys):

@@ -1,13 +1,15 @@
 """A trained model ready to classify pictures, in one call: ``cnnzoo.load_model(RUN_DIR or CKPT)``.
 
 :func:`load_model` reads a checkpoint (a run directory means its ``last.pt``) and returns a :class:`Predictor`
-that prepares any picture as :func:`cnnzoo.predict.load_image` does (grayscale, polarity, square, the model's
-input size, the checkpoint's normalisation) and classifies many of them in batches::
+that prepares any picture as :func:`cnnzoo.predict.load_image` does (grayscale, polarity, for Fashion-MNIST-like
+models the background levelled and the object cropped, square, the model's input size, the checkpoint's
+normalisation) and classifies many of them in batches::
 
     model = cnnzoo.load_model("runs/lenet_bn-20261201-120000")
     model.predict(["shoe.jpg", "photos/"], top_k=3)      # files, directories, glob patterns
 
-``cnnzoo predict`` is this, printed.
+An upload (bytes in memory) goes the same way: ``model.prepare_bytes(data, "upload.jpg")``; the format is
+sniffed from the content, never from the name. ``cnnzoo predict`` is this, printed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from PIL import Image, PngImagePlugin
@@ -32,13 +34,24 @@ from cnnzoo.devices import resolve_device
 from cnnzoo.errors import ConfigError, ImageError, OutputError
 from cnnzoo.outputs import claim_output
 from cnnzoo.plots import PNG_METADATA
-from cnnzoo.predict import PreparedImage, load_image, predict_tensors, prediction_records
+from cnnzoo.predict import (
+    LOW_CONFIDENCE,
+    PREPROCESS_CHOICES,
+    PreparedImage,
+    load_image,
+    predict_tensors,
+    prediction_records,
+)
 from cnnzoo.run.directory import resolve_run_dir
 
-__all__ = ["BATCH", "MAX_IMAGES", "Predictor", "expand_images", "load_model"]
+__all__ = ["BATCH", "FILL", "MAX_IMAGES", "Predictor", "expand_images", "load_model"]
 
 BATCH = 256  # pictures prepared and classified at a time: memory stays bounded however many are given
 MAX_IMAGES = 100_000  # one call's limit; more is a mistyped pattern, not a job
+# How much of the frame the object's longer side fills in the training data: Fashion-MNIST's objects span the
+# whole 28 pixels (measured on the test set: median 28 of 28 above grey level 30); MNIST's digits were fitted in
+# a 20x20 box of the 28x28 frame (its documentation), and KMNIST follows MNIST's format.
+FILL = {"fashion-mnist": 1.0, "mnist": 20 / 28, "kmnist": 20 / 28}
 
 
 def expand_images(items: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -79,10 +92,49 @@ class Predictor:
     std: list[float] | None
     invert: str  # auto | yes | no (see cnnzoo.predict)
     checkpoint: Path
+    preprocess: str = "none"  # auto | none: level the background and crop to the object (see cnnzoo.predict)
+    fill: float = 1.0  # the object's longer side over the frame's, after cropping
+    check: bool = False  # warn when a picture does not look like Fashion-MNIST (its measured bounds)
+    low_confidence: float = LOW_CONFIDENCE  # warn when the top probability is below this
 
-    def prepare(self, image: str | os.PathLike[str]) -> PreparedImage:
-        """The picture at ``image`` as the model sees it (``.pixels``: uint8 ``[C, S, S]``)."""
-        return load_image(image, size=self.input_size, in_channels=self.in_channels, invert=self.invert)
+    def prepare(self, image: str | os.PathLike[str] | IO[bytes]) -> PreparedImage:
+        """The picture at ``image`` (a path, or an open binary file) as the model sees it (``.pixels``: uint8
+        ``[C, S, S]``)."""
+        return load_image(
+            image,
+            size=self.input_size,
+            in_channels=self.in_channels,
+            invert=self.invert,
+            preprocess=self.preprocess,
+            fill=self.fill,
+            check=self.check,
+        )
+
+    def prepare_bytes(self, data: bytes, name: str = "upload") -> PreparedImage:
+        """An uploaded picture's bytes as the model sees it, exactly as :meth:`prepare` prepares a file
+        (``name`` only labels it, in errors and records: the format is read from the content)."""
+        return load_image(
+            data,
+            size=self.input_size,
+            in_channels=self.in_channels,
+            invert=self.invert,
+            preprocess=self.preprocess,
+            fill=self.fill,
+            check=self.check,
+            name=name,
+        )
+
+    def classify(self, prepared: Sequence[PreparedImage], *, top_k: int = 3) -> list[dict[str, Any]]:
+        """Records (as :meth:`predict` returns) of pictures already prepared, e.g. by :meth:`prepare_bytes`."""
+        if top_k < 1:
+            raise ConfigError(f"--top-k {top_k}: must be at least 1")
+        records: list[dict[str, Any]] = []
+        for start in range(0, len(prepared), BATCH):
+            batch = list(prepared[start : start + BATCH])
+            pixels = torch.stack([img.pixels for img in batch])
+            values, indices = predict_tensors(self.model, pixels, mean=self.mean, std=self.std, top_k=top_k)
+            records += prediction_records(batch, values, indices, self.classes, low_confidence=self.low_confidence)
+        return records
 
     def predict(
         self,
@@ -91,8 +143,9 @@ class Predictor:
         top_k: int = 3,
         save_input: str | os.PathLike[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """One record per picture (``image``, ``size``, ``mode``, ``inverted``, ``top``: rank, label, class and
-        probability of the ``top_k`` classes), in the order given, directories and patterns expanded.
+        """One record per picture (``image``, ``size``, ``mode``, ``inverted``, ``preprocessed``, ``top``: rank,
+        label, class and probability of the ``top_k`` classes, ``warning``: None or why not to trust it), in the
+        order given, directories and patterns expanded.
 
         ``save_input``: a directory (made if missing) that receives each picture exactly as the model sees it,
         ``NNNN-<name>.png`` at the model's input size, before normalisation; the record's ``input`` names it."""
@@ -104,9 +157,7 @@ class Predictor:
         records: list[dict[str, Any]] = []
         for start in range(0, len(paths), BATCH):
             prepared = [self.prepare(p) for p in paths[start : start + BATCH]]
-            pixels = torch.stack([img.pixels for img in prepared])
-            values, indices = predict_tensors(self.model, pixels, mean=self.mean, std=self.std, top_k=top_k)
-            batch = prediction_records(prepared, values, indices, self.classes)
+            batch = self.classify(prepared, top_k=top_k)
             if targets is not None:
                 for record, img, target in zip(batch, prepared, targets[start : start + BATCH]):
                     atomic_write_bytes(target, _input_png(img))
@@ -141,17 +192,31 @@ def _input_png(img: PreparedImage) -> bytes:
     return buf.getvalue()
 
 
-def load_model(path: str | os.PathLike[str], *, device: str = "cpu", invert: str | None = None) -> Predictor:
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    device: str = "cpu",
+    invert: str | None = None,
+    preprocess: str | None = None,
+) -> Predictor:
     """The :class:`Predictor` of the checkpoint at ``path`` (a run directory: its ``last.pt``).
 
-    ``invert`` None decides by the training data: ``auto`` for Fashion-MNIST, MNIST and KMNIST, whose objects
-    are light on black (a light-background photo is inverted), ``no`` for other datasets and your own folders.
+    ``invert`` and ``preprocess`` None decide by the training data: for Fashion-MNIST, MNIST and KMNIST, whose
+    objects are light on black and fill the frame, ``auto`` (a light-background photo is inverted, its
+    background levelled and the object cropped); for other datasets and your own folders ``no`` and ``none``
+    (a folder's pictures were trained on as they are). Pictures are checked against Fashion-MNIST's look
+    (:func:`cnnzoo.predict.picture_warning`) for Fashion-MNIST models only.
     """
     _, ckpt_path = resolve_run_dir(path)
     ckpt = load_checkpoint(ckpt_path)
     pre = ckpt["preprocess"]
+    dataset = dataset_name(ckpt["config"].get("dataset", "fashion-mnist"))
     if invert is None:
-        invert = "auto" if dataset_name(ckpt["config"].get("dataset", "fashion-mnist")) in MNIST_LIKE else "no"
+        invert = "auto" if dataset in MNIST_LIKE else "no"
+    if preprocess is None:
+        preprocess = "auto" if dataset in MNIST_LIKE else "none"
+    if preprocess not in PREPROCESS_CHOICES:
+        raise ConfigError(f"--preprocess {preprocess}: choose auto or none")
     model = model_from_checkpoint(ckpt).to(resolve_device(device)).eval()
     return Predictor(
         model=model,
@@ -162,4 +227,7 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu", invert: str
         std=pre["std"],
         invert=invert,
         checkpoint=ckpt_path,
+        preprocess=preprocess,
+        fill=FILL.get(dataset, 1.0),
+        check=dataset == "fashion-mnist",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from cnnzoo.devices import setup_device
@@ -13,7 +14,7 @@ from cnnzoo.export import export_checkpoint, verify_onnx
 from cnnzoo.metrics import per_class_rows, read_metrics
 from cnnzoo.outputs import claim_output
 from cnnzoo.plots import confusion_figure, overlay_figure, save_figure
-from cnnzoo.predict import format_records
+from cnnzoo.predict import format_records, warning_summary
 from cnnzoo.predictor import load_model
 from cnnzoo.run import open_run, resolve_run_dir
 
@@ -83,7 +84,9 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="classify your own images with a trained checkpoint",
         description="PNG/JPEG of any size or mode -> grayscale, polarity matched to Fashion-MNIST (light object on "
-        "a dark background), padded square, resized to the model's input; prints the top classes.",
+        "a dark background), background levelled and cropped to the object (a photo of paper: --preprocess), padded "
+        "square, resized to the model's input; prints the top classes, and a warning where the picture does not "
+        "look like the training data or the model is unsure.",
     )
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file, or a run directory (its last.pt)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files, directories of images, or glob patterns")
@@ -93,6 +96,13 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         choices=("auto", "yes", "no"),
         help="auto: decide by the border (the default for models trained on Fashion-MNIST, MNIST or KMNIST, whose "
         "objects are light on black); no: keep the pixels (the default for other datasets, your own folders)",
+    )
+    p.add_argument(
+        "--preprocess",
+        choices=("auto", "none"),
+        help="auto: level the background and crop to the object, so it fills the frame as in the training data "
+        "(the default for Fashion-MNIST, MNIST and KMNIST models); none: the whole picture as it is (the default "
+        "for other datasets, your own folders)",
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -105,11 +115,13 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    predictor = load_model(args.checkpoint, device=args.device, invert=args.invert)
+    predictor = load_model(args.checkpoint, device=args.device, invert=args.invert, preprocess=args.preprocess)
     records = predictor.predict(args.images, top_k=args.top_k, save_input=args.save_input)
     print(json.dumps(records, indent=2) if args.json else format_records(records))
     if args.save_input is not None and not args.json:
         print(f"what the model saw: {len(records)} PNG(s) in {args.save_input}")
+    if (summary := warning_summary(records)) is not None:
+        print(summary, file=sys.stderr)
     return 0
 
 
