@@ -21,6 +21,7 @@ from cnnzoo.explain import (
     model_inputs,
     stage_activations,
     top_losses,
+    top_losses_figure,
 )
 from cnnzoo.inspection import shape_trace
 from cnnzoo.outputs import is_cnnzoo_output
@@ -65,6 +66,14 @@ def test_cam_stages_and_filters_work_for_every_model_and_leave_it_untouched(name
     filters = first_conv_filters(model)
     first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     assert filters.shape == first.weight.shape and filters.shape[1] == 1
+
+    # the top-losses gallery: 28x28 uint8 pictures resized to the model's input, as evaluation prepares them
+    images = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 3])
+    mistakes = top_losses(model, images, labels, mean=[0.286], std=[0.353], input_size=side, k=3)
+    assert 0 < len(mistakes) <= 3 and all(m.predicted != m.true for m in mistakes)
+    assert [m.loss for m in mistakes] == sorted((m.loss for m in mistakes), reverse=True)
+    top_losses_figure(images, mistakes, [f"c{i}" for i in range(10)])
 
     assert all(m.training for m in model.modules()) and not frozen.requires_grad
     assert all(p.requires_grad for p in model.parameters() if p is not frozen)

@@ -243,9 +243,8 @@ async function showRun(runId) {
   state.runId = runId;
   const detail = await api(`/api/runs/${encodeURIComponent(runId)}`);
   $("#run-title").textContent = `${detail.id}: ${detail.model}`;
-  const c = detail.config;
-  $("#run-status").textContent = `${detail.status} · ${detail.epochs_done}/${detail.epochs ?? "?"} epochs · ` +
-    `${detail.dataset ?? "?"} · batch ${c.batch_size ?? "?"} · lr ${c.lr ?? "?"} · ${c.optimizer ?? ""} ${c.schedule ?? ""}`;
+  state.runDetail = detail;
+  showStatus(detail.status, detail.epochs_done);
   showImage("confusion.png", detail, "confusion");
   showImage("top_losses.png", detail, "top-losses");
   showImage("explained.png", detail, "explained");
@@ -265,10 +264,18 @@ async function showRun(runId) {
   await drawCurves(runId);
 }
 
+function showStatus(status, epochsDone) {
+  const d = state.runDetail;
+  const c = d.config;
+  $("#run-status").textContent = `${status} · ${epochsDone}/${d.epochs ?? "?"} epochs · ` +
+    `${d.dataset ?? "?"} · batch ${c.batch_size ?? "?"} · lr ${c.lr ?? "?"} · ${c.optimizer ?? ""} ${c.schedule ?? ""}`;
+}
+
 async function drawCurves(runId) {
   const m = await api(`/api/runs/${encodeURIComponent(runId)}/metrics`);
   if (state.runId !== runId) return;
   const rows = m.epochs;
+  if (m.training) showStatus("training", rows.length);
   const series = [
     { label: "train loss", color: COLORS[0], points: rows.map((r) => [r.epoch, r.train_loss]) },
     { label: "train acc", color: COLORS[1], points: rows.map((r) => [r.epoch, r.train_acc]) },
@@ -293,6 +300,8 @@ async function drawCurves(runId) {
     state.poll = setTimeout(() => drawCurves(runId).catch((e) => showError(e.message)), 1000);
   } else {
     $("#run-status").classList.remove("status-training");
+    // The run just ended while we watched: show its final state (report, confusion matrix, top losses).
+    if (state.runDetail && state.runDetail.status === "training") await showRun(runId);
   }
 }
 
