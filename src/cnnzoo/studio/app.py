@@ -5,8 +5,9 @@ Errors: a :class:`~cnnzoo.errors.CnnzooError` raised anywhere becomes a 4xx with
 (404 for what is not there, 413 for an upload over the limit, 415 for an upload that is no picture, 400 for the
 rest), as do FastAPI's own validation errors and unknown routes; only a bug answers 500, with one line too.
 
-The interactive ``/docs`` page FastAPI offers loads swagger-ui from a CDN, so it is off: the OpenAPI schema is
-at ``/openapi.json`` and the ``/api`` page lists the routes from it, with no network access.
+FastAPI's interactive ``/docs`` page loads swagger-ui from a CDN by default; here it is served from a vendored copy
+of swagger-ui-dist (``static/vendor/swagger-ui``, from the npm registry), so it works offline. The OpenAPI schema
+is at ``/openapi.json``, and the ``/api`` page lists the routes from it in the studio's own style.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,7 +35,7 @@ __all__ = ["MAX_UPLOAD_BYTES", "PAGES", "STATIC", "BodyLimit", "create_app", "st
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a phone photo is a few MB; this is well above it and well below harm
 _FORM_OVERHEAD = 64 * 1024  # multipart boundaries, headers and the small fields beside the file
 STATIC = Path(__file__).resolve().parent / "static"
-PAGES = ("/", "/zoo", "/runs", "/try", "/api")
+PAGES = ("/", "/zoo", "/runs", "/try", "/api", "/docs")
 log = logging.getLogger("cnnzoo.studio")
 
 
@@ -116,7 +118,7 @@ def create_app(
         title="cnnzoo studio",
         version=__version__,
         description="The zoo, your runs, and a model to try: the JSON API the studio's pages use.",
-        docs_url=None,  # swagger-ui comes from a CDN; the /api page lists the routes offline
+        docs_url=None,  # FastAPI's own /docs page loads swagger-ui from a CDN: _add_pages serves a vendored copy
         redoc_url=None,
     )
     app.state.runs = RunIndex(root)
@@ -166,6 +168,17 @@ def _add_pages(app: FastAPI) -> None:
     for path in ("/", "/zoo", "/zoo/{name}", "/runs", "/runs/{run_id}", "/try"):
         app.add_api_route(path, page, methods=["GET"], include_in_schema=False, response_class=FileResponse)
     app.add_api_route("/api", api_page, methods=["GET"], include_in_schema=False, response_class=FileResponse)
+
+    def docs_page() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="cnnzoo studio: API (OpenAPI)",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
+
+    app.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
 
     @app.get("/api/health", tags=["studio"], summary="the studio is up: its version and root")
     def health(request: Request) -> dict[str, Any]:
