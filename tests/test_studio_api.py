@@ -243,9 +243,18 @@ def test_predict_ranks_classes_and_shows_cam_stages_and_the_input(client, root, 
     assert stages[-1]["shape"] == [10] and stages[-1]["image"] is None
     # the answer is cnnzoo predict's, for the same picture
     (tmp_path / "seven.png").write_bytes(png_bytes(7, scale=5))
-    same = cnnzoo.load_model(root / RUN).predict(tmp_path / "seven.png", top_k=4)[0]["top"]
-    assert [t["class"] for t in same] == [t["class"] for t in body["top"]]
-    assert [t["probability"] for t in same] == pytest.approx(probs, abs=1e-5)
+    same = cnnzoo.load_model(root / RUN).predict(tmp_path / "seven.png", top_k=4)[0]
+    assert [t["class"] for t in same["top"]] == [t["class"] for t in body["top"]]
+    assert [t["probability"] for t in same["top"]] == pytest.approx(probs, abs=1e-5)
+    assert body["warning"] == same["warning"]
+
+
+def test_a_picture_unlike_the_training_data_carries_cnnzoo_predicts_warning(client):
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96), dtype=np.uint8))
+    buf = io.BytesIO()
+    noise.save(buf, format="PNG")
+    body = predict(client, buf.getvalue()).json()
+    assert body["warning"] and "\n" not in body["warning"], body
 
 
 def _data(url: str) -> bytes:

@@ -13,13 +13,10 @@ hooks the model, and two requests' hooks must not see each other's activations).
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
-import os
-import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,7 +28,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from cnnzoo.errors import CnnzooError, ConfigError, ImageError
-from cnnzoo.predict import PreparedImage, predict_tensors
+from cnnzoo.predict import PreparedImage
 from cnnzoo.predictor import Predictor, load_model
 from cnnzoo.studio.schemas import PredictOut
 
@@ -111,26 +108,8 @@ class ModelCache:
 # preparing the upload and drawing what comes back
 # ------------------------------------------------------------------------------------------------
 def prepare_upload(predictor: Predictor, data: bytes, name: str) -> PreparedImage:
-    """``data`` prepared as :meth:`Predictor.prepare` prepares a file (``prepare_bytes`` where the predictor
-    has it; else through a private temporary file, removed at once)."""
-    prepare_bytes = getattr(predictor, "prepare_bytes", None)
-    if prepare_bytes is not None:
-        return prepare_bytes(data, name)
-    with _temporary(data) as path:
-        prepared = predictor.prepare(path)
-    return PreparedImage(name, prepared.pixels, prepared.inverted, prepared.original_size, prepared.original_mode)
-
-
-@contextlib.contextmanager
-def _temporary(data: bytes) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(prefix="cnnzoo-studio-", suffix=".upload")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        yield Path(name)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
+    """``data`` prepared exactly as :meth:`Predictor.prepare` prepares a file (the decoder sniffs the format)."""
+    return predictor.prepare_bytes(data, name)
 
 
 def normalised(predictor: Predictor, pixels: torch.Tensor) -> torch.Tensor:
@@ -242,19 +221,16 @@ def predict_upload(
         raise ConfigError(f"top_k {top_k}: give a number from 1 to 100")
     wanted = _target_index(target, predictor.classes)
     prepared = prepare_upload(predictor, data, filename)
+    record = predictor.classify([prepared], top_k=top_k)[0]  # what cnnzoo predict says of it, warning included
     pixels = prepared.pixels.unsqueeze(0)
-    values, indices = predict_tensors(predictor.model, pixels, mean=predictor.mean, std=predictor.std, top_k=top_k)
-    top = [
-        {"rank": r + 1, "label": int(i), "class": predictor.classes[int(i)], "probability": float(p)}
-        for r, (p, i) in enumerate(zip(values[0].tolist(), indices[0].tolist()))
-    ]
     explained = explain_picture(predictor, normalised(predictor, pixels), prepared.pixels, wanted)
     return {
         "filename": filename,
-        "size": list(prepared.original_size),
-        "mode": prepared.original_mode,
-        "inverted": prepared.inverted,
-        "top": top,
+        "size": record["size"],
+        "mode": record["mode"],
+        "inverted": record["inverted"],
+        "top": record["top"],
+        "warning": record["warning"],
         "input": png_data_url(_enlarge(_input_rgb(prepared.pixels))),
         **explained,
     }

@@ -126,6 +126,9 @@ class PredictOut(BaseModel):
     mode: str
     inverted: bool
     top: list[TopClassOut]
+    warning: str | None = Field(
+        None, description="why not to trust this answer (unlike the training pictures, or low confidence), else None"
+    )
     input: str = Field(description="the picture as the model sees it (before normalisation), a PNG data URL")
     cam: dict[str, Any] | None = Field(
         description="target, class, layer and overlay (PNG data URL); None without cnnzoo.explain"

@@ -365,6 +365,8 @@ function showResult(r) {
     row.append(el("span", { class: "topk-class" }, `${t.rank}. ${t.class}`), bar, el("span", {}, t.probability.toFixed(3)));
     return row;
   }));
+  $("#result-warning").hidden = !r.warning;
+  $("#result-warning").textContent = r.warning ? `Careful: ${r.warning}.` : "";
   $("#seen").src = r.input;
   $("#cam").src = r.cam ? r.cam.overlay : "";
   $("#cam-class").textContent = r.cam ? `${r.cam.class}, layer ${r.cam.layer}` : "unavailable";
