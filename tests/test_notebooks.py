@@ -9,6 +9,7 @@ kernel, as the fixture does in this process. ``your_own_images.ipynb`` makes its
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import sys
@@ -19,10 +20,20 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
+import cnnzoo
 from cnnzoo.data import fashion_mnist as fm
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FAMILIES = ("alexnet", "vgg11", "nin", "googlenet", "resnet18", "densenet")
+# What the markdown cell before each family's trace must explain (lower-cased).
+EXPLAINED = {
+    "alexnet": ("relu", "dropout", "224x224", "deeper and wider"),
+    "vgg11": ("3x3 convolutions", "block", "max pool"),
+    "nin": ("1x1 convolution", "global average pooling", "dense"),
+    "googlenet": ("inception", "1x1", "bottleneck", "concatenated"),
+    "resnet18": ("f(x) + x", "residual", "1x1 convolution", "gradient"),
+    "densenet": ("concatenate", "transition", "growth rate"),
+}
 
 
 class _ThisInterpreter(KernelSpecManager):
@@ -75,6 +86,12 @@ def displayed(cell: nbformat.NotebookNode, mime: str) -> list[str]:
     return [o.data[mime] for o in cell.outputs if o.output_type in shown and mime in o.data]
 
 
+def png_size(data: str) -> tuple[int, int]:
+    """Width and height of a base64 PNG, from its IHDR chunk."""
+    head = base64.b64decode(data[:44])
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def test_modern_cnns_notebook(fake_fashion, tmp_path):
     # fake_fashion: pinned checksums of the fake files (patched in this process), private cache, no system copy
     pinned = [(f.key, f.stem, f.md5, f.shape) for f in fm.FILES]
@@ -87,11 +104,20 @@ def test_modern_cnns_notebook(fake_fashion, tmp_path):
     )
     nb = run_notebook("modern_cnns.ipynb", tmp_path, {"CNNZOO_DATA": str(fake_fashion.directory)}, setup)
 
-    # Every family's trace ends in the (1, 10) logits, as the book's traces do.
-    traces = re.split(r"^== ", stdout(tagged(nb, "shape-traces")), flags=re.M)[1:]
-    assert [t.split(":", 1)[0] for t in traces] == list(FAMILIES)
-    for trace in traces:
+    # Every family's trace ends in the (1, 10) logits, as the book's traces do, and sits right after the
+    # explanation of what the family changes.
+    for family in FAMILIES:
+        cell = tagged(nb, f"trace-{family}")
+        trace = stdout(cell)
+        assert trace.startswith(f"== {family}: "), trace
         assert trace.strip().splitlines()[-1].endswith("torch.Size([1, 10])"), trace
+        explanation = nb.cells[nb.cells.index(cell) - 1]
+        assert explanation.cell_type == "markdown", family
+        for term in EXPLAINED[family]:
+            assert term in explanation.source.lower(), (family, term)
+    bn = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## 7.5 Batch Norm"))
+    for term in ("each channel over the batch", "gamma", "beta", "running averages", "model.eval()", "Animator"):
+        assert term in bn, term
     lenet = stdout(tagged(nb, "lenet-trace"))
     assert "Sigmoid output shape:" in lenet
     assert lenet.split("\n\n")[0].splitlines()[-1] == "Linear output shape:\t torch.Size([1, 10])"
@@ -122,6 +148,36 @@ def test_modern_cnns_notebook(fake_fashion, tmp_path):
     resnet = stdout(tagged(nb, "resnet"))
     assert re.search(r"^epoch 1/1 ", resnet, flags=re.M) and "examples/sec on" in resnet, resnet
 
+    # See inside lenet_bn: each cell draws its figure, of what it says it draws.
+    for tag in ("see-filters", "see-feature-maps", "see-cam", "see-top-losses", "see-class-grid"):
+        pngs = displayed(tagged(nb, tag), "image/png")
+        assert len(pngs) == 1 and pngs[0].startswith("iVBORw0KGgo"), tag
+    assert "first convolution: 6 filters of 1x5x5" in stdout(tagged(nb, "see-filters"))
+    stages = stdout(tagged(nb, "see-feature-maps")).splitlines()
+    assert len(stages) == 16 and stages[0].split() == ["0", "(Conv2d)", "[1,", "6,", "24,", "24]"], stages
+    cam = stdout(tagged(nb, "see-cam"))
+    assert "Grad-CAM of layer '7' (its output for one image: [1, 16, 4, 4])" in cam, cam  # the last map >= 2x2
+    assert len(re.findall(r"^  test image \d+: true ", cam, flags=re.M)) == 4, cam
+    width, height = png_size(displayed(tagged(nb, "see-cam"), "image/png")[0])
+    assert height > width, (width, height)  # four rows of (picture, map, top classes)
+    mistakes = re.findall(
+        r"^test image \d+: true (.+), taken for (.+) with p = ", stdout(tagged(nb, "see-top-losses")), re.M
+    )
+    assert mistakes and all(true != said for true, said in mistakes), mistakes  # random pixels: it errs
+
+    # The comparison: one row per trained network, with the counts the summaries and the histories give.
+    (table,) = displayed(tagged(nb, "compare"), "text/markdown")
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]] for r in table.splitlines()[2:]}
+    assert list(rows) == ["lenet", "lenet_bn", "resnet18@32"], table
+    lenet_macs = cnnzoo.summary(cnnzoo.create_model("lenet")).macs  # 28x28, as the run trained it
+    assert rows["lenet"][:2] == ["61,706", f"{lenet_macs / 1e6:.2f}M"] and rows["lenet_bn"][0] == "44,878", table
+    # the fake set's 60 training images less the 6 held out for validation, its 20 test images
+    assert rows["lenet"][3] == rows["lenet_bn"][3] == rows["resnet18@32"][3] == "54 / 20", table
+    for name, row in rows.items():
+        epochs, accuracy, per_sec = row[2], float(row[4]), float(row[5].replace(",", ""))
+        assert epochs == "1" and 0 <= accuracy <= 1 and per_sec > 0, (name, table)
+    assert displayed(tagged(nb, "compare"), "image/png")
+
 
 def test_your_own_images_notebook(isolated_data, tmp_path):
     nb = run_notebook("your_own_images.ipynb", tmp_path, {})
@@ -140,3 +196,13 @@ def test_your_own_images_notebook(isolated_data, tmp_path):
     assert displayed(tagged(nb, "predict-tensors"), "image/png")
     predictions = stdout(tagged(nb, "predict-files"))
     assert len(re.findall(r"new_(circle|square|triangle)\.png", predictions)) == 3, predictions
+
+    # Grad-CAM of the three new pictures, and the top-losses gallery of the held-out split: as many mistakes as
+    # the evaluation counted (fewer than the gallery's 16).
+    cam = tagged(nb, "see-cam")
+    assert len(re.findall(r"^  new_(circle|square|triangle)\.png: map for ", stdout(cam), flags=re.M)) == 3, stdout(cam)
+    assert len(displayed(cam, "image/png")) == 1
+    losses = tagged(nb, "see-top-losses")
+    counted = re.search(r"^(\d+) mistakes among 30 held-out pictures", stdout(losses), flags=re.M)
+    assert counted and int(counted.group(1)) == round((1 - float(match.group(1))) * 30), stdout(losses)
+    assert len(displayed(losses, "image/png")) == 1
