@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 import cnnzoo
@@ -23,8 +24,10 @@ from cnnzoo.explain import (
     top_losses,
     top_losses_figure,
 )
+from cnnzoo.explain.files import explain_images
 from cnnzoo.inspection import shape_trace
 from cnnzoo.outputs import is_cnnzoo_output
+from cnnzoo.predictor import Predictor
 from test_predictor import _pictures
 
 
@@ -39,7 +42,7 @@ def _trace_shapes(model: nn.Module, side: int) -> list[list[int]]:
 
 
 @pytest.mark.parametrize("name", cnnzoo.list_models())
-def test_cam_stages_and_filters_work_for_every_model_and_leave_it_untouched(name):
+def test_cam_stages_and_filters_work_for_every_model_and_leave_it_untouched(name, tmp_path):
     torch.manual_seed(0)
     model = cnnzoo.create_model(name, num_classes=10, in_channels=1)
     side = cnnzoo.get_model_info(name).min_input_size
@@ -74,6 +77,16 @@ def test_cam_stages_and_filters_work_for_every_model_and_leave_it_untouched(name
     assert 0 < len(mistakes) <= 3 and all(m.predicted != m.true for m in mistakes)
     assert [m.loss for m in mistakes] == sorted((m.loss for m in mistakes), reverse=True)
     top_losses_figure(images, mistakes, [f"c{i}" for i in range(10)])
+
+    # what `cnnzoo explain RUN picture.png` writes, with this model behind the predictor
+    picture = tmp_path / "shoe.png"
+    Image.fromarray(images[0, 0].numpy()).save(picture)
+    predictor = Predictor(model=model, classes=[f"c{i}" for i in range(10)], input_size=side, in_channels=1,
+                          mean=[0.286], std=[0.353], invert="no", checkpoint=tmp_path / "last.pt")  # fmt: skip
+    records, filters_png = explain_images(predictor, [picture], tmp_path / "explain")
+    written = [filters_png, *records[0].files]
+    assert [p.name for p in written] == ["filters.png", "shoe-cam.png", "shoe-features.png"]
+    assert all(is_cnnzoo_output(p, "png") for p in written)
 
     assert all(m.training for m in model.modules()) and not frozen.requires_grad
     assert all(p.requires_grad for p in model.parameters() if p is not frozen)
