@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CNNZOO := $(VENV)/bin/cnnzoo
-# pytest-xdist workers; the suite is sized for 2 cores
+# pytest-xdist workers; the suite is sized for 2 cores (worksteal: an idle worker takes tests from a busy one,
+# so the long tests at the end do not leave one core waiting)
 JOBS   ?= 2
 
 .PHONY: demo test data browser install install-dev lint format clean help
@@ -62,7 +63,7 @@ browser:
 
 test: $(VENV)/.dev-stamp data browser
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -n $(JOBS) -q
+	$(VENV)/bin/pytest -n $(JOBS) --dist worksteal -q
 
 lint: $(VENV)/.dev-stamp
 	$(VENV)/bin/ruff check .

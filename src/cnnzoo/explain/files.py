@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -32,8 +32,19 @@ from cnnzoo.explain.mistakes import Mistake, class_samples, model_inputs, top_lo
 from cnnzoo.outputs import claim_output
 from cnnzoo.plots import save_figure
 
-if TYPE_CHECKING:  # cnnzoo.predictor imports the run layer, which imports this package for the report
-    from cnnzoo.predictor import Predictor
+
+class Predictor(Protocol):
+    """What :func:`explain_images` needs of a :class:`cnnzoo.predictor.Predictor` (described, not imported:
+    the predictor imports the run layer, which imports this module for the report)."""
+
+    model: nn.Module
+    classes: list[str]
+    input_size: int
+    mean: list[float] | None
+    std: list[float] | None
+
+    def prepare(self, image: Path) -> Any: ...
+
 
 __all__ = [
     "ExplainedImage",
