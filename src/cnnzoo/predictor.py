@@ -97,9 +97,9 @@ class Predictor:
     check: bool = False  # warn when a picture does not look like Fashion-MNIST (its measured bounds)
     low_confidence: float = LOW_CONFIDENCE  # warn when the top probability is below this
 
-    def prepare(self, image: str | os.PathLike[str] | IO[bytes]) -> PreparedImage:
-        """The picture at ``image`` (a path, or an open binary file) as the model sees it (``.pixels``: uint8
-        ``[C, S, S]``)."""
+    def prepare(self, image: str | os.PathLike[str] | IO[bytes] | bytes, *, name: str | None = None) -> PreparedImage:
+        """The picture ``image`` (a path, an open binary file, or its bytes) as the model sees it (``.pixels``:
+        uint8 ``[C, S, S]``); ``name`` labels a picture that is not a path, in errors and records."""
         return load_image(
             image,
             size=self.input_size,
@@ -108,21 +108,13 @@ class Predictor:
             preprocess=self.preprocess,
             fill=self.fill,
             check=self.check,
+            name=name,
         )
 
     def prepare_bytes(self, data: bytes, name: str = "upload") -> PreparedImage:
         """An uploaded picture's bytes as the model sees it, exactly as :meth:`prepare` prepares a file
         (``name`` only labels it, in errors and records: the format is read from the content)."""
-        return load_image(
-            data,
-            size=self.input_size,
-            in_channels=self.in_channels,
-            invert=self.invert,
-            preprocess=self.preprocess,
-            fill=self.fill,
-            check=self.check,
-            name=name,
-        )
+        return self.prepare(data, name=name)
 
     def classify(self, prepared: Sequence[PreparedImage], *, top_k: int = 3) -> list[dict[str, Any]]:
         """Records (as :meth:`predict` returns) of pictures already prepared, e.g. by :meth:`prepare_bytes`."""
