@@ -470,6 +470,19 @@ def picture_warning(pixels: Tensor) -> str | None:
     return None
 
 
+def model_input(
+    pixels: Tensor, *, mean: Sequence[float] | None, std: Sequence[float] | None, device: torch.device | str = "cpu"
+) -> Tensor:
+    """uint8 images ``[N, C, S, S]`` (already at the model's input size) as the model's float input: ``/ 255``,
+    then the checkpoint's ``mean``/``std`` (``None``: scaled to [0, 1] only)."""
+    x = pixels.to(device, torch.float32) / 255.0
+    if mean is not None and std is not None:
+        m = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        s = torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        x = (x - m) / s
+    return x
+
+
 def predict_tensors(
     model: nn.Module,
     pixels: Tensor,
@@ -482,12 +495,7 @@ def predict_tensors(
 
     ``mean``/``std`` are the checkpoint's normalisation (``None``: pixels scaled to [0, 1] only).
     """
-    device = next(model.parameters()).device
-    x = pixels.to(device, torch.float32) / 255.0
-    if mean is not None and std is not None:
-        m = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        s = torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        x = (x - m) / s
+    x = model_input(pixels, mean=mean, std=std, device=next(model.parameters()).device)
     was_training = model.training
     model.eval()
     try:

@@ -39,6 +39,7 @@ from cnnzoo.predict import (
     PREPROCESS_CHOICES,
     PreparedImage,
     load_image,
+    model_input,
     predict_tensors,
     prediction_records,
 )
@@ -110,6 +111,10 @@ class Predictor:
             check=self.check,
             name=name,
         )
+
+    def model_input(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Prepared uint8 pixels ``[N, C, S, S]`` as the model's normalised float input, on its device."""
+        return model_input(pixels, mean=self.mean, std=self.std, device=next(self.model.parameters()).device)
 
     def prepare_bytes(self, data: bytes, name: str = "upload") -> PreparedImage:
         """An uploaded picture's bytes as the model sees it, exactly as :meth:`prepare` prepares a file

@@ -45,6 +45,8 @@ class Predictor(Protocol):
 
     def prepare(self, image: Path) -> Any: ...
 
+    def model_input(self, pixels: Tensor) -> Tensor: ...
+
 
 __all__ = [
     "ExplainedImage",
@@ -156,7 +158,7 @@ def explain_images(
     records = []
     for img, (cam_path, features_path) in zip(prepared, planned):
         pixels = img.pixels.unsqueeze(0)
-        x = _normalised(predictor, pixels)
+        x = predictor.model_input(pixels)
         wanted = list(targets) or [None]
         cam = _cams(model, x, wanted)
         views = pixels.expand(len(wanted), *pixels.shape[1:])
@@ -175,20 +177,6 @@ def explain_images(
 
 def _model_name(model: nn.Module) -> str:
     return str(getattr(model, "model_name", type(model).__name__))
-
-
-def _normalised(predictor: Predictor, pixels: Tensor) -> Tensor:
-    """uint8 ``[N, C, S, S]`` at the model's input size -> the model's input, as evaluation prepares it."""
-    x, _ = next(
-        model_inputs(
-            pixels,
-            mean=predictor.mean,
-            std=predictor.std,
-            input_size=predictor.input_size,
-            device=_device(predictor.model),
-        )
-    )
-    return x
 
 
 def _cams(model: nn.Module, x: Tensor, wanted: Sequence[int | None]) -> CamResult:

@@ -112,18 +112,6 @@ def prepare_upload(predictor: Predictor, data: bytes, name: str) -> PreparedImag
     return predictor.prepare_bytes(data, name)
 
 
-def normalised(predictor: Predictor, pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[N, C, S, S]`` as the model's float input, normalised as :func:`cnnzoo.predict.predict_tensors`
-    does (``/ 255``, then the checkpoint's mean and std)."""
-    device = next(predictor.model.parameters()).device
-    x = pixels.to(device, torch.float32) / 255.0
-    if predictor.mean is not None and predictor.std is not None:
-        m = torch.as_tensor(predictor.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        s = torch.as_tensor(predictor.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        x = (x - m) / s
-    return x
-
-
 def png_data_url(array: np.ndarray) -> str:
     """A uint8 ``[H, W]`` or ``[H, W, 3]`` array as a PNG data URL."""
     buf = io.BytesIO()
@@ -223,7 +211,7 @@ def predict_upload(
     prepared = prepare_upload(predictor, data, filename)
     record = predictor.classify([prepared], top_k=top_k)[0]  # what cnnzoo predict says of it, warning included
     pixels = prepared.pixels.unsqueeze(0)
-    explained = explain_picture(predictor, normalised(predictor, pixels), prepared.pixels, wanted)
+    explained = explain_picture(predictor, predictor.model_input(pixels), prepared.pixels, wanted)
     return {
         "filename": filename,
         "size": record["size"],
