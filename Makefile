@@ -45,8 +45,11 @@ data: $(VENV)/.runtime-stamp
 	@$(CNNZOO) data
 
 # The main job: the default model (lenet_bn) with the fast recipe on the CPU; leaves runs/lenet_bn-<time>/.
+# Then the trained weights that ship with cnnzoo: where they are, and how to try one.
 demo: data
 	$(CNNZOO) train --device cpu
+	@echo
+	@$(CNNZOO) weights
 
 # The studio's browser tests drive a real headless Chromium: as root with apt, install Debian's chromium and its
 # driver when they are missing (in CI a missing browser fails those tests); otherwise they skip with one line.

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cnnzoo import create_model, get_model_info, list_models
-from cnnzoo.errors import ModelError
+from cnnzoo.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,12 +41,13 @@ def test_hub_list_and_help_cover_every_registered_model(monkeypatch):
     assert torch.hub.list("cnnzoo/cnnzoo") == list_models()
     doc = torch.hub.help("cnnzoo/cnnzoo", "resnet18")
     assert doc.startswith(get_model_info("resnet18").description)
-    assert "create_model('resnet18', **kwargs)" in doc and "96x96" in doc
+    assert "create_model('resnet18', weights=None, **kwargs)" in doc and "96x96" in doc
+    assert "lenet_bn.fashion_mnist" in torch.hub.help("cnnzoo/cnnzoo", "lenet_bn")  # its trained weights
 
 
-def test_pretrained_weights_are_refused_with_a_clear_error():
-    with pytest.raises(ModelError, match="publishes no pretrained weights for lenet"):
-        torch.hub.load(str(REPO), "lenet", source="local", pretrained=True)
+def test_pretrained_weights_of_a_model_without_any_are_refused_with_a_clear_error():
+    with pytest.raises(ConfigError, match="no trained weights for vgg11 yet"):
+        torch.hub.load(str(REPO), "vgg11", source="local", pretrained=True)
 
 
 def test_hubconf_finds_the_repository_source_when_cnnzoo_is_not_installed():

@@ -17,19 +17,23 @@ from cnnzoo.engine import evaluate, fit  # noqa: E402
 from cnnzoo.inspection import summary  # noqa: E402
 from cnnzoo.predictor import Predictor, load_model  # noqa: E402
 from cnnzoo.progress import default_callbacks as progress_callbacks  # noqa: E402
-from cnnzoo.registry import create_model, get_model_info, list_models, register_model  # noqa: E402
+from cnnzoo.registry import get_model_info, list_models, register_model  # noqa: E402
 from cnnzoo.run import Run, new_run, open_run, resume_run  # noqa: E402
+from cnnzoo.weights import Weight, create_model, get_weight, list_weights  # noqa: E402
 
 __all__ = [
     "Predictor",
     "Run",
     "TrainConfig",
+    "Weight",
     "__version__",
     "create_model",
     "evaluate",
     "fit",
     "get_model_info",
+    "get_weight",
     "list_models",
+    "list_weights",
     "load_dataset",
     "load_fashion_mnist",
     "load_model",

@@ -27,8 +27,9 @@ height and width are fixed at the checkpoint's input size, which passed that che
 ``format: pt``) in the file's ``__metadata__``: ``safetensors.torch.load_file`` gives the tensors back and
 ``cnnzoo.create_model(name, **json.loads(kwargs))`` the module to load them into.
 
-Both need the optional ``export`` extra, ``pip install 'cnnzoo[export]'`` (``onnx`` and ``safetensors``);
-without it :class:`~cnnzoo.errors.MissingExtraError` says so in one line.
+ONNX needs the optional ``export`` extra, ``pip install 'cnnzoo[export]'`` (``onnx``; ``safetensors`` is installed
+with cnnzoo, whose trained weights are safetensors files); without it :class:`~cnnzoo.errors.MissingExtraError`
+says so in one line.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ from torch import nn
 
 from cnnzoo._version import __version__
 from cnnzoo.atomic import atomic_write_bytes
-from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
+from cnnzoo.checkpoint import model_from_checkpoint
 from cnnzoo.errors import ConfigError, MissingExtraError
 from cnnzoo.outputs import claim_output
-from cnnzoo.run import resolve_run_dir
+from cnnzoo.run.sources import load_trained
 
 __all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "export_checkpoint", "export_metadata", "verify_onnx"]
 
@@ -69,9 +70,10 @@ def export_checkpoint(
     *,
     force: bool = False,
 ) -> Path:
-    """Export the checkpoint ``ckpt_path`` (a file, or a run directory: its ``last.pt``) as ``fmt``.
+    """Export the checkpoint ``ckpt_path`` (a file, a run directory: its ``last.pt``, or a weight's name) as ``fmt``.
 
-    ``output`` defaults to the checkpoint's path with the format's suffix (``last.pt`` -> ``last.onnx``). The
+    ``output`` defaults to the checkpoint's path with the format's suffix (``last.pt`` -> ``last.onnx``), for a
+    weight to ``NAME.onnx`` in the current directory. The
     file is written atomically. An existing ``output`` is replaced only when it is an export cnnzoo wrote
     (its metadata says so), or with ``force`` (never a checkpoint or a directory: :func:`cnnzoo.outputs.claim_output`).
     Returns its path.
@@ -80,9 +82,11 @@ def export_checkpoint(
         raise ConfigError(f"unknown export format {fmt!r}: choose {' or '.join(EXPORT_FORMATS)}")
     # Check the extra before loading anything, so a missing package is reported first and fast.
     modules = [_require("onnx")] if fmt == "onnx" else [_require("safetensors"), _require("safetensors.torch")]
-    _, ckpt_file = resolve_run_dir(ckpt_path)
-    ckpt = load_checkpoint(ckpt_file)
-    target = output if output is not None else ckpt_file.with_suffix(_SUFFIX[fmt])
+    directory, ckpt = load_trained(ckpt_path)
+    ckpt_file = Path(ckpt["path"])
+    if output is None:  # beside a run's checkpoint; a weight's file is the package's: here, under its name
+        output = ckpt_file.with_suffix(_SUFFIX[fmt]) if directory is not None else ckpt["weight"] + _SUFFIX[fmt]
+    target = output
     if str(target).strip() and Path(target).resolve() == ckpt_file.resolve():
         raise ConfigError(f"--output {target} is the checkpoint itself: choose another path")
     target = claim_output(target, fmt, flag="--output", force=force, inputs=[ckpt_file])  # (a raw "" is refused)
@@ -103,8 +107,7 @@ def verify_onnx(
         import onnxruntime as ort  # optional: only checks exports (cnnzoo[dev]), not part of cnnzoo[export]
     except ImportError:
         return None
-    _, ckpt_file = resolve_run_dir(ckpt_path)
-    ckpt = load_checkpoint(ckpt_file)
+    _, ckpt = load_trained(ckpt_path)
     model = model_from_checkpoint(ckpt).eval()
     pre = ckpt["preprocess"]
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

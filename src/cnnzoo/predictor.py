@@ -1,6 +1,7 @@
 """A trained model ready to classify pictures, in one call: ``cnnzoo.load_model(RUN_DIR or CKPT)``.
 
-:func:`load_model` reads a checkpoint (a run directory means its ``last.pt``) and returns a :class:`Predictor`
+:func:`load_model` reads a checkpoint (a run directory means its ``last.pt``; a weight's name, such as
+``"lenet_bn.fashion_mnist"``, means that trained weight) and returns a :class:`Predictor`
 that prepares any picture as :func:`cnnzoo.predict.load_image` does (grayscale, polarity, for Fashion-MNIST-like
 models the background levelled and the object cropped, square, the model's input size, the checkpoint's
 normalisation) and classifies many of them in batches::
@@ -27,7 +28,7 @@ from PIL import Image, PngImagePlugin
 from torch import nn
 
 from cnnzoo.atomic import atomic_write_bytes
-from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
+from cnnzoo.checkpoint import model_from_checkpoint
 from cnnzoo.data import MNIST_LIKE, dataset_name
 from cnnzoo.data.datasets import IMAGE_SUFFIXES
 from cnnzoo.devices import resolve_device
@@ -43,7 +44,7 @@ from cnnzoo.predict import (
     predict_tensors,
     prediction_records,
 )
-from cnnzoo.run.directory import resolve_run_dir
+from cnnzoo.run.sources import load_trained
 
 __all__ = ["BATCH", "FILL", "MAX_IMAGES", "Predictor", "expand_images", "load_model"]
 
@@ -92,11 +93,17 @@ class Predictor:
     mean: list[float] | None
     std: list[float] | None
     invert: str  # auto | yes | no (see cnnzoo.predict)
-    checkpoint: Path
+    checkpoint: Path  # the checkpoint or weight file it came from
+    weight: str | None = None  # the weight's name (cnnzoo.weights), None for a run's checkpoint
     preprocess: str = "none"  # auto | none: level the background and crop to the object (see cnnzoo.predict)
     fill: float = 1.0  # the object's longer side over the frame's, after cropping
     check: bool = False  # warn when a picture does not look like Fashion-MNIST (its measured bounds)
     low_confidence: float = LOW_CONFIDENCE  # warn when the top probability is below this
+
+    @property
+    def name(self) -> str:
+        """The weight's name, or the checkpoint file's name."""
+        return self.weight or self.checkpoint.name
 
     def prepare(self, image: str | os.PathLike[str] | IO[bytes] | bytes, *, name: str | None = None) -> PreparedImage:
         """The picture ``image`` (a path, an open binary file, or its bytes) as the model sees it (``.pixels``:
@@ -196,7 +203,8 @@ def load_model(
     invert: str | None = None,
     preprocess: str | None = None,
 ) -> Predictor:
-    """The :class:`Predictor` of the checkpoint at ``path`` (a run directory: its ``last.pt``).
+    """The :class:`Predictor` of the checkpoint at ``path`` (a run directory: its ``last.pt``), or of a named
+    weight (``"lenet_bn.fashion_mnist"``, :mod:`cnnzoo.weights`).
 
     ``invert`` and ``preprocess`` None decide by the training data: for Fashion-MNIST, MNIST and KMNIST, whose
     objects are light on black and fill the frame, ``auto`` (a light-background photo is inverted, its
@@ -204,8 +212,7 @@ def load_model(
     (a folder's pictures were trained on as they are). Pictures are checked against Fashion-MNIST's look
     (:func:`cnnzoo.predict.picture_warning`) for Fashion-MNIST models only.
     """
-    _, ckpt_path = resolve_run_dir(path)
-    ckpt = load_checkpoint(ckpt_path)
+    _, ckpt = load_trained(path)
     pre = ckpt["preprocess"]
     dataset = dataset_name(ckpt["config"].get("dataset", "fashion-mnist"))
     if invert is None:
@@ -223,7 +230,8 @@ def load_model(
         mean=pre["mean"],
         std=pre["std"],
         invert=invert,
-        checkpoint=ckpt_path,
+        checkpoint=Path(ckpt["path"]),
+        weight=ckpt.get("weight"),
         preprocess=preprocess,
         fill=FILL.get(dataset, 1.0),
         check=dataset == "fashion-mnist",

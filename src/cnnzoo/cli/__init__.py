@@ -24,13 +24,14 @@ from cnnzoo.cli.leaderboard import add_leaderboard
 from cnnzoo.cli.runs import add_eval, add_export, add_plot, add_predict
 from cnnzoo.cli.studio import add_studio
 from cnnzoo.cli.train import add_train
+from cnnzoo.cli.weights import add_weights
 from cnnzoo.distributed import is_collective_timeout
 from cnnzoo.errors import CnnzooError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (add_data, add_models, add_summary, add_train, add_eval, add_predict, add_explain, add_export, add_plot,
-            add_bench, add_leaderboard, add_studio)  # fmt: skip
+COMMANDS = (add_data, add_models, add_summary, add_weights, add_train, add_eval, add_predict, add_explain, add_export,
+            add_plot, add_bench, add_leaderboard, add_studio)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

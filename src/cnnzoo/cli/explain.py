@@ -15,7 +15,7 @@ from cnnzoo.explain.files import (
 )
 from cnnzoo.outputs import claim_output
 from cnnzoo.predictor import expand_images, load_model
-from cnnzoo.run import open_run, resolve_run_dir
+from cnnzoo.run import open_run
 
 
 def add_explain(sub: argparse._SubParsersAction) -> None:
@@ -26,9 +26,14 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
         "model sees it with a Grad-CAM map of where the evidence for a class lies and the top classes, and "
         "<name>-features.png, every stage's feature maps (the shape trace made visible); once, filters.png, the "
         "first convolution's kernels. --top-losses draws the test images the model is most confidently wrong "
-        "about, --class-grid a fixed sample of each class. Files go to RUN_DIR/explain/ unless --out says.",
+        "about, --class-grid a fixed sample of each class. Files go to RUN_DIR/explain/ (for a weight, "
+        "./explain-WEIGHT/) unless --out says.",
     )
-    p.add_argument("checkpoint", metavar="RUN_DIR|CKPT", help="a run directory (its last.pt) or a checkpoint file")
+    p.add_argument(
+        "checkpoint",
+        metavar="RUN_DIR|CKPT|WEIGHT",
+        help="a run directory (its last.pt), a checkpoint file, or a weight's name (cnnzoo weights)",
+    )
     p.add_argument("images", metavar="IMAGE", nargs="*", help="image files, directories of images, or glob patterns")
     p.add_argument(
         "--target",
@@ -38,7 +43,7 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
         help="class names or indices to map (after the images; default: the predicted class)",
     )
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes listed beside each map (default 3)")
-    p.add_argument("--out", metavar="DIR", help="where the PNGs go (default: RUN_DIR/explain/)")
+    p.add_argument("--out", metavar="DIR", help="where the PNGs go (default: RUN_DIR/explain/, or ./explain-WEIGHT/)")
     p.add_argument(
         "--top-losses", action="store_true", help="the test images the model is most confidently wrong about"
     )
@@ -56,9 +61,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to explain: give IMAGE files, --top-losses or --class-grid")
     if args.count < 1:
         raise ConfigError(f"--count {args.count}: must be at least 1")
-    run_dir, _ = resolve_run_dir(args.checkpoint)
-    out = prepare_out_dir(args.out if args.out is not None else run_dir / "explain")
     predictor = load_model(args.checkpoint, device=args.device, invert=args.invert)
+    if args.out is not None:
+        out = args.out
+    else:  # a run's explain/ folder; for a weight (whose file is the package's), explain-NAME/ here
+        out = Path(f"explain-{predictor.weight}") if predictor.weight else predictor.checkpoint.parent / "explain"
+    out = prepare_out_dir(out)
     targets = parse_targets(args.target, predictor.classes)
     paths = expand_images(args.images)
     gallery = claim_output(out / "top_losses.png", "png", flag="--out", force=args.force) if args.top_losses else None
@@ -81,7 +89,7 @@ def _write_test_figures(args, predictor, out: Path, gallery: Path | None, grid: 
         mistakes = write_top_losses(
             predictor.model, data.test_images, data.test_labels, gallery, classes=predictor.classes,
             mean=predictor.mean, std=predictor.std, input_size=predictor.input_size, count=args.count,
-            title=f"the {{n}} test images the model is most confidently wrong about ({predictor.checkpoint.name})",
+            title=f"the {{n}} test images the model is most confidently wrong about ({predictor.name})",
         )  # fmt: skip
         total = data.test_labels.numel()
         print(f"top losses: the {len(mistakes)} most confident mistakes on {total} test images -> {gallery}")

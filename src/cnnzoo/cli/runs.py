@@ -16,7 +16,8 @@ from cnnzoo.outputs import claim_output
 from cnnzoo.plots import confusion_figure, overlay_figure, save_figure
 from cnnzoo.predict import format_records, warning_summary
 from cnnzoo.predictor import load_model
-from cnnzoo.run import open_run, resolve_run_dir
+from cnnzoo.run import open_run
+from cnnzoo.weights import get_weight
 
 
 def add_eval(sub: argparse._SubParsersAction) -> None:
@@ -26,9 +27,14 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         description="Rebuild the model a checkpoint describes, evaluate it on the test split of the dataset it was "
         "trained on (Fashion-MNIST unless the run said --dataset; a folder's held-out split is drawn again with the "
         "run's seed), print the accuracy and a per-class table, and write a confusion-matrix PNG. A run directory "
-        "means its last.pt.",
+        "means its last.pt; a weight's name (lenet_bn.fashion_mnist) means that trained weight, evaluated in fp32.",
     )
-    p.add_argument("checkpoint", metavar="RUN_DIR|CKPT")
+    p.add_argument(
+        "checkpoint",
+        metavar="RUN_DIR|CKPT|WEIGHT",
+        help="a run directory (its last.pt), a checkpoint "
+        "file, or a weight's name (cnnzoo weights): a weight prints its card's test accuracy",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--png", metavar="PATH", help="confusion matrix PNG (default: eval-<ckpt>-confusion.png beside it)")
     p.add_argument("--data-root", metavar="DIR", help="where the dataset's files are (as given to train)")
@@ -47,27 +53,39 @@ def add_force(p: argparse.ArgumentParser, flag: str) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    _, ckpt_path = resolve_run_dir(args.checkpoint)
-    png = args.png if args.png is not None else ckpt_path.with_name(f"eval-{ckpt_path.stem}-confusion.png")
-    png = claim_output(png, "png", flag="--png", force=args.force, inputs=[ckpt_path])  # before the work
     run = open_run(args.checkpoint, device=args.device, data_root=args.data_root)
     config, ckpt_path, epoch, classes = run.config, run.checkpoint, run.resume["epoch"], run.data.classes
+    weight = get_weight(args.checkpoint) if run.directory is None else None
+    if args.png is not None:
+        png = args.png
+    else:  # beside a run's checkpoint; for a weight (whose file is the package's), here
+        png = (
+            Path(f"eval-{weight.name}-confusion.png")
+            if weight
+            else ckpt_path.with_name(f"eval-{ckpt_path.stem}-confusion.png")
+        )
+    png = claim_output(png, "png", flag="--png", force=args.force, inputs=[ckpt_path])  # before the work
     setup = setup_device(config.device, config.precision, config.channels_last)
     result = evaluate(setup.place(run.model), run.data, config, setup=setup)
     title = f"{config.model} ({ckpt_path.name}, epoch {epoch}): {result.accuracy:.4f}"
     save_figure(confusion_figure(result.confusion, classes, title=title), png)
     rows = per_class_rows(result.confusion, classes)
     if args.json:
-        out = {"checkpoint": str(ckpt_path), "model": config.model, "epoch": epoch, "test_acc": result.accuracy,
+        out = {"checkpoint": str(ckpt_path), "weight": weight.name if weight else None, "model": config.model,
+               "epoch": epoch, "test_acc": result.accuracy,
                "test_loss": result.loss, "images": result.count, "per_class": rows,
                "confusion": result.confusion.tolist(), "confusion_png": str(png)}  # fmt: skip
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{ckpt_path}: {config.model}, epoch {epoch}, on {setup.describe()}")
+    where = f"{weight.name} ({ckpt_path})" if weight else f"{ckpt_path}: {config.model}, epoch {epoch}"
+    print(f"{where}, on {setup.describe()}")
     _print_per_class(rows, classes)
     print(f"\nconfusion matrix: {png}")
     correct = int(result.confusion.diagonal().sum())
     print(f"test acc {result.accuracy:.4f} ({correct}/{result.count}), test loss {result.loss:.4f}")
+    if weight is not None:
+        same = "the same" if f"{result.accuracy:.4f}" == f"{weight.test_acc:.4f}" else "NOT the same"
+        print(f"its card says {weight.test_acc:.4f}: {same} (docs/weights/{weight.name}.md)")
     return 0
 
 
@@ -88,7 +106,11 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         "square, resized to the model's input; prints the top classes, and a warning where the picture does not "
         "look like the training data or the model is unsure.",
     )
-    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file, or a run directory (its last.pt)")
+    p.add_argument(
+        "checkpoint",
+        metavar="RUN_DIR|CKPT|WEIGHT",
+        help="a run directory (its last.pt), a checkpoint file, or a weight's name (cnnzoo weights)",
+    )
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files, directories of images, or glob patterns")
     p.add_argument("--top-k", type=int, default=3, metavar="K")
     p.add_argument(
@@ -131,12 +153,20 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         help="write a checkpoint as ONNX (for onnxruntime and friends) or safetensors (the weights)",
         description="ONNX: the network in eval mode, input 'input' [batch, C, S, S] (normalised as the checkpoint "
         "says: mean/std in the model's metadata), output 'logits' [batch, classes], dynamic batch; checked against "
-        "onnxruntime when it is installed. safetensors: the state_dict with the same metadata. Needs "
+        "onnxruntime when it is installed. safetensors: the state_dict with the same metadata. ONNX needs "
         "pip install 'cnnzoo[export]'.",
     )
-    p.add_argument("checkpoint", metavar="RUN_DIR|CKPT", help="a checkpoint file, or a run directory (its last.pt)")
+    p.add_argument(
+        "checkpoint",
+        metavar="RUN_DIR|CKPT|WEIGHT",
+        help="a run directory (its last.pt), a checkpoint file, or a weight's name (cnnzoo weights)",
+    )
     p.add_argument("--format", dest="fmt", choices=("onnx", "safetensors"), default="onnx", help="default onnx")
-    p.add_argument("--output", metavar="PATH", help="default: the checkpoint's path with .onnx or .safetensors")
+    p.add_argument(
+        "--output",
+        metavar="PATH",
+        help="default: the checkpoint's path with .onnx or .safetensors (a weight: NAME.onnx here)",
+    )
     add_force(p, "--output")
     p.set_defaults(func=cmd_export)
 

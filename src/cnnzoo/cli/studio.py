@@ -78,12 +78,13 @@ def cmd_studio(args: argparse.Namespace) -> int:
     except ImportError:
         raise MissingExtraError(EXTRA.removeprefix("error: ")) from None
     root = Path(args.path)
-    if not root.is_dir():
+    fresh = args.path == "runs" and not root.exists() and not root.is_symlink()  # nothing trained here yet
+    if not root.is_dir() and not fresh:
         what = "is a file, not a directory" if root.exists() else "does not exist"
         raise ConfigError(f"{root} {what}: give a run directory or a directory of runs (default runs/)")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: choose a port from 1 to 65535")
-    app = create_app(root)
+    app = create_app(root, missing_ok=fresh)
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     if not is_loopback(args.host):
@@ -91,7 +92,8 @@ def cmd_studio(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/" if ":" not in shown else f"http://[{shown}]:{port}/"
-    print(f"cnnzoo studio: {url} (runs under {root}); Ctrl-C stops it", flush=True)
+    runs = "no runs/ here yet: try the trained weights that ship with cnnzoo" if fresh else f"runs under {root}"
+    print(f"cnnzoo studio: {url} ({runs}); Ctrl-C stops it", flush=True)
     if args.open:
         webbrowser.open(url)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))

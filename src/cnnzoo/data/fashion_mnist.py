@@ -24,21 +24,17 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from cnnzoo.data.cache import cache_dir, read_decoded, write_decoded
 from cnnzoo.data.dataset import ImageDataset
+from cnnzoo.data.download import Limits, reason, stream
 from cnnzoo.data.idx import MAX_IDX_BYTES, read_idx, read_maybe_gzip
 from cnnzoo.errors import DataCorruptError, DataError, DataNotFoundError
 
@@ -311,68 +307,14 @@ def _download_one(f: _File, target: Path, bases: Sequence[str], timeout: float, 
             os.replace(tmp, final)
             return
         except (OSError, ValueError, http.client.HTTPException, DataError) as exc:  # ValueError: a malformed URL
-            errors.append(f"{url}: {_reason(exc)}")
+            errors.append(f"{url}: {reason(exc)}")
         finally:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
     raise DataNotFoundError("; ".join(errors))
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        return str(exc.reason)
-    if isinstance(exc, TimeoutError):
-        return "timed out waiting for data"
-    return str(exc)
-
-
-class _Pace:
-    """The deadline, minimum rate and size limit of one download (see :data:`DOWNLOAD_DEADLINE`)."""
-
-    def __init__(self) -> None:
-        self.start = self.window_start = time.monotonic()
-        self.received = self.window_bytes = 0
-
-    def update(self, n: int) -> None:
-        self.received += n
-        self.window_bytes += n
-        now = time.monotonic()
-        if self.received > MAX_DOWNLOAD_BYTES:
-            raise OSError(f"the mirror sent more than {MAX_DOWNLOAD_BYTES} bytes, far more than the file's size")
-        if now - self.start > DOWNLOAD_DEADLINE:
-            raise OSError(f"abandoned after {DOWNLOAD_DEADLINE:g} s (the download deadline) with {self.received} bytes")
-        span = now - self.window_start
-        if span >= RATE_WINDOW:
-            if self.window_bytes / span < MIN_RATE:
-                raise OSError(
-                    f"abandoned: {self.window_bytes} bytes in the last {span:.0f} s, under the minimum rate "
-                    f"of {MIN_RATE} bytes/s (a stalled or trickling mirror)"
-                )
-            self.window_start, self.window_bytes = now, 0
-
-
 def _stream(url: str, out, timeout: float, progress: bool, label: str) -> None:
-    # ``timeout`` bounds each connect and each wait for data; _Pace bounds the whole and the rate.
-    wait = max(0.1, min(timeout, RATE_WINDOW, DOWNLOAD_DEADLINE))
-    with urllib.request.urlopen(url, timeout=wait) as resp:
-        total = resp.headers.get("Content-Length")
-        total = int(total) if total and total.isdigit() else None
-        if total is not None and total > MAX_DOWNLOAD_BYTES:
-            raise OSError(f"the mirror announces {total} bytes, over the {MAX_DOWNLOAD_BYTES}-byte limit")
-        bar = None
-        if progress and sys.stderr.isatty():
-            bar = tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False)
-        pace = _Pace()
-        try:
-            while chunk := resp.read1(1 << 16):  # read1: whatever has arrived, so a trickle is seen as one
-                out.write(chunk)
-                pace.update(len(chunk))
-                if bar is not None:
-                    bar.update(len(chunk))
-        finally:
-            if bar is not None:
-                bar.close()
-    if total is not None and pace.received != total:
-        raise OSError(f"connection closed after {pace.received} of {total} bytes")
+    # The limits are read at each call, so they can be changed (tests make them small).
+    limits = Limits(deadline=DOWNLOAD_DEADLINE, min_rate=MIN_RATE, window=RATE_WINDOW, max_bytes=MAX_DOWNLOAD_BYTES)
+    stream(url, out, limits=limits, timeout=timeout, progress=progress, label=label)

@@ -39,6 +39,7 @@ from cnnzoo.engine import Callback, fit, patience_reached, time_to_target
 from cnnzoo.errors import CheckpointError, ConfigError
 from cnnzoo.registry import ModelSpec, create_model, meta_model, parse_model_spec
 from cnnzoo.run.directory import check_unlocked, resolve_run_dir
+from cnnzoo.run.sources import load_trained
 
 __all__ = [
     "RESUMABLE",
@@ -248,11 +249,14 @@ def open_run(
     device: str | None = None,
     data_root: str | os.PathLike[str] | None = None,
 ) -> Run:
-    """The trained run a checkpoint holds (a run directory means its last.pt), with the data it was
-    trained on, to evaluate or inspect: ``device`` replaces the run's device."""
-    directory, ckpt_path = resolve_run_dir(path)
-    ckpt = load_checkpoint(ckpt_path)
+    """The trained run a checkpoint holds (a run directory means its last.pt; a weight's name, that weight:
+    ``directory`` is then None), with the data it was trained on, to evaluate or inspect: ``device`` replaces
+    the run's device."""
+    directory, ckpt = load_trained(path)
+    ckpt_path = Path(ckpt["path"])
     config = config_from_dict(ckpt["config"])
+    if "weight" in ckpt:  # a published weight is evaluated as its card was: fp32 on the CPU, the same everywhere
+        config = dataclasses.replace(config, device="cpu", precision="fp32", channels_last="no", compile=False)
     if device is not None:
         config = validate_config(dataclasses.replace(config, device=device))
     data = load_data(config, data_root, in_channels=ckpt["preprocess"]["in_channels"])

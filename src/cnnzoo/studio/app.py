@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cnnzoo._version import __version__
 from cnnzoo.errors import CnnzooError, ConfigError, UnknownModelError
-from cnnzoo.studio import inference, runs, zoo
+from cnnzoo.studio import inference, runs, weights, zoo
 from cnnzoo.studio.inference import ModelCache, UnsupportedUploadError, UploadTooLargeError
 from cnnzoo.studio.runs import NotFoundError, RunIndex
 
@@ -105,14 +105,16 @@ def create_app(
     *,
     max_upload: int = MAX_UPLOAD_BYTES,
     cache_size: int = 4,
+    missing_ok: bool = False,
 ) -> FastAPI:
     """The studio for the runs under ``root`` (a directory of run directories, or one run directory).
 
     ``max_upload``: the largest picture accepted, in bytes; ``cache_size``: how many runs' models stay loaded.
-    A ``root`` that is not a directory is a :class:`~cnnzoo.errors.ConfigError`.
+    A ``root`` that is not a directory is a :class:`~cnnzoo.errors.ConfigError`, unless ``missing_ok`` and it does
+    not exist (a fresh install: no runs yet, the trained weights to try).
     """
     root = Path(root)
-    if not root.is_dir():
+    if not root.is_dir() and not (missing_ok and not root.exists()):
         raise ConfigError(f"{root}: no such directory: give a run directory or a directory of runs (default runs/)")
     app = FastAPI(
         title="cnnzoo studio",
@@ -128,6 +130,7 @@ def create_app(
     _add_error_handlers(app)
     app.include_router(zoo.router)
     app.include_router(runs.router)
+    app.include_router(weights.router)
     app.include_router(inference.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_pages(app)

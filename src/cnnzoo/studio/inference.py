@@ -30,7 +30,9 @@ from starlette.concurrency import run_in_threadpool
 from cnnzoo.errors import CnnzooError, ConfigError, ImageError
 from cnnzoo.predict import PreparedImage
 from cnnzoo.predictor import Predictor, load_model
+from cnnzoo.studio.runs import NotFoundError
 from cnnzoo.studio.schemas import PredictOut
+from cnnzoo.studio.weights import weight_rows
 
 __all__ = ["MAX_STAGE_CHANNELS", "ModelCache", "UnsupportedUploadError", "UploadTooLargeError", "router", "sniff"]
 
@@ -82,18 +84,20 @@ class ModelCache:
         self._lock = threading.Lock()
         self.loads = 0
 
-    def get(self, run_dir: Path) -> tuple[Predictor, threading.Lock]:
-        ckpt = run_dir / "last.pt"
-        try:
-            st = ckpt.stat()
-        except OSError:
-            st = None
-        key = (str(run_dir), st.st_mtime_ns if st else 0, st.st_size if st else 0)
+    def get(self, source: Path | str) -> tuple[Predictor, threading.Lock]:
+        """The predictor of a run directory (a ``Path``) or of a weight's name (a ``str``)."""
+        st = None
+        if isinstance(source, Path):
+            try:
+                st = (source / "last.pt").stat()
+            except OSError:
+                st = None
+        key = (str(source), st.st_mtime_ns if st else 0, st.st_size if st else 0)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        entry = (load_model(run_dir), threading.Lock())  # outside the lock: loading takes a while
+        entry = (load_model(source), threading.Lock())  # outside the lock: loading takes a while
         with self._lock:
             self.loads += 1
             for old in [k for k in self._items if k[0] == key[0]]:
@@ -253,20 +257,35 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
 async def post_predict(
     request: Request,
     file: Annotated[UploadFile, File(description="the picture (PNG, JPEG, GIF, BMP, TIFF, WebP: judged by its bytes)")],
-    run: Annotated[str, Form(description="a run id from GET /api/runs")],
+    run: Annotated[str | None, Form(description="a run id from GET /api/runs (or give weight)")] = None,
+    weight: Annotated[str | None, Form(description="a weight's name from GET /api/weights (or give run)")] = None,
     top_k: Annotated[int, Form(description="how many classes to rank (1-100)")] = 3,
     target: Annotated[
         str | None, Form(description="the class the CAM explains (label or name; default: the top)")
     ] = None,
 ) -> dict[str, Any]:
     studio = request.app.state
-    run_dir = studio.runs.path(run)
+    source, label = _source(studio, run, weight)
     data = await read_upload(file, studio.max_upload)
     name = Path(file.filename or "upload").name[:200] or "upload"
 
     def work() -> dict[str, Any]:
-        predictor, lock = studio.models.get(run_dir)
+        predictor, lock = studio.models.get(source)
         with lock:
             return predict_upload(predictor, data, name, top_k=top_k, target=target)
 
-    return {"run": run, **await run_in_threadpool(work)}
+    return {"run": label, **await run_in_threadpool(work)}
+
+
+def _source(studio: Any, run: str | None, weight: str | None) -> tuple[Path | str, str]:
+    """What ``POST /api/predict`` classifies with: a run's directory, or an available weight's name."""
+    if (run is None) == (weight is None):
+        raise ConfigError("give either run (a run id from GET /api/runs) or weight (a name from GET /api/weights)")
+    if run is not None:
+        return studio.runs.path(run), run
+    found = next((w for w in weight_rows() if w["name"] == weight), None)
+    if found is None:
+        raise NotFoundError(f"unknown weight {weight[:80]!r}: see GET /api/weights")
+    if not found["available"]:
+        raise NotFoundError(f"{weight} is not on this machine: cnnzoo weights build {weight} (or fetch it)")
+    return found["name"], f"weight:{found['name']}"

@@ -54,6 +54,24 @@ class StageOut(LayerOut):
     children: list[LayerOut]
 
 
+class WeightOut(BaseModel):
+    """A named trained weight (cnnzoo.weights): ``available`` when its file is on this machine (shipped,
+    fetched or built); ``test_acc`` is the file's, ``test_acc_mean``/``_std`` over its recipe's seeds."""
+
+    name: str
+    model: str
+    dataset: str
+    input_size: int
+    classes: list[str]
+    test_acc: float
+    test_acc_mean: float | None
+    test_acc_std: float | None
+    seeds: int
+    bytes: int
+    where: str
+    available: bool
+
+
 class ModelDetailOut(ModelOut):
     input_shape: list[int]
     trainable_params: int
@@ -120,7 +138,7 @@ class StageMapOut(BaseModel):
 
 
 class PredictOut(BaseModel):
-    run: str
+    run: str = Field(description="the run id, or weight:NAME for a named weight")
     filename: str
     size: list[int]
     mode: str

@@ -5,7 +5,7 @@
 const $ = (sel) => document.querySelector(sel);
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 const SVG_NS = "http://www.w3.org/2000/svg";
-const state = { runs: [], compare: new Set(), poll: null, runId: null, tryRun: null };
+const state = { runs: [], compare: new Set(), poll: null, runId: null, tryRun: null, weights: null };
 
 async function api(path, options) {
   const response = await fetch(path, options);
@@ -102,6 +102,17 @@ async function showModel(name) {
       `${human(m.macs)} MACs per image · accepts sides ${m.min_input_size}` +
       (m.max_input_size ? `-${m.max_input_size}` : " and up")));
   box.appendChild(diagram(m));
+  const mine = (await loadWeights()).filter((w) => w.model === name);
+  if (mine.length) {
+    const p = el("p", { id: "model-weights" }, "Trained weights: ");
+    mine.forEach((w, i) => {
+      if (i) p.append(", ");
+      p.append(el("a", { href: `/try?weight=${encodeURIComponent(w.name)}` }, w.name),
+        ` (test accuracy ${pct(w.test_acc)}, ${w.input_size}×${w.input_size})`);
+    });
+    p.append(" · try it with a picture of yours.");
+    box.insertBefore(p, box.querySelector("#diagram"));
+  }
 }
 
 function diagram(m) {
@@ -319,28 +330,47 @@ function stopPolling() {
 // ---------------------------------------------------------------------------------------------
 // try it
 // ---------------------------------------------------------------------------------------------
+// The model to try: a run under the studio's root (the option's value is its id), or a trained weight that
+// ships with cnnzoo (value "weight:NAME"), so a fresh install with no runs has models to try.
+async function loadWeights() {
+  if (!state.weights) state.weights = (await api("/api/weights")).filter((w) => w.available);
+  return state.weights;
+}
+
 async function showTry() {
   const runs = (await loadRuns()).filter((r) => r.has_checkpoint);
+  const weights = await loadWeights();
   const select = $("#try-run");
   const previous = select.value;
-  select.replaceChildren(...runs.map((r) => el("option", { value: r.id }, `${r.id} (${r.model})`)));
-  if (!runs.length) showError("No trained run with a checkpoint under the studio's root: train one with cnnzoo train.");
-  if (runs.some((r) => r.id === previous)) select.value = previous;
+  const wanted = new URLSearchParams(location.search).get("weight");
+  const runGroup = el("optgroup", { label: "your runs" });
+  runGroup.append(...runs.map((r) => el("option", { value: r.id }, `${r.id} (${r.model})`)));
+  const weightGroup = el("optgroup", { label: "trained weights (shipped)" });
+  weightGroup.append(...weights.map((w) => el("option", { value: `weight:${w.name}` },
+    `${w.name} (test ${pct(w.test_acc)})`)));
+  select.replaceChildren(...(runs.length ? [runGroup] : []), ...(weights.length ? [weightGroup] : []));
+  if (!runs.length && !weights.length) showError("No trained run under the studio's root and no trained weight: train one with cnnzoo train.");
+  if (wanted && weights.some((w) => w.name === wanted)) select.value = `weight:${wanted}`;
+  else if ([...select.options].some((o) => o.value === previous)) select.value = previous;
   await fillTargets();
 }
 
 async function fillTargets() {
-  const run = $("#try-run").value;
-  if (!run) return;
-  const detail = await api(`/api/runs/${encodeURIComponent(run)}`);
+  const chosen = $("#try-run").value;
+  if (!chosen) return;
+  const classes = chosen.startsWith("weight:")
+    ? (await loadWeights()).find((w) => `weight:${w.name}` === chosen).classes
+    : (await api(`/api/runs/${encodeURIComponent(chosen)}`)).classes;
   $("#try-target").replaceChildren(el("option", { value: "" }, "the top class"),
-    ...detail.classes.map((c, i) => el("option", { value: String(i) }, c)));
+    ...classes.map((c, i) => el("option", { value: String(i) }, c)));
 }
 
 async function classify(blob, name) {
   const form = new FormData();
   form.append("file", blob, name);
-  form.append("run", $("#try-run").value);
+  const chosen = $("#try-run").value;
+  if (chosen.startsWith("weight:")) form.append("weight", chosen.slice("weight:".length));
+  else form.append("run", chosen);
   form.append("top_k", $("#try-topk").value || "3");
   if ($("#try-target").value) form.append("target", $("#try-target").value);
   showError("");
