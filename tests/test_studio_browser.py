@@ -170,3 +170,26 @@ def test_the_curves_grow_on_the_page_while_a_run_trains(browser, studio, slow_ru
     assert "training" in text(browser, "#runs tbody tr[data-run='slow-live']")
     shoot(browser, studio, "runs")
     assert (run / "live.json").exists()  # what the page read: the run layer's live file (cnnzoo.run.live)
+
+
+def test_a_fresh_install_with_no_runs_tries_the_shipped_weights_from_the_zoo(browser, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "runs").mkdir()
+    picture = tmp_path / "trousers.png"  # two dark legs on paper: a photo-like pair of trousers
+    image = Image.new("RGB", (120, 160), (235, 232, 225))
+    for x in (30, 66):
+        image.paste((40, 40, 70), (x, 10, x + 24, 150))
+    image.paste((40, 40, 70), (30, 10, 90, 40))
+    image.save(picture)
+    with ServerThread(tmp_path / "runs") as server:
+        browser.get(f"{server.url}/zoo/lenet_bn")
+        link = wait_for(browser, lambda d: d.find_element("css selector", "#model-weights a"), what="the weights link")
+        assert link.text == "lenet_bn.fashion_mnist" and "test accuracy" in text(browser, "#model-weights")
+        link.click()
+        wait_for(browser, lambda d: d.find_element("css selector", "#try-run").get_attribute("value")
+                 == "weight:lenet_bn.fashion_mnist", what="the weight chosen on Try it")  # fmt: skip
+        assert not browser.find_element("css selector", "#error").is_displayed()  # no "no runs" complaint
+        browser.find_element("css selector", "#try-file").send_keys(str(picture))
+        wait_for(browser, lambda d: d.find_element("css selector", "#result").get_attribute("data-state") == "done")
+        assert text(browser, "#top-class") == "Trouser"  # (0.74 with the shipped file)
