@@ -326,3 +326,21 @@ def test_a_shipped_file_changed_on_disk_is_refused(monkeypatch, tmp_path):
     os.unlink(tmp_path / weight.file)
     with pytest.raises(CheckpointError, match="is missing"):
         weight_checkpoint(weight)
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_registry_and_every_shipped_file(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    repo = Path(__file__).resolve().parent.parent
+    argv = ["wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(tmp_path), str(repo)]
+    done = subprocess.run([sys.executable, "-m", "pip", *argv], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("cnnzoo-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        assert "cnnzoo/weights/catalog.json" in names
+        for w in SHIPPED:
+            assert hashlib.sha256(z.read(f"cnnzoo/weights/files/{w.file}")).hexdigest() == w.sha256
