@@ -79,6 +79,15 @@ def test_plot_overlays_runs(trained_run, tmp_path, capsys):
     assert out.read_bytes()[:4] == b"\x89PNG" and "2 runs" in capsys.readouterr().out
     assert main(["plot", str(tmp_path), "--out", str(out)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+    stopped = tmp_path / "stopped"  # runs/* with a run that stopped before its first epoch: it is skipped
+    stopped.mkdir()
+    (stopped / "config.json").write_text("{}")
+    assert main(["plot", str(trained_run), str(stopped), "--out", str(out), "--force"]) == 0
+    captured = capsys.readouterr()
+    assert (
+        "1 runs" in captured.out
+        and captured.err.strip() == f"skipped {stopped}: not a run directory with metrics (no metrics.jsonl rows yet)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -151,7 +151,7 @@ def _explanation_lines(explanation: Mapping[str, Any] | str | None, run_dir: str
             "",
             "| test image | true class | said | probability |",
             "|---:|---|---|---:|",
-            *(f"| {m['index']} | {m['true']} | {m['predicted']} | {m['probability']:.1%} |" for m in mistakes[:8]),
+            *(f"| {m['index']} | {m['true']} | {m['predicted']} | {m['probability']:.1%} |" for m in mistakes),
         ]
     else:
         lines.append(f"Nothing: the final model (`last.pt`) classifies all {total} test images correctly.")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cnnzoo.devices import setup_device
 from cnnzoo.engine import evaluate
-from cnnzoo.errors import ConfigError, ModelError
+from cnnzoo.errors import CnnzooError, ConfigError, ModelError
 from cnnzoo.export import export_checkpoint, verify_onnx
 from cnnzoo.metrics import per_class_rows, read_metrics
 from cnnzoo.outputs import claim_output
@@ -186,7 +186,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_plot(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="overlay several runs' curves in one PNG")
+    p = sub.add_parser("plot", help="overlay several runs' curves in one PNG (runs without metrics yet are skipped)")
     p.add_argument("runs", metavar="RUN_DIR", nargs="+")
     p.add_argument("--out", default="compare.png", metavar="PNG", help="output file (default compare.png)")
     add_force(p, "--out")
@@ -195,13 +195,24 @@ def add_plot(sub: argparse._SubParsersAction) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     out = claim_output(args.out, "png", flag="--out", force=args.force, inputs=args.runs)
-    runs = []
-    for arg in args.runs:
+    runs, skipped = [], []
+    for arg in args.runs:  # runs/* may hold a run stopped before its first epoch: skip it, draw the others
         path = Path(arg)
-        rows = read_metrics(path) if path.is_dir() else []
-        if not rows:
-            raise ConfigError(f"{path}: not a run directory with metrics (no metrics.jsonl rows)")
-        runs.append((path.name, rows))
+        try:
+            rows = read_metrics(path) if path.is_dir() else []
+        except CnnzooError as exc:
+            rows, why = [], str(exc)
+        else:
+            why = "not a run directory with metrics (no metrics.jsonl rows yet)"
+        if rows:
+            runs.append((path.name, rows))
+        else:
+            skipped.append(f"{path}: {why}")
+    if not runs:
+        raise ConfigError(skipped[0] if len(skipped) == 1 else f"none of the {len(skipped)} paths is a run with "
+                          f"metrics ({skipped[0]}): give run directories that finished at least one epoch")  # fmt: skip
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
     out = save_figure(overlay_figure(runs), out)
     best = ", ".join(f"{name} {max(r['test_acc'] for r in rows):.4f}" for name, rows in runs)
     print(f"wrote {out} ({len(runs)} runs; best test acc: {best})")
