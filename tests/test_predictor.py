@@ -83,3 +83,33 @@ def test_save_input_writes_exactly_what_the_model_sees_and_refuses_a_foreign_fil
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "0001-class3.png exists and is not a PNG figure cnnzoo wrote" in err[0], err
     assert sorted((p.name, p.read_bytes()) for p in seen.iterdir()) == before  # nothing written, not even the other
+
+
+def test_predict_takes_pictures_in_memory_with_the_layouts_it_documents(tmp_path):
+    """A path, its bytes, a PIL image, a NumPy array (HWC, uint8 or float 0-1) and a tensor (CHW) of the same
+    picture get the same answer; an array that is no picture is one line."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import cnnzoo
+    from cnnzoo.errors import ImageError
+
+    path = tmp_path / "trousers.png"
+    image = Image.new("RGB", (60, 80), (235, 232, 225))
+    for x in (15, 33):
+        image.paste((40, 40, 70), (x, 5, x + 12, 75))
+    image.save(path)
+    model = cnnzoo.load_model("lenet_bn.fashion_mnist")
+    array = np.asarray(image)
+    tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)
+    forms = [path, path.read_bytes(), image, array, array / 255.0, tensor, tensor.float() / 255]
+    records = model.predict(forms, top_k=2)
+    assert [r["image"] for r in records][:2] == [str(path), "picture 2"]
+    first = records[0]["top"]
+    for r in records[1:]:
+        assert [t["class"] for t in r["top"]] == [t["class"] for t in first]
+        assert r["top"][0]["probability"] == pytest.approx(first[0]["probability"], abs=2e-3)  # float rounding
+    assert model.predict(image)[0]["image"] == "picture 1"  # one picture alone
+    with pytest.raises(ImageError, match=r"shape \[2, 3, 4, 5\] is not a picture"):
+        model.predict(np.zeros((2, 3, 4, 5)))

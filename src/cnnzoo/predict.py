@@ -74,7 +74,7 @@ INVERT_CHOICES = ("auto", "yes", "no")
 LOW_CONFIDENCE = 0.4
 PREPROCESS_CHOICES = ("auto", "none")
 WORK_SIDE = 1024  # levelling and cropping run on a copy at most this long (bounded work for any photo)
-ImageSource = str | os.PathLike[str] | bytes | IO[bytes]
+ImageSource = str | os.PathLike[str] | bytes | IO[bytes] | Image.Image | np.ndarray | Tensor
 _ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")  # PNG: APNG
 
 
@@ -117,8 +117,13 @@ def load_image(
         raise ConfigError(f"images can be prepared for 1 or 3 input channels, not {in_channels}")
     if not 0.1 <= fill <= 1.0:
         raise ConfigError(f"fill {fill}: the object's share of the frame must be between 0.1 and 1")
-    label, source = _source(path, name)
-    gray, picture, original_size, mode = _decode(source, label, in_channels)
+    in_memory = _in_memory(path, name or "picture")
+    if in_memory is not None:
+        label = name or "picture"
+        gray, picture, original_size, mode = _from_picture(in_memory, label, in_channels)
+    else:
+        label, source = _source(path, name)
+        gray, picture, original_size, mode = _decode(source, label, in_channels)
     gray_array = np.asarray(gray, dtype=np.float64)
     border = _border_mean(gray_array)
     flip = border > 127.5 if invert == "auto" else invert == "yes"
@@ -135,6 +140,49 @@ def load_image(
         pixels = _stretch(pixels)
     warning = picture_warning(pixels) if check else None
     return PreparedImage(label, pixels, flip, original_size, mode, preprocess == "auto", warning)
+
+
+def _in_memory(obj: object, label: str) -> Image.Image | None:
+    """A picture held in memory as a PIL image; None for a path, bytes or a file.
+
+    * a PIL image, as it is;
+    * a NumPy array ``[H, W]`` (grayscale), ``[H, W, 3]`` (RGB) or ``[H, W, 4]`` (RGBA), as PIL and matplotlib
+      lay pictures out: uint8 0-255, or float 0-1;
+    * a torch tensor ``[H, W]``, ``[1, H, W]`` or ``[3, H, W]``, as torchvision lays them out (channels first):
+      uint8 0-255, or float 0-1.
+    """
+    if isinstance(obj, Image.Image):
+        return obj
+    if isinstance(obj, Tensor):
+        t = obj.detach().cpu()
+        if t.dim() == 3 and t.shape[0] in (1, 3, 4):
+            t = t.permute(1, 2, 0)
+        obj = t.squeeze(-1).numpy() if t.dim() == 3 and t.shape[-1] == 1 else t.numpy()
+    if not isinstance(obj, np.ndarray):
+        return None
+    a = obj
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ImageError(f"{label}: an array of shape {list(a.shape)} is not a picture: give [H, W], [H, W, 3] "
+                         "or [H, W, 4] (NumPy), or [C, H, W] (a tensor)")  # fmt: skip
+    if a.dtype.kind == "f":
+        with np.errstate(all="ignore"):
+            a = np.clip(np.nan_to_num(a, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise ImageError(f"{label}: {a.dtype} values from {a.min()} to {a.max()}: give uint8 0-255 or floats 0-1")
+        a = a.astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(a))
+
+
+def _from_picture(img: Image.Image, label: str, in_channels: int):
+    """:func:`_decode`'s result for a picture already in memory (the same size limits)."""
+    width, height = img.size
+    if (why := check_size(label, width, height)) is not None:
+        raise ImageError(why)
+    if width < 1 or height < 1:
+        raise ImageError(f"{label}: the image is empty ({width}x{height})")
+    gray = _to_mode(img, "L")
+    return gray, gray if in_channels == 1 else _to_mode(img, "RGB"), (width, height), img.mode
 
 
 def _source(path: ImageSource, name: str | None) -> tuple[str, Path | IO[bytes]]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 from torch import nn
@@ -142,7 +143,7 @@ class Predictor:
 
     def predict(
         self,
-        images: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        images: Any,
         *,
         top_k: int = 3,
         save_input: str | os.PathLike[str] | None = None,
@@ -151,16 +152,22 @@ class Predictor:
         label, class and probability of the ``top_k`` classes, ``warning``: None or why not to trust it), in the
         order given, directories and patterns expanded.
 
+        ``images``: one picture or a list of them, each a path (a file, a directory of images, a glob pattern),
+        the bytes of an image file, a PIL image, a NumPy array ``[H, W]``, ``[H, W, 3]`` or ``[H, W, 4]`` (uint8
+        0-255 or float 0-1, as PIL and matplotlib lay pictures out) or a tensor ``[C, H, W]`` or ``[H, W]``
+        (uint8, or float 0-1, as torchvision does). A picture in memory is called ``picture N`` in the records.
+
         ``save_input``: a directory (made if missing) that receives each picture exactly as the model sees it,
         ``NNNN-<name>.png`` at the model's input size, before normalisation; the record's ``input`` names it."""
         if top_k < 1:
             raise ConfigError(f"--top-k {top_k}: must be at least 1")
-        items = [images] if isinstance(images, str | os.PathLike) else list(images)
-        paths = expand_images(items)
+        items = [images] if _is_one_picture(images) else list(images)
+        paths = _expand(items)
         targets = _input_targets(Path(save_input), paths) if save_input is not None else None
         records: list[dict[str, Any]] = []
         for start in range(0, len(paths), BATCH):
-            prepared = [self.prepare(p) for p in paths[start : start + BATCH]]
+            prepared = [self.prepare(p) if isinstance(p, Path) else self.prepare(p[1], name=p[0])
+                        for p in paths[start : start + BATCH]]  # fmt: skip
             batch = self.classify(prepared, top_k=top_k)
             if targets is not None:
                 for record, img, target in zip(batch, prepared, targets[start : start + BATCH]):
@@ -170,14 +177,36 @@ class Predictor:
         return records
 
 
-def _input_targets(directory: Path, paths: Sequence[Path]) -> list[Path]:
+_IN_MEMORY = (bytes, bytearray, Image.Image, np.ndarray, torch.Tensor)
+
+
+def _is_one_picture(images: Any) -> bool:
+    return isinstance(images, (str, os.PathLike, *_IN_MEMORY))
+
+
+def _expand(items: Sequence[Any]) -> list[Path | tuple[str, Any]]:
+    """Paths expanded (directories, patterns) with :func:`expand_images`; a picture in memory kept as
+    ``(label, picture)``, labelled by its place in the call (``picture 3``)."""
+    out: list[Path | tuple[str, Any]] = []
+    for i, item in enumerate(items, start=1):
+        if isinstance(item, _IN_MEMORY):
+            out.append((f"picture {i}", item))
+        else:
+            out += expand_images([item])
+        if len(out) > MAX_IMAGES:
+            raise ConfigError(f"more than {MAX_IMAGES:,} images in one call: give fewer, or call it in parts")
+    return out
+
+
+def _input_targets(directory: Path, paths: Sequence[Path | tuple[str, Any]]) -> list[Path]:
     """The files ``--save-input`` will write, all checked before any is written (a foreign file is refused)."""
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"--save-input {directory} is not a directory: give a directory for the model's inputs")
     if not directory.parent.is_dir():
         raise OutputError(f"--save-input {directory}: its parent {directory.parent} does not exist: create it first")
     width = max(4, len(str(len(paths))))
-    targets = [directory / f"{i:0{width}d}-{p.stem}.png" for i, p in enumerate(paths, start=1)]
+    stems = [p.stem if isinstance(p, Path) else p[0].replace(" ", "-") for p in paths]
+    targets = [directory / f"{i:0{width}d}-{stem}.png" for i, stem in enumerate(stems, start=1)]
     for target in targets:
         claim_output(target, "png", flag="--save-input")
     directory.mkdir(exist_ok=True)
