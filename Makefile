@@ -19,11 +19,16 @@ $(PY):
 	  { echo "error: cnnzoo needs Python >= 3.10 (found $$($(PYTHON) --version)); set PYTHON=python3.x"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime-stamp: pyproject.toml | $(PY)
+# PyTorch first, the build this machine needs (CPU-only wheels without an NVIDIA GPU), in one line of output.
+$(VENV)/.torch-stamp: | $(PY)
+	@sh scripts/install-torch.sh $(PY)
+	@touch $@
+
+$(VENV)/.runtime-stamp: pyproject.toml $(VENV)/.torch-stamp | $(PY)
 	$(PY) -m pip install -q -e .
 	@touch $@
 
-$(VENV)/.dev-stamp: pyproject.toml | $(PY)
+$(VENV)/.dev-stamp: pyproject.toml $(VENV)/.torch-stamp | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@ $(VENV)/.runtime-stamp
 
