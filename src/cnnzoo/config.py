@@ -82,6 +82,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max global gradient norm; 0 turns clipping off
     init: str = "default"  # default (PyTorch's) | xavier (d2l's xavier_uniform_ on weights)
+    # start from a trained model's parameters (a run directory, a checkpoint or a weight's name: fine-tuning);
+    # the tensors that do not fit (a new head for other classes) keep the init above. None: from scratch
+    init_from: str | None = None
     # data
     dataset: str = "fashion-mnist"  # fashion-mnist | mnist | kmnist | cifar10 | folder:PATH (cnnzoo.data.datasets)
     val_fraction: float = 0.1  # folder:PATH without a test/ folder: the share of each class held out as *test*
@@ -309,6 +312,7 @@ _UPPER = {"epochs": MAX_EPOCHS, "batch_size": MAX_BATCH, "eval_batch_size": MAX_
           "patience": MAX_EPOCHS, "val_size": 1 << 31}  # fmt: skip
 # the Python type each field holds, from its annotation ("float" fields take ints too)
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "int | None": (int, type(None)),
+          "str | None": (str, type(None)),
           "float | None": (int, float, type(None)), "dict[str, Any]": (dict,)}  # fmt: skip
 
 

@@ -601,7 +601,7 @@ class _Loop:
 def _prepare(model, data, config, resume, setup, parallel) -> _Loop:
     if resume is None:
         seed_everything(config.seed)
-        if config.init == "xavier":
+        if config.init == "xavier" and config.init_from is None:  # else the run layer did it, under the loaded tensors
             xavier_init(model)
     setup.place(model)
     resize = config.resize or model.default_input_size

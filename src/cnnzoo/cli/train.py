@@ -67,6 +67,9 @@ def _add_optimisation(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--label-smoothing", type=float)
     g.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the global gradient norm (0: off)")
     g.add_argument("--init", choices=INITS, help="xavier: d2l's xavier_uniform_ init")
+    g.add_argument("--init-from", metavar="RUN|WEIGHT", help="fine-tune: start from a trained model's parameters (a "
+                   "run directory, checkpoint or weight name, e.g. lenet_bn.fashion_mnist); a new head for your "
+                   "classes; a lower --lr often helps")  # fmt: skip
 
 
 def _add_data(g: argparse._ArgumentGroup) -> None:
@@ -253,6 +256,8 @@ def _announce(training: Training) -> None:
         f"augment {config.augment}; {_split_text(run)}; img/s counts data time, not evaluation",
         flush=True,
     )
+    if run.init is not None:
+        print(run.init.describe(), flush=True)
     if ddp is not None:
         print(
             f"data parallel: {ddp.world_size} processes ({ddp.backend}), global batch {config.batch_size} = "

@@ -35,11 +35,11 @@ from cnnzoo.config import DEFAULT_MODEL, TrainConfig, config_from_dict, resolve_
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.devices import DeviceSetup
 from cnnzoo.distributed import ParallelContext
-from cnnzoo.engine import Callback, fit, patience_reached, time_to_target
+from cnnzoo.engine import Callback, fit, patience_reached, time_to_target, xavier_init
 from cnnzoo.errors import CheckpointError, ConfigError
 from cnnzoo.registry import ModelSpec, create_model, meta_model, parse_model_spec
 from cnnzoo.run.directory import check_unlocked, resolve_run_dir
-from cnnzoo.run.sources import load_trained
+from cnnzoo.run.sources import InitReport, init_from_trained, load_trained
 
 __all__ = [
     "RESUMABLE",
@@ -78,6 +78,7 @@ class Run:
     resume: Mapping[str, Any] | None = None  # the checkpoint's "train" part (optimizer, schedule, RNG, history)
     directory: Path | None = None  # the run directory being resumed; None for a new run
     checkpoint: Path | None = None  # the checkpoint file the model came from
+    init: InitReport | None = None  # what a new run took from --init-from's trained model
 
     def fit(
         self,
@@ -203,7 +204,13 @@ def new_run(
         # then decide the network, so the final config is made once the data are there.
         data = load_data(make_config(spec, recipe=recipe, overrides=overrides), data_root)
     config = make_config(spec, recipe=recipe, overrides=overrides, data=data)
-    return Run(config, build_model(config), with_validation(data, config))
+    model = build_model(config)
+    report = None
+    if config.init_from is not None:  # fine-tuning: the recipe's init first, so the new head has it too
+        if config.init == "xavier":
+            xavier_init(model)
+        report = init_from_trained(model, config.init_from)
+    return Run(config, model, with_validation(data, config), init=report)
 
 
 def resume_run(

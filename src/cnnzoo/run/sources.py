@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnzoo.checkpoint import load_checkpoint
+import torch
+from torch import nn
+
+from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
+from cnnzoo.errors import ConfigError
 from cnnzoo.registry import list_models
 from cnnzoo.run.directory import resolve_run_dir
 from cnnzoo.weights import get_weight, weight_checkpoint
 
-__all__ = ["load_trained"]
+__all__ = ["InitReport", "init_from_trained", "load_trained"]
 
 _WEIGHTISH = re.compile(r"^(?P<model>[a-z][a-z0-9_]*)(@\d+)?\.[a-z][a-z0-9_]*$")  # MODEL[@SIDE].DATASET
 
@@ -38,3 +43,64 @@ def load_trained(source: str | os.PathLike[str]) -> tuple[Path | None, dict[str,
         directory, ckpt = resolve_run_dir(source)
         return directory, load_checkpoint(ckpt)
     return None, weight_checkpoint(get_weight(str(source)))
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """What :func:`init_from_trained` took from the trained model: tensors copied, adapted, and left new."""
+
+    source: str
+    copied: tuple[str, ...]
+    adapted: tuple[str, ...]  # a 1-channel first convolution spread over 3 input channels (or back)
+    new: tuple[str, ...]  # not in the trained model, or of another shape: they keep their fresh init
+
+    def describe(self) -> str:
+        total = len(self.copied) + len(self.adapted) + len(self.new)
+        text = f"started from {self.source}: {len(self.copied) + len(self.adapted)} of {total} tensors"
+        if self.adapted:
+            text += f" ({', '.join(self.adapted)} adapted to the input's channels)"
+        if self.new:
+            shown = ", ".join(self.new[:4]) + (", ..." if len(self.new) > 4 else "")
+            text += f"; new: {shown}"
+        return text
+
+
+def _adapt_channels(saved: torch.Tensor, want: torch.Size) -> torch.Tensor | None:
+    """A first convolution's kernel for another number of input channels, as timm's ``adapt_input_conv`` does:
+    a grayscale kernel spread evenly over RGB (its response to a gray picture unchanged), or RGB summed to gray."""
+    if saved.dim() != 4 or len(want) != 4 or saved.shape[0] != want[0] or saved.shape[2:] != want[2:]:
+        return None
+    if saved.shape[1] == 1:
+        return saved.repeat(1, want[1], 1, 1) / want[1]
+    if want[1] == 1:
+        return saved.sum(dim=1, keepdim=True)
+    return None
+
+
+def init_from_trained(model: nn.Module, source: str | os.PathLike[str]) -> InitReport:
+    """Copy into ``model`` every tensor of the trained model ``source`` (a run directory, a checkpoint, or a
+    weight's name) whose name and shape fit; the others (a head for other classes) keep their fresh init. The two
+    must be the same network: another model's parameters are refused in one line."""
+    _, ckpt = load_trained(source)
+    name = getattr(model, "model_name", None)
+    if ckpt["model_name"] != name:
+        raise ConfigError(f"--init-from {source}: it is a trained {ckpt['model_name']}, not a {name}: give one of "
+                          f"{name}'s runs or weights (cnnzoo weights), or train {ckpt['model_name']}")  # fmt: skip
+    saved = model_from_checkpoint(ckpt).state_dict()
+    own = model.state_dict()
+    copied, adapted, new = [], [], []
+    with torch.no_grad():
+        for key, target in own.items():
+            value = saved.get(key)
+            if value is not None and value.shape == target.shape:
+                target.copy_(value)
+                copied.append(key)
+            elif value is not None and (spread := _adapt_channels(value, target.shape)) is not None:
+                target.copy_(spread)
+                adapted.append(key)
+            else:
+                new.append(key)
+    if not copied:
+        raise ConfigError(f"--init-from {source}: no tensor of it fits this {name}: train from scratch instead")
+    label = ckpt.get("weight") or str(source)
+    return InitReport(label, tuple(copied), tuple(adapted), tuple(new))
