@@ -16,6 +16,8 @@ import cnnzoo
 import cnnzoo.run.directory as directory_mod
 from cnnzoo.cli import main
 from cnnzoo.explain import (
+    CamResult,
+    cam_figure,
     class_activation_maps,
     class_samples,
     first_conv_filters,
@@ -246,3 +248,17 @@ def test_a_failing_explanation_costs_the_figures_not_the_report(tmp_path, fake_t
     report = (out / "report.md").read_text()
     assert report.count("(unavailable: RuntimeError: boom)") == 2 and "second line" not in report
     assert not (out / "top_losses.png").exists()
+
+
+def test_the_map_has_a_useful_resolution_and_an_empty_or_coarse_one_says_so():
+    torch.manual_seed(0)
+    lenet = cnnzoo.create_model("lenet_bn").eval()
+    cam = class_activation_maps(lenet, torch.randn(1, 1, 28, 28))
+    assert min(cam.grid) >= 7  # LeNet's late 8x8 map, not its last 4x4 or 5x5 one
+    tiny = nn.Sequential(nn.Conv2d(1, 4, 3, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 7 * 7, 3))
+    coarse = class_activation_maps(tiny.eval(), torch.randn(1, 1, 28, 28))
+    assert coarse.grid == (7, 7) and (coarse.note(0) or "").startswith("coarse: the layer's map is 7x7")
+    empty = CamResult(torch.zeros(1, 28, 28), [0], torch.full((1, 3), 1 / 3), "0", (7, 7))
+    assert empty.note(0).startswith("empty: nothing in the picture raised")
+    fig = cam_figure(torch.zeros(1, 1, 28, 28, dtype=torch.uint8), empty, ["a", "b", "c"])
+    assert any("empty" in ax.get_xlabel() for ax in fig.axes)

@@ -19,7 +19,13 @@ from torch import Tensor, nn
 
 from cnnzoo.errors import ConfigError
 
-__all__ = ["CamResult", "cam_layer", "class_activation_maps", "preserved"]
+__all__ = ["COARSE", "MIN_SIDE", "CamResult", "cam_layer", "class_activation_maps", "preserved"]
+
+# The map's layer: the last feature map at least MIN_SIDE on its shorter side (LeNet's 10x10, not its 5x5; a
+# ResNet-18 at 32x32 its 8x8 stage, not the 1x1 one), so the map says *where* at a useful resolution; when no map
+# is that large, the last one at least 2x2. A map coarser than COARSE says so on the figure and in the studio.
+MIN_SIDE = 7
+COARSE = 8
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,16 @@ class CamResult:
     targets: list[int]
     probabilities: Tensor
     layer: str
+    grid: tuple[int, int] = (0, 0)  # the chosen layer's map size: the map's true resolution before upsampling
+
+    def note(self, i: int = 0) -> str | None:
+        """What to say beside image ``i``'s map when it cannot be read as a picture of *where*: empty (nothing
+        raised the class score), or coarser than :data:`COARSE` (a few blurry blobs); None otherwise."""
+        if not float(self.maps[i].max()) > 0:
+            return "empty: nothing in the picture raised this class's score"
+        if min(self.grid) < COARSE:
+            return f"coarse: the layer's map is {self.grid[0]}x{self.grid[1]}, blown up to the picture"
+        return None
 
 
 @contextmanager
@@ -82,8 +98,9 @@ def _pick_layer(model: nn.Module, calls: Sequence[tuple[str, tuple[int, ...] | N
     maps = [(name, shape) for name, shape in calls if shape is not None and len(shape) == 4]
     if not maps:
         raise ConfigError(f"{type(model).__name__} makes no 4-D feature map: a class-activation map needs a CNN")
+    sharp = [(name, shape) for name, shape in maps if min(shape[2:]) >= MIN_SIDE]
     spatial = [(name, shape) for name, shape in maps if min(shape[2:]) >= 2]
-    name, shape = (spatial or maps)[-1]
+    name, shape = (sharp or spatial or maps)[-1]
     stage = name.split(".", 1)[0]
     if stage != name and dict(maps).get(stage) == shape:
         return stage
@@ -93,8 +110,9 @@ def _pick_layer(model: nn.Module, calls: Sequence[tuple[str, tuple[int, ...] | N
 def cam_layer(model: nn.Module, input_size: int, in_channels: int = 1) -> str:
     """The qualified name of the module whose output :func:`class_activation_maps` uses by default.
 
-    That is the last module (in the order calls end) whose output is a 4-D feature map at least 2x2 at
-    ``input_size``: the latest map that still says *where*. When the top-level stage holding it ends with a
+    That is the last module (in the order calls end) whose output is a 4-D feature map at least
+    :data:`MIN_SIDE` on a side at ``input_size`` (else at least 2x2): the latest map that still says *where* at
+    a useful resolution. When the top-level stage holding it ends with a
     map of the same shape, the stage itself is named (its output is what the next stage reads, so no in-place
     activation inside the stage rewrites it after it is captured). An input so small that every map is 1x1
     gets the last 1x1 map (its CAM is flat). Found by running one zero image through the model.
@@ -156,4 +174,6 @@ def class_activation_maps(
     maps = LayerAttribution.interpolate(raw.detach().float(), (h, w), interpolate_mode="bilinear").relu()[:, 0]
     peak = maps.flatten(1).amax(dim=1).view(n, 1, 1)
     maps = torch.where(peak > 0, maps / peak.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
-    return CamResult(maps=maps.clamp(0, 1).cpu(), targets=chosen, probabilities=probabilities.cpu(), layer=name)
+    grid = (int(raw.shape[-2]), int(raw.shape[-1]))
+    return CamResult(maps=maps.clamp(0, 1).cpu(), targets=chosen, probabilities=probabilities.cpu(), layer=name,
+                     grid=grid)  # fmt: skip

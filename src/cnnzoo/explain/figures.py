@@ -81,6 +81,8 @@ def cam_figure(
         target = cam.targets[i]
         p_target = float(cam.probabilities[i, target])
         ax_cam.set_title(f"Grad-CAM for {_name(classes, target)} ({p_target:.0%})", fontsize=8)
+        if (note := cam.note(i)) is not None:  # an empty or coarse map says so, where it is drawn
+            ax_cam.set_xlabel(note, fontsize=7, color="C3", wrap=True)
         values, indices = cam.probabilities[i].topk(k)
         labels = [_name(classes, j) for j in indices.tolist()]
         colors = ["C3" if j == target else "C0" for j in indices.tolist()]
@@ -91,7 +93,8 @@ def cam_figure(
         for y, v in enumerate(values.tolist()):
             ax_bar.text(min(v, 0.8) + 0.02, y, f"{v:.1%}", va="center", fontsize=8)
         ax_bar.set_title(f"top {k} classes", fontsize=8)
-    fig.suptitle(f"what the model looks at (layer {cam.layer})", fontsize=9)
+    grid = f", a {cam.grid[0]}x{cam.grid[1]} map" if min(cam.grid) > 0 else ""
+    fig.suptitle(f"what the model looks at (layer {cam.layer}{grid})", fontsize=9)
     return fig
 
 

@@ -190,6 +190,8 @@ def explain_picture(predictor: Predictor, x: torch.Tensor, pixels: torch.Tensor,
         "class": predictor.classes[index],
         "probability": float(cams.probabilities[0, index]),
         "layer": cams.layer,
+        "grid": list(cams.grid),
+        "note": cams.note(0),
         "overlay": png_data_url(cam_overlay(pixels, cams.maps[0])),
     }
     stages = []

@@ -399,7 +399,8 @@ function showResult(r) {
   $("#result-warning").textContent = r.warning ? `Careful: ${r.warning}.` : "";
   $("#seen").src = r.input;
   $("#cam").src = r.cam ? r.cam.overlay : "";
-  $("#cam-class").textContent = r.cam ? `${r.cam.class}, layer ${r.cam.layer}` : "unavailable";
+  $("#cam-class").textContent = r.cam ? `${r.cam.class}, layer ${r.cam.layer}, a ${shape(r.cam.grid)} map` +
+    (r.cam.note ? ` · ${r.cam.note}` : "") : "unavailable";
   $("#result-note").textContent = `${r.filename}: ${r.size.join("×")} ${r.mode}` +
     (r.inverted ? ", inverted to a light object on dark" : "") + (r.note ? ` · ${r.note}` : "");
   const list = $("#stage-list");
