@@ -289,3 +289,52 @@ def test_a_rerun_over_fewer_seeds_is_refused_before_it_trains(tmp_path, fake_tra
     assert main([*argv, "--seeds", "0", *out]) == 2
     assert "over 2 seeds, this run over 1: pass --replace" in capsys.readouterr().err
     assert trained == [] and (tmp_path / "lb.json").read_bytes() == before
+
+
+# ------------------------------------------------------------------------------------------------
+# the lock is cnnzoo's own file: never a link, a FIFO, a device or somebody else's file
+# ------------------------------------------------------------------------------------------------
+def _hostile_lock(kind: str, run: Path, victim: Path) -> None:
+    lock = run / LOCK_NAME
+    if kind == "symlink":
+        lock.symlink_to(victim)
+    elif kind == "dangling symlink":
+        lock.symlink_to(victim.with_name("created-outside"))
+    elif kind == "hard link":
+        os.link(victim, lock)
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    elif kind == "foreign file":
+        lock.write_text("my notes, not a lock\n")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling symlink", "hard link", "fifo", "foreign file"])
+def test_a_lock_that_is_not_cnnzoos_own_file_is_refused_and_nothing_of_the_users_is_touched(kind, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    victim = tmp_path / "thesis.txt"
+    victim.write_text("three years of work\n")
+    _hostile_lock(kind, run, victim)
+    with pytest.raises(ConfigError, match=r"\.lock (is|has|holds) .*(remove it|move it away)"):
+        RunLock(run).acquire()
+    assert victim.read_text() == "three years of work\n"
+    assert not victim.with_name("created-outside").exists()
+    assert lock_holder(run) is None  # the studio's question does not hang on a FIFO either
+    if kind == "foreign file":
+        assert (run / LOCK_NAME).read_text() == "my notes, not a lock\n"
+
+
+def test_resuming_a_run_whose_lock_is_a_link_to_a_users_file_is_one_line(trained_run, tmp_path, capsys):
+    import shutil
+
+    from cnnzoo.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    victim = tmp_path / "thesis.txt"
+    victim.write_text("three years of work\n")
+    (run / LOCK_NAME).symlink_to(victim)
+    assert main(["train", "--resume", str(run), "--epochs", "4", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "symbolic link" in err and err.count("\n") == 1
+    assert victim.read_text() == "three years of work\n"

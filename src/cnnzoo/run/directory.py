@@ -26,9 +26,11 @@ all the file I/O of training; give it to rank 0 only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -145,11 +147,43 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_LOCK_BYTES = 4096  # a lock file cnnzoo wrote holds two short lines
+
+
+class _ForeignLock(ConfigError):
+    """``DIR/.lock`` is not a lock file cnnzoo made: a link, a FIFO or device, or another file's contents."""
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    """``os.open`` of a lock file that never follows a symbolic link, never blocks on a FIFO, and leaves only a
+    regular file with one name open (a hard link to a user's file would otherwise be truncated)."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _ForeignLock(f"{path} is a symbolic link, not cnnzoo's lock file: remove it (cnnzoo makes its "
+                               "own), then start again") from None  # fmt: skip
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        what = "has other names (a hard link)" if stat.S_ISREG(info.st_mode) else "is not a regular file"
+        raise _ForeignLock(f"{path} {what}, not cnnzoo's lock file: remove it (cnnzoo makes its own), then start again")
+    return fd
+
+
 def _read_holder(path: Path) -> dict[str, str]:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        fd = _open_lock(path, os.O_RDONLY)
+    except (OSError, ConfigError):
+        return {}
+    try:
+        text = os.read(fd, _LOCK_BYTES).decode("utf-8", errors="replace")
     except OSError:
         return {}
+    finally:
+        os.close(fd)
     holder = {}
     for line in text.splitlines():
         key, _, value = line.partition(" ")
@@ -203,7 +237,7 @@ class RunLock:
 
     def _acquire_flock(self) -> int | None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock(self.path, os.O_RDWR | os.O_CREAT)
         except OSError as exc:
             raise ConfigError(
                 f"cannot lock the run directory {self.directory} ({exc.strerror}): choose a writable place"
@@ -220,11 +254,15 @@ class RunLock:
         if not same:  # its holder released (and removed) it meanwhile: lock the file that is there now
             os.close(fd)
             return None
+        head = os.pread(fd, _LOCK_BYTES + 1, 0)
+        if head and (not head.startswith(b"pid ") or len(head) > _LOCK_BYTES):  # never truncate what is not ours
+            os.close(fd)
+            raise _ForeignLock(f"{self.path} holds something cnnzoo did not write: move it away, then start again")
         return fd
 
     def _acquire_pidfile(self) -> int | None:
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            return _open_lock(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
         except FileExistsError:
             holder = _read_holder(self.path)
             pid = holder.get("pid", "")
@@ -264,8 +302,8 @@ def lock_holder(directory: str | os.PathLike[str]) -> dict[str, str] | None:
         pid = holder.get("pid", "")
         return holder if pid.isdigit() and _alive(int(pid)) and int(pid) != os.getpid() else None
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        fd = _open_lock(path, os.O_RDONLY)
+    except (OSError, ConfigError):  # not a lock cnnzoo made: nobody trains through it (taking it says why)
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
