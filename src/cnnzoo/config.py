@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnzoo.errors import ConfigError
-from cnnzoo.registry import check_input_size, get_model_info
 
 __all__ = [
     "AUGMENTS",
@@ -231,6 +230,10 @@ def resolve_config(model_name: str, recipe: str = "fast", overrides: Mapping[str
     ``overrides`` holds only the settings the user chose explicitly (``None`` values are ignored, so a
     CLI can pass its whole namespace of optional flags). Unknown keys are a bug and raise ``TypeError``.
     """
+    # The registry (and so torch) is imported here, not at the top: the CLI's parser reads this module's choices,
+    # and `cnnzoo --help` must not wait for torch.
+    from cnnzoo.registry import check_input_size, get_model_info
+
     get_model_info(model_name)  # UnknownModelError names close matches
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}

@@ -70,7 +70,6 @@ from cnnzoo.run import build_model, environment_info, make_config
 
 __all__ = [
     "BUDGET_SLACK",
-    "DEFAULT_MODELS",
     "ModelSpec",
     "Plan",
     "estimate_epoch_seconds",
@@ -79,11 +78,6 @@ __all__ = [
     "provenance",
     "run_leaderboard",
 ]
-
-# What a 2-core CPU trains in reasonable time. The 96x96 networks run at 32x32 (the smallest power of two
-# DenseNet's strided stem accepts): measured there at 0.1-0.2 s per 128-image step, against ~6 s for the
-# small_input (stride-1 stem) variants at 28x28, which are for GPUs (`resnet18:small_input`).
-DEFAULT_MODELS = ("lenet", "lenet_bn", "googlenet@32", "resnet18@32", "densenet@32")
 
 BUDGET_SLACK = 1.25  # the safety net lets a run end at most this far past its budget
 PROBE_STEPS = 5  # the probe times at least this many training steps (after two untimed ones) ...

@@ -1,6 +1,8 @@
 """The ``cnnzoo`` command line: a thin shell over the library.
 
-This package is the only code that touches process-wide state (argv, stdout, exit codes, signals). Each
+This package is the only code that touches process-wide state (argv, stdout, exit codes, signals). Building the
+parser imports no torch (``cnnzoo --help`` answers at once): each module imports the library inside its
+``cmd_*`` functions, which is where the work is. Each
 module holds a few subcommands; each subcommand has an ``add_<name>`` function that declares its flags and a
 ``cmd_<name>`` function that calls the library and prints. User-caused errors
 (:class:`~cnnzoo.errors.CnnzooError`) print one line ``error: ...`` and exit with status 2; ``--debug``
@@ -15,7 +17,6 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from cnnzoo.bench import is_out_of_memory
 from cnnzoo.cli.bench import add_bench
 from cnnzoo.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Parser, Terminated, raise_terminated
 from cnnzoo.cli.explain import add_explain
@@ -25,7 +26,6 @@ from cnnzoo.cli.runs import add_eval, add_export, add_plot, add_predict
 from cnnzoo.cli.studio import add_studio
 from cnnzoo.cli.train import add_train
 from cnnzoo.cli.weights import add_weights
-from cnnzoo.distributed import is_collective_timeout
 from cnnzoo.errors import CnnzooError
 
 __all__ = ["build_parser", "main"]
@@ -100,6 +100,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _resource_message(exc: BaseException, what: str) -> str | None:
     """The one line for running out of memory or a stalled data-parallel rank; None for anything else (a bug)."""
+    # here, not at the top: both import torch, which `cnnzoo --help` must not wait for
+    from cnnzoo.bench import is_out_of_memory
+    from cnnzoo.distributed import is_collective_timeout
+
     if isinstance(exc, MemoryError) or is_out_of_memory(exc):
         return f"out of memory while running {what}: try a smaller --batch-size or --input-size"
     if is_collective_timeout(exc):

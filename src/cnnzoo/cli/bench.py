@@ -7,17 +7,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cnnzoo import bench, race
-from cnnzoo.atomic import atomic_write_text
 from cnnzoo.cli.common import add_batch_size, add_channels_last, add_input_size, add_precision
 from cnnzoo.config import TrainConfig
-from cnnzoo.devices import set_threads, setup_device
 from cnnzoo.errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only: cnnzoo.bench (and torch) is imported by the command
+    from cnnzoo import bench
 from cnnzoo.outputs import claim_output, marker_comment
-from cnnzoo.plots import save_figure
-from cnnzoo.registry import get_model_info, list_models
-from cnnzoo.run import load_data
 
 
 def add_bench(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +55,7 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--train-images", type=int, metavar="N", help="training images per epoch (default all)")
     g.add_argument("--test-images", type=int, metavar="N", help="test images per epoch (default all, or N/6)")
     g.add_argument("--lr", type=float, help="learning rate of both sides (default: the book's)")
-    g.add_argument("--workers", type=int, default=race.D2L_WORKERS, help="the book's DataLoader workers (default 4)")
+    g.add_argument("--workers", type=int, help="the book's DataLoader workers (default: the book's, 4)")
     g.add_argument("--data-root", metavar="DIR")
     g = p.add_argument_group("output")
     g.add_argument("--csv", metavar="PATH")
@@ -92,6 +90,8 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from cnnzoo.devices import set_threads
+
     _check_counts(args)
     set_threads(args.threads)
     outputs = _claim_outputs(args)
@@ -108,6 +108,8 @@ _KINDS = {"csv": "--csv", "json": "--json", "markdown": "--markdown"}
 def _claim_outputs(args: argparse.Namespace) -> dict[str, Path]:
     """The output files, each one cnnzoo may write (:func:`cnnzoo.outputs.claim_output`), before anything runs;
     the chart's path (given or beside them) too, as ``args.png``."""
+    from cnnzoo import bench
+
     outputs = {}
     for kind, flag in _KINDS.items():
         value = getattr(args, kind)
@@ -122,6 +124,11 @@ def _claim_outputs(args: argparse.Namespace) -> dict[str, Path]:
 
 def _race(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
     """``--pipeline MODEL``: the race, its headline lines, and its --json/--markdown."""
+    from cnnzoo import race
+    from cnnzoo.atomic import atomic_write_text
+    from cnnzoo.registry import get_model_info
+    from cnnzoo.run import load_data
+
     if args.models:
         raise ConfigError("--pipeline takes one model (--pipeline MODEL); drop the other model names")
     if "csv" in outputs:
@@ -140,7 +147,7 @@ def _race(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
         rounds=args.rounds,
         train_images=args.train_images,
         test_images=args.test_images,
-        workers=args.workers,
+        workers=args.workers if args.workers is not None else race.D2L_WORKERS,
         on_round=lambda k, r: print(race.format_round(k, args.rounds, r), flush=True),
     )
     print(race.format_pipeline(result))
@@ -157,6 +164,7 @@ def _race(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
 
 def _progress(row: bench.BenchRow) -> str:
     """One row as it finishes: the median, and the spread when there are blocks to spread."""
+
     text = f"{row.images_per_sec:,.1f} images/s"
     if row.repeats > 1:
         lo, hi = row.spread_bounds
@@ -167,6 +175,12 @@ def _progress(row: bench.BenchRow) -> str:
 
 def _throughput(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
     """``MODEL...|all``: the synthetic-input table, its files and the chart."""
+    from cnnzoo import bench
+    from cnnzoo.atomic import atomic_write_text
+    from cnnzoo.devices import setup_device
+    from cnnzoo.plots import save_figure
+    from cnnzoo.registry import get_model_info, list_models
+
     names = args.models or ["all"]
     if "all" in names:
         names = list_models()

@@ -6,16 +6,7 @@ import argparse
 from pathlib import Path
 
 from cnnzoo.errors import ConfigError
-from cnnzoo.explain.files import (
-    explain_images,
-    parse_targets,
-    prepare_out_dir,
-    write_class_grid,
-    write_top_losses,
-)
 from cnnzoo.outputs import claim_output
-from cnnzoo.predictor import expand_images, load_model
-from cnnzoo.run import open_run
 
 
 def add_explain(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +48,9 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from cnnzoo.explain.files import explain_images, parse_targets, prepare_out_dir
+    from cnnzoo.predictor import expand_images, load_model
+
     if not (args.images or args.top_losses or args.class_grid):
         raise ConfigError("nothing to explain: give IMAGE files, --top-losses or --class-grid")
     if args.count < 1:
@@ -83,6 +77,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _write_test_figures(args, predictor, out: Path, gallery: Path | None, grid: Path | None) -> None:
+    from cnnzoo.explain.files import write_class_grid, write_top_losses
+    from cnnzoo.run import open_run
+
     data = open_run(args.checkpoint, data_root=args.data_root).data  # the run's test split, as cnnzoo eval has it
     out.mkdir(exist_ok=True)
     if gallery is not None:

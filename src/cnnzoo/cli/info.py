@@ -4,12 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from cnnzoo.data import fetch_fashion_mnist, load_fashion_mnist
-from cnnzoo.inspection import format_models_table, models_table, parse_input_size, shape_trace, summary
-from cnnzoo.registry import create_model, get_model_info
-
 
 def add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,6 +17,8 @@ def add_data(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    from cnnzoo.data import fetch_fashion_mnist, load_fashion_mnist
+
     if args.fetch:
         path = fetch_fashion_mnist(args.root)
         print(f"fetched into {path}")
@@ -47,6 +43,8 @@ def add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from cnnzoo.inspection import format_models_table, models_table
+
     print(format_models_table(models_table()))
     print("\ninput: the default input size (the CLI resizes to it); accepts: the input sides the network takes.")
     print("params: 1 input channel, 10 classes; MACs: conv + linear multiply-accumulates, one image at input.")
@@ -62,6 +60,11 @@ def add_summary(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    import torch
+
+    from cnnzoo.inspection import parse_input_size, shape_trace, summary
+    from cnnzoo.registry import create_model, get_model_info
+
     get_model_info(args.model)  # an unknown name fails here, with close matches, before any parsing
     size = parse_input_size(args.input_size) if args.input_size else None
     # Shapes, parameter counts and MACs need no real weights: build on the meta device (instant, no memory).

@@ -7,17 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from cnnzoo.devices import setup_device
-from cnnzoo.engine import evaluate
 from cnnzoo.errors import CnnzooError, ConfigError, ModelError
-from cnnzoo.export import export_checkpoint, verify_onnx
-from cnnzoo.metrics import per_class_rows, read_metrics
 from cnnzoo.outputs import claim_output
-from cnnzoo.plots import confusion_figure, overlay_figure, save_figure
-from cnnzoo.predict import format_records, warning_summary
-from cnnzoo.predictor import load_model
-from cnnzoo.run import open_run
-from cnnzoo.weights import get_weight
 
 
 def add_eval(sub: argparse._SubParsersAction) -> None:
@@ -53,8 +44,14 @@ def add_force(p: argparse.ArgumentParser, flag: str) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from cnnzoo.devices import setup_device
+    from cnnzoo.engine import evaluate
+    from cnnzoo.plots import confusion_figure, save_figure
+    from cnnzoo.run import open_run
+    from cnnzoo.weights import get_weight
+
     run = open_run(args.checkpoint, device=args.device, data_root=args.data_root)
-    config, ckpt_path, epoch, classes = run.config, run.checkpoint, run.resume["epoch"], run.data.classes
+    config, ckpt_path, epoch = run.config, run.checkpoint, run.resume["epoch"]
     weight = get_weight(args.checkpoint) if run.directory is None else None
     if args.png is not None:
         png = args.png
@@ -68,17 +65,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     setup = setup_device(config.device, config.precision, config.channels_last)
     result = evaluate(setup.place(run.model), run.data, config, setup=setup)
     title = f"{config.model} ({ckpt_path.name}, epoch {epoch}): {result.accuracy:.4f}"
-    save_figure(confusion_figure(result.confusion, classes, title=title), png)
+    save_figure(confusion_figure(result.confusion, run.data.classes, title=title), png)
+    where = f"{weight.name} ({ckpt_path})" if weight else f"{ckpt_path}: {config.model}, epoch {epoch}"
+    _print_eval(args, run, result, png, f"{where}, on {setup.describe()}", weight)
+    return 0
+
+
+def _print_eval(args: argparse.Namespace, run, result, png: Path, where: str, weight) -> None:
+    """``cnnzoo eval``'s answer: JSON, or the per-class table, the accuracy and, for a weight, its card's."""
+    from cnnzoo.metrics import per_class_rows
+
+    classes, ckpt_path = run.data.classes, run.checkpoint
     rows = per_class_rows(result.confusion, classes)
     if args.json:
-        out = {"checkpoint": str(ckpt_path), "weight": weight.name if weight else None, "model": config.model,
-               "epoch": epoch, "test_acc": result.accuracy,
-               "test_loss": result.loss, "images": result.count, "per_class": rows,
-               "confusion": result.confusion.tolist(), "confusion_png": str(png)}  # fmt: skip
+        out = {"checkpoint": str(ckpt_path), "weight": weight.name if weight else None, "model": run.config.model,
+               "epoch": run.resume["epoch"], "test_acc": result.accuracy, "test_loss": result.loss,
+               "images": result.count, "per_class": rows, "confusion": result.confusion.tolist(),
+               "confusion_png": str(png)}  # fmt: skip
         print(json.dumps(out, indent=2))
-        return 0
-    where = f"{weight.name} ({ckpt_path})" if weight else f"{ckpt_path}: {config.model}, epoch {epoch}"
-    print(f"{where}, on {setup.describe()}")
+        return
+    print(where)
     _print_per_class(rows, classes)
     print(f"\nconfusion matrix: {png}")
     correct = int(result.confusion.diagonal().sum())
@@ -86,7 +92,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if weight is not None:
         same = "the same" if f"{result.accuracy:.4f}" == f"{weight.test_acc:.4f}" else "NOT the same"
         print(f"its card says {weight.test_acc:.4f}: {same} (docs/weights/{weight.name}.md)")
-    return 0
 
 
 def _print_per_class(rows: list[dict], classes: list[str]) -> None:
@@ -137,6 +142,9 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from cnnzoo.predict import format_records, warning_summary
+    from cnnzoo.predictor import load_model
+
     predictor = load_model(args.checkpoint, device=args.device, invert=args.invert, preprocess=args.preprocess)
     records = predictor.predict(args.images, top_k=args.top_k, save_input=args.save_input)
     print(json.dumps(records, indent=2) if args.json else format_records(records))
@@ -172,6 +180,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from cnnzoo.export import export_checkpoint, verify_onnx
+
     path = export_checkpoint(args.checkpoint, args.fmt, args.output, force=args.force)
     print(f"wrote {path} ({path.stat().st_size:,} bytes, {args.fmt})")
     if args.fmt == "onnx":
@@ -194,6 +204,9 @@ def add_plot(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from cnnzoo.metrics import read_metrics
+    from cnnzoo.plots import overlay_figure, save_figure
+
     out = claim_output(args.out, "png", flag="--out", force=args.force, inputs=args.runs)
     runs, skipped = [], []
     for arg in args.runs:  # runs/* may hold a run stopped before its first epoch: skip it, draw the others

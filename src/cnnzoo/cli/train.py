@@ -8,6 +8,7 @@ import math
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from cnnzoo.cli.common import (
     EXIT_INTERRUPTED,
@@ -19,12 +20,10 @@ from cnnzoo.cli.common import (
     train_overrides,
 )
 from cnnzoo.config import AUGMENTS, DEFAULT_MODEL, INITS, OPTIMIZERS, RECIPES, SCHEDULES
-from cnnzoo.devices import set_threads
-from cnnzoo.distributed import TIMEOUT_ENV
-from cnnzoo.engine import patience_reached
 from cnnzoo.errors import ConfigError
-from cnnzoo.progress import default_callbacks, final_summary, format_best, format_time_to_target
-from cnnzoo.run import Outcome, Run, Training, new_run, resume_run, start_training
+
+if TYPE_CHECKING:  # annotations only: the run layer (and torch) is imported by the commands that use it
+    from cnnzoo.run import Outcome, Run, Training
 
 __all__ = ["add_train"]
 
@@ -189,6 +188,8 @@ class _StopFlag:
 
 def _check_machine_flags(args: argparse.Namespace) -> None:
     """Flags that are not hyperparameters, checked before anything heavy happens."""
+    from cnnzoo.distributed import TIMEOUT_ENV
+
     if args.threads is not None and args.threads > 4096:
         raise ConfigError(f"--threads {args.threads}: more than 4096 threads: leave --threads out (the free cores)")
     if args.dist_timeout is not None:
@@ -199,6 +200,7 @@ def _check_machine_flags(args: argparse.Namespace) -> None:
 
 def _aborted(training: Training, stop: _StopFlag) -> int:
     """The second Ctrl-C (or SIGTERM): say what is on disk, and how to go on."""
+
     if training.last is not None and training.last.exists():
         print(f"aborted; the last checkpoint is in {training.last}: resume with: cnnzoo train --resume "
               f"{training.directory}", file=sys.stderr)  # fmt: skip
@@ -209,6 +211,8 @@ def _aborted(training: Training, stop: _StopFlag) -> int:
 
 
 def _make_run(args: argparse.Namespace) -> Run:
+    from cnnzoo.run import new_run, resume_run
+
     overrides = train_overrides(args)
     if not args.resume:
         return new_run(args.model or DEFAULT_MODEL, recipe=args.recipe or "fast", overrides=overrides,
@@ -220,6 +224,10 @@ def _make_run(args: argparse.Namespace) -> Run:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from cnnzoo.devices import set_threads
+    from cnnzoo.progress import default_callbacks
+    from cnnzoo.run import start_training
+
     _check_machine_flags(args)
     set_threads(args.threads)
     run = _make_run(args)
@@ -245,6 +253,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _announce(training: Training) -> None:
+
     run, config, ddp = training.run, training.run.config, training.ddp
     params = sum(p.numel() for p in run.model.parameters())
     what = f"resuming {training.directory} at epoch {run.resume['epoch'] + 1}" if run.resume else ""
@@ -267,6 +276,7 @@ def _announce(training: Training) -> None:
 
 
 def _split_text(run: Run) -> str:
+
     data = run.data
     if not data.has_validation:
         return f"all {data.train_labels.numel():,} training images, no validation split"
@@ -274,6 +284,9 @@ def _split_text(run: Run) -> str:
 
 
 def _conclude(training: Training, outcome: Outcome) -> None:
+    from cnnzoo.engine import patience_reached
+    from cnnzoo.progress import final_summary, format_best, format_time_to_target
+
     directory = outcome.directory
     if outcome.stopped:
         print(f"checkpoint saved: {training.last}\nresume with: cnnzoo train --resume {directory}", flush=True)

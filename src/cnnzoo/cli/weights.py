@@ -5,17 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from cnnzoo.checkpoint import load_checkpoint
 from cnnzoo.cli.common import Parser
 from cnnzoo.cli.train import add_train
 from cnnzoo.config import config_from_dict
-from cnnzoo.data.cache import cache_dir
 from cnnzoo.errors import CheckpointError, ConfigError
-from cnnzoo.inspection import human
-from cnnzoo.run import load_data
-from cnnzoo.weights import get_weight, list_weights
-from cnnzoo.weights.catalog import FILES_DIR
-from cnnzoo.weights.obtain import build_argv, build_dir, describe_sources, fetch_weight, finish_build
 
 
 def add_weights(sub: argparse._SubParsersAction) -> None:
@@ -48,17 +41,29 @@ def add_weights(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
+    from cnnzoo.weights import get_weight
+    from cnnzoo.weights.obtain import fetch_weight
+
     if args.action == "build":
         return _build(args)
-    if args.action == "fetch":
-        weight = get_weight(args.name)
-        if weight.shipped:
-            raise ConfigError(
-                f"{weight.name} is shipped with cnnzoo: use it as it is (cnnzoo predict {weight.name} ...)"
-            )
-        path = fetch_weight(weight, args.mirror)
-        print(f"fetched {weight.name} into {path} ({weight.bytes:,} bytes, SHA-256 checked)")
-        return 0
+    if args.action != "fetch":
+        return _list(args)
+    weight = get_weight(args.name)
+    if weight.shipped:
+        raise ConfigError(f"{weight.name} is shipped with cnnzoo: use it as it is (cnnzoo predict {weight.name} ...)")
+    path = fetch_weight(weight, args.mirror)
+    print(f"fetched {weight.name} into {path} ({weight.bytes:,} bytes, SHA-256 checked)")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    """The table of every weight, where its file is, and how to try one."""
+    from cnnzoo.data.cache import cache_dir
+    from cnnzoo.inspection import human
+    from cnnzoo.weights import list_weights
+    from cnnzoo.weights.catalog import FILES_DIR
+    from cnnzoo.weights.obtain import describe_sources
+
     weights = list_weights()
     if args.json:
         print(json.dumps([w.to_dict() for w in weights], indent=1))
@@ -86,6 +91,11 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from cnnzoo.checkpoint import load_checkpoint
+    from cnnzoo.run import load_data
+    from cnnzoo.weights import get_weight
+    from cnnzoo.weights.obtain import build_argv, build_dir, finish_build
+
     weight = get_weight(args.name)
     if weight.shipped:
         raise ConfigError(f"{weight.name} is shipped with cnnzoo: nothing to build (cnnzoo predict {weight.name} ...)")
