@@ -39,7 +39,8 @@ class Watch:
             seen.append(os.environ.get("OMP_WAIT_POLICY", "unset"))
         return None
 sys.meta_path.insert(0, Watch())
-import cnnzoo
+import cnnzoo  # sets the policy; torch itself loads later, with whatever first needs it
+import cnnzoo.engine
 print(seen[0])
 """
 

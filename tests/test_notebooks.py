@@ -156,7 +156,7 @@ def test_modern_cnns_notebook(fake_fashion, tmp_path):
     stages = stdout(tagged(nb, "see-feature-maps")).splitlines()
     assert len(stages) == 16 and stages[0].split() == ["0", "(Conv2d)", "[1,", "6,", "24,", "24]"], stages
     cam = stdout(tagged(nb, "see-cam"))
-    assert "Grad-CAM of layer '7' (its output for one image: [1, 16, 4, 4])" in cam, cam  # the last map >= 2x2
+    assert "Grad-CAM of layer '6' (its output for one image: [1, 16, 8, 8])" in cam, cam  # the last map >= 7x7
     assert len(re.findall(r"^  test image \d+: true ", cam, flags=re.M)) == 4, cam
     width, height = png_size(displayed(tagged(nb, "see-cam"), "image/png")[0])
     assert height > width, (width, height)  # four rows of (picture, map, top classes)
