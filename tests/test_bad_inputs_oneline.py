@@ -6,6 +6,7 @@ traceback, nothing in the scratch directory changed)."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -240,3 +241,56 @@ def test_the_catalogue_is_large_and_well_formed():
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_line(case, request, tmp_path, monkeypatch, capsys):
     check_case(case, request, tmp_path, monkeypatch, capsys)
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 21's leftovers: odd targets, a FIFO checkpoint, a damaged config.json, --epochs below the epochs done
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("target", ["²", "9" * 5000, "-1", "10", "٣", " "])
+def test_an_odd_target_is_one_line(target):
+    from cnnzoo.errors import ConfigError
+    from cnnzoo.explain.files import class_index
+
+    with pytest.raises(ConfigError, match="is not a class of this model"):
+        class_index(target, [f"c{i}" for i in range(10)])
+    assert class_index("3", [f"c{i}" for i in range(10)]) == 3 and class_index("c7", [f"c{i}" for i in range(10)]) == 7
+
+
+def test_a_fifo_as_a_checkpoint_is_refused_at_once(tmp_path, capsys):
+    import os
+
+    from cnnzoo.cli import main
+
+    fifo = tmp_path / "last.pt"
+    os.mkfifo(fifo)
+    for argv in (["eval", str(fifo)], ["predict", str(fifo), "x.png"], ["export", str(fifo)]):
+        assert main(argv) == 2
+        assert "is not a regular file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["[1, 2]", '{"resumed": "x", "started": 7, "nested": ' + '[' * 50_000])
+def test_resuming_a_run_with_a_damaged_config_json_still_resumes(damage, trained_run, tmp_path, capsys):
+    import shutil
+
+    from cnnzoo.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "config.json").write_text(damage)
+    assert main(["train", "--resume", str(run), "--epochs", "4", "--quiet"]) == 0
+    record = json.loads((run / "config.json").read_text())
+    assert record["config"]["epochs"] == 4 and isinstance(record["resumed"], list)
+
+
+def test_resuming_with_fewer_epochs_than_done_is_refused(trained_run, tmp_path, capsys):
+    import shutil
+
+    from cnnzoo.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "report.md").unlink()
+    before = (run / "config.json").read_text()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 2
+    assert "--epochs 2 is fewer than the 3 epochs" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == before

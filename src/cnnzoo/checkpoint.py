@@ -132,6 +132,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory: give a checkpoint file such as {path / 'last.pt'}")
+    if path.exists() and not path.is_file():  # a FIFO would block the read forever, a device never end
+        raise CheckpointError(f"{path} is not a regular file (a FIFO, socket or device): give a checkpoint file")
     try:
         with open(path, "rb") as f:
             head = f.read(4)

@@ -80,22 +80,22 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def class_index(text: str, classes: Sequence[str], *, what: str = "--target") -> int:
+    """The class ``text`` names: a class name, or an index ``0``-``len(classes) - 1`` in ASCII digits (a
+    superscript two, a 5,000-digit number or ``-1`` is no index); else a one-line :class:`ConfigError`."""
+    text = str(text).strip()
+    if text in classes:
+        return list(classes).index(text)
+    if text.isascii() and text.isdecimal() and len(text) <= 9 and int(text) < len(classes):
+        return int(text)
+    shown = ", ".join(classes[:20]) + (f" ... ({len(classes)} in all)" if len(classes) > 20 else "")
+    raise ConfigError(f"{what} {text[:40]!r} is not a class of this model: give a class name or an index "
+                      f"0-{len(classes) - 1} ({shown})")  # fmt: skip
+
+
 def parse_targets(items: Sequence[str] | None, classes: Sequence[str]) -> list[int]:
     """Class indices of ``--target`` values, each a class name or an index (``[]`` for none given)."""
-    out = []
-    for item in items or ():
-        text = str(item).strip()
-        if text in classes:
-            out.append(list(classes).index(text))
-        elif text.lstrip("-").isdigit() and 0 <= int(text) < len(classes):
-            out.append(int(text))
-        else:
-            shown = ", ".join(classes[:20]) + (f" ... ({len(classes)} in all)" if len(classes) > 20 else "")
-            raise ConfigError(
-                f"--target {text!r} is not a class of this model: give a class name or an index 0-{len(classes) - 1} "
-                f"({shown})"
-            )
-    return out
+    return [class_index(item, classes) for item in items or ()]
 
 
 def prepare_out_dir(directory: str | os.PathLike[str]) -> Path:

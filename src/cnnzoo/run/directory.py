@@ -147,6 +147,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_CONFIG_BYTES = 16 << 20  # a run's config.json is a few kB; a larger one is not cnnzoo's (never read whole)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 _LOCK_BYTES = 4096  # a lock file cnnzoo wrote holds two short lines
 
@@ -399,11 +400,15 @@ class RunDirectory(Callback):
     def write_config(self, state: TrainState) -> None:
         path = self.path / "config.json"
         previous: dict[str, Any] = {}
-        if path.exists():
+        if path.is_file() and path.stat().st_size <= _CONFIG_BYTES:
             try:
                 previous = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 previous = {}
+        if not isinstance(previous, dict):  # a hand-damaged file: what it said of earlier sessions is lost, not trusted
+            previous = {}
+        if not isinstance(previous.get("resumed", []), list) or not isinstance(previous.get("started", ""), str):
+            previous = {k: v for k, v in previous.items() if k not in ("resumed", "started")}
         model = state.model
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         record = {

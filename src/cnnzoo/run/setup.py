@@ -243,6 +243,10 @@ def resume_run(
             "--channels-last, --compile, --target-acc, --patience, --sync-bn can): start a new run instead"
         )
     config = validate_config(dataclasses.replace(saved, **overrides))
+    done = ckpt["train"]["epoch"]
+    if config.epochs < done:  # config.json would say fewer epochs than the run holds
+        raise ConfigError(f"--epochs {config.epochs} is fewer than the {done} epochs {directory} has done: give "
+                          f"--epochs {done} or more (the total, not the number to add)")  # fmt: skip
     _check_unfinished(directory, config, ckpt["train"])
     if data is None:
         data = load_data(config, data_root, in_channels=ckpt["preprocess"]["in_channels"])

@@ -28,6 +28,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from cnnzoo.errors import CnnzooError, ConfigError, ImageError
+from cnnzoo.explain.files import class_index
 from cnnzoo.predict import PreparedImage
 from cnnzoo.predictor import Predictor, load_model
 from cnnzoo.studio.runs import NotFoundError
@@ -162,18 +163,10 @@ def feature_grid(output: torch.Tensor, limit: int = MAX_STAGE_CHANNELS) -> tuple
 
 
 def _target_index(target: str | None, classes: Sequence[str]) -> int | None:
-    """``target`` as a class index: a label number or a class name; None: the predicted class."""
+    """``target`` as a class index (:func:`cnnzoo.explain.files.class_index`); None or blank: the predicted class."""
     if target is None or not target.strip():
         return None
-    text = target.strip()
-    if text in classes:
-        return list(classes).index(text)
-    if text.lstrip("-").isdigit() and 0 <= int(text) < len(classes):
-        return int(text)
-    shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
-    raise ConfigError(
-        f"target {text[:40]!r} is not a class of this run: give a label 0-{len(classes) - 1} or one of {shown}"
-    )
+    return class_index(target, classes, what="target")
 
 
 def explain_picture(predictor: Predictor, x: torch.Tensor, pixels: torch.Tensor, target: int | None) -> dict[str, Any]:
