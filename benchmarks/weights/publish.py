@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     target = catalog.FILES_DIR / entry["file"] if args.shipped else cached_file(catalog.Weight.from_dict(entry))
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, blob)
-    entries = [e for e in _read_catalog() if e["name"] != entry["name"]] + [entry]
+    others = [e for e in _read_catalog() if e["name"] != entry["name"]]
+    # MODEL.DATASET names one weight: the first published of that model on that dataset keeps the name
+    entry["default"] = not any(e["default"] and (e["model"], e["dataset"]) == (entry["model"], entry["dataset"])
+                               for e in others)  # fmt: skip
+    entries = [*others, entry]
     entries.sort(key=lambda e: e["name"])
     text = json.dumps({"format": 1, "weights": entries}, indent=1, sort_keys=True) + "\n"
     atomic_write_text(catalog.CATALOG, text)
