@@ -77,3 +77,23 @@ def test_the_cli_fine_tunes_records_it_and_resumes_without_loading_again(tmp_pat
     assert json.loads((out / "config.json").read_text())["config"]["init_from"] == "lenet_bn.fashion_mnist"
     assert main(["train", "--resume", str(out), "--epochs", "3", "--quiet"]) == 0
     assert "started from" not in capsys.readouterr().out  # the checkpoint's parameters, not the weight's again
+
+
+def test_a_small_folder_scales_the_recipe_and_a_very_small_one_warns(tmp_path):
+    from cnnzoo.config import resolve_config, small_data_settings
+
+    base = resolve_config("lenet_bn", "fast")  # batch 128, lr 0.5, 12 epochs: chosen for 55,000 images
+    assert small_data_settings(base, 55_000, set()) == {}
+    scaled = small_data_settings(base, 162, set())
+    assert scaled == {"batch_size": 8, "lr": 0.5 * 8 / 128, "epochs": 20}  # 20 epochs of 21 steps: >= 400 steps
+    assert small_data_settings(base, 162, {"lr", "epochs"}) == {"batch_size": 8}  # the user's own stay
+    adam = resolve_config("lenet", "fast")
+    assert small_data_settings(adam, 1_000, set())["lr"] == pytest.approx(adam.lr * (32 / 128) ** 0.5)
+
+    folder = _folder(tmp_path / "shapes", per_class=12)
+    run = new_run("lenet_bn", overrides={"dataset": f"folder:{folder}"})
+    assert run.config.batch_size == 8 and run.config.lr == pytest.approx(0.5 * 8 / 128)
+    assert run.notes[0].startswith("the fast recipe scaled to 30 training images: batch size 8, lr 0.03125")
+    assert "--init-from lenet_bn.fashion_mnist" in run.notes[1] and run.notes[1].startswith("warning: only 30")
+    fine = new_run("lenet_bn", overrides={"dataset": f"folder:{folder}", "init_from": "lenet_bn.fashion_mnist"})
+    assert len(fine.notes) == 1  # fine-tuning already: no warning

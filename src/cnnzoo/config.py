@@ -46,6 +46,7 @@ __all__ = [
     "d2l_models",
     "recipe_values",
     "resolve_config",
+    "small_data_settings",
     "validate_config",
 ]
 
@@ -204,6 +205,38 @@ _FAST_MODELS: dict[str, dict[str, Any]] = {
     "vgg11_small": _NO_BATCHNORM,
     "vgg11": _NO_BATCHNORM,
 }
+
+# Your own folder is not 55,000 images. The fast recipe's batch, learning rate and epochs were chosen for
+# Fashion-MNIST's; on a few hundred images they give a handful of huge steps (lenet_bn at lr 0.5, batch 128 on 146
+# images: the loss spiked to 8 and the test accuracy ended near chance). Below SMALL_DATA training images a folder's
+# run scales them to the data, for every setting the user did not give: the batch to about a twentieth of the
+# images (a power of two, 8 to the recipe's), the learning rate with it (linearly for SGD, by the square root for
+# Adam, the usual rules), and the epochs up to at least MIN_STEPS steps (at most MAX_SMALL_EPOCHS). Below
+# FEW_IMAGES a run warns and suggests fine-tuning a trained network (--init-from).
+SMALL_DATA = 5000
+MIN_STEPS = 400
+MAX_SMALL_EPOCHS = 200
+FEW_IMAGES = 300
+
+
+def small_data_settings(config: TrainConfig, n_train: int, explicit: set[str] | frozenset[str]) -> dict[str, Any]:
+    """The settings a run on ``n_train`` training images changes from ``config`` (its recipe's values), leaving
+    the ``explicit`` ones (the user's) alone; empty at :data:`SMALL_DATA` images or more."""
+    if n_train >= SMALL_DATA or n_train < 1:
+        return {}
+    out: dict[str, Any] = {}
+    batch = config.batch_size
+    if "batch_size" not in explicit:
+        batch = max(8, min(config.batch_size, 2 ** int(math.log2(max(1, n_train // 20)))))
+        out["batch_size"] = batch
+        if "lr" not in explicit and batch != config.batch_size:
+            ratio = batch / config.batch_size
+            out["lr"] = config.lr * (math.sqrt(ratio) if config.optimizer in ("adam", "adamw") else ratio)
+    if "epochs" not in explicit:
+        steps = math.ceil(n_train / batch)
+        out["epochs"] = min(MAX_SMALL_EPOCHS, max(config.epochs, math.ceil(MIN_STEPS / steps)))
+    return {k: v for k, v in out.items() if getattr(config, k) != v}
+
 
 RECIPES: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {
     "d2l": (_D2L_COMMON, _D2L_MODELS),

@@ -265,6 +265,8 @@ def _announce(training: Training) -> None:
         f"augment {config.augment}; {_split_text(run)}; img/s counts data time, not evaluation",
         flush=True,
     )
+    for note in run.notes:
+        print(note, flush=True)
     if run.init is not None:
         print(run.init.describe(), flush=True)
     if ddp is not None:

@@ -31,8 +31,16 @@ from torch import nn
 
 import cnnzoo.data as data_mod
 from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
-from cnnzoo.config import DEFAULT_MODEL, TrainConfig, config_from_dict, resolve_config, validate_config
-from cnnzoo.data.dataset import ImageDataset
+from cnnzoo.config import (
+    DEFAULT_MODEL,
+    FEW_IMAGES,
+    TrainConfig,
+    config_from_dict,
+    resolve_config,
+    small_data_settings,
+    validate_config,
+)
+from cnnzoo.data.dataset import ImageDataset, auto_validation_size
 from cnnzoo.devices import DeviceSetup
 from cnnzoo.distributed import ParallelContext
 from cnnzoo.engine import Callback, fit, patience_reached, time_to_target, xavier_init
@@ -40,6 +48,7 @@ from cnnzoo.errors import CheckpointError, ConfigError
 from cnnzoo.registry import ModelSpec, create_model, meta_model, parse_model_spec
 from cnnzoo.run.directory import check_unlocked, resolve_run_dir
 from cnnzoo.run.sources import InitReport, init_from_trained, load_trained
+from cnnzoo.weights import list_weights
 
 __all__ = [
     "RESUMABLE",
@@ -79,6 +88,7 @@ class Run:
     directory: Path | None = None  # the run directory being resumed; None for a new run
     checkpoint: Path | None = None  # the checkpoint file the model came from
     init: InitReport | None = None  # what a new run took from --init-from's trained model
+    notes: list[str] = dataclasses.field(default_factory=list)  # what a front end should tell its user first
 
     def fit(
         self,
@@ -204,13 +214,41 @@ def new_run(
         # then decide the network, so the final config is made once the data are there.
         data = load_data(make_config(spec, recipe=recipe, overrides=overrides), data_root)
     config = make_config(spec, recipe=recipe, overrides=overrides, data=data)
+    config, notes = _scale_to_folder(config, data, spec, recipe, overrides)
     model = build_model(config)
     report = None
     if config.init_from is not None:  # fine-tuning: the recipe's init first, so the new head has it too
         if config.init == "xavier":
             xavier_init(model)
         report = init_from_trained(model, config.init_from)
-    return Run(config, model, with_validation(data, config), init=report)
+    return Run(config, model, with_validation(data, config), init=report, notes=notes)
+
+
+def _scale_to_folder(
+    config: TrainConfig, data: ImageDataset, spec, recipe: str, overrides
+) -> tuple[TrainConfig, list[str]]:
+    """A folder's run with the fast recipe, on fewer than :data:`~cnnzoo.config.SMALL_DATA` images: the recipe
+    scaled to them (:func:`~cnnzoo.config.small_data_settings`), and what to say about it."""
+    if recipe != "fast" or not config.dataset.startswith("folder:"):
+        return config, []
+    n_train = int(data.train_labels.numel())
+    if data.val_labels is None:  # the validation images are not taken out yet: they will not train
+        n_train -= config.val_size if config.val_size is not None else auto_validation_size(n_train)
+    explicit = {k for k, v in (overrides or {}).items() if v is not None}
+    changes = small_data_settings(config, n_train, explicit)
+    notes = []
+    if changes:
+        config = make_config(spec, recipe=recipe, overrides={**(overrides or {}), **changes}, data=data)
+        shown = ", ".join(f"{k.replace('_', ' ')} {v:g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+                          for k, v in changes.items())  # fmt: skip
+        notes.append(f"the fast recipe scaled to {n_train} training images: {shown} (give --batch-size, --lr or "
+                     "--epochs to choose them)")  # fmt: skip
+    if n_train < FEW_IMAGES and config.init_from is None:
+        trained = [w.name for w in list_weights(config.model)]
+        start = f"--init-from {trained[0]}" if trained else "--init-from with one of your runs of this model"
+        notes.append(f"warning: only {n_train} training images: a network trained from scratch on so few often "
+                     f"learns little; fine-tuning a trained one usually does better: {start}")  # fmt: skip
+    return config, notes
 
 
 def resume_run(
