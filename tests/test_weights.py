@@ -5,10 +5,8 @@ a weight that is not shipped (fetch from a local mirror, build with its own comm
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from cnnzoo.weights.files import built_record, cached_file
 from cnnzoo.weights.obtain import fetch_weight
 from cnnzoo.weights.publish import evaluate_fp32, publish_runs, read_seed_run
 from cnnzoo.weights.storage import decode, encode
+from test_fashion_mnist import serve
 
 from conftest import HAVE_REAL_DATA
 
@@ -233,31 +232,14 @@ def unshipped(trained_run, blocks, monkeypatch, tmp_path):
 
 
 @contextmanager
-def mirror(files: dict[str, bytes]):
-    """A local HTTP server on 127.0.0.1 serving ``files`` by name."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            body = files.get(self.path.lstrip("/"))
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+def mirror(files: dict[str, bytes], tmp: Path):
+    """A local HTTP server on 127.0.0.1 serving ``files`` by name (the data layer's test server)."""
+    folder = tmp / f"mirror-{len(list(tmp.glob('mirror-*')))}"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    with serve(folder) as url:
+        yield url
 
 
 def test_a_weight_that_is_not_here_says_how_to_get_it(unshipped, capsys):
@@ -267,7 +249,7 @@ def test_a_weight_that_is_not_here_says_how_to_get_it(unshipped, capsys):
     assert f"cnnzoo weights build {weight.name}" in err and f"cnnzoo weights fetch {weight.name} --mirror URL" in err
 
 
-def test_fetch_keeps_the_file_only_when_its_sha256_is_the_catalogs(unshipped, capsys):
+def test_fetch_keeps_the_file_only_when_its_sha256_is_the_catalogs(unshipped, capsys, tmp_path):
     weight, blob = unshipped
     with (
         mirror({weight.file: blob[:-1] + bytes([blob[-1] ^ 1])}) as url,
@@ -275,10 +257,10 @@ def test_fetch_keeps_the_file_only_when_its_sha256_is_the_catalogs(unshipped, ca
     ):
         fetch_weight(weight, url, progress=False)
     assert not any(cached_file(weight).parent.iterdir())  # no partial file left behind
-    with mirror({weight.file: blob + b"x" * 100}) as url:  # more than its size: abandoned while it arrives
+    with mirror({weight.file: blob + b"x" * 100}, tmp_path) as url:  # more than its size: abandoned while it arrives
         assert main(["weights", "fetch", weight.name, "--mirror", url]) == 2
     assert "could not fetch" in capsys.readouterr().err
-    with mirror({weight.file: blob}) as url:
+    with mirror({weight.file: blob}, tmp_path) as url:
         assert main(["weights", "fetch", weight.name, "--mirror", url]) == 0
     assert cached_file(weight).read_bytes() == blob
     model = cnnzoo.create_model("lenet_bn", weights=weight.name)

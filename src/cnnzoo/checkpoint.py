@@ -19,6 +19,7 @@ Files are written to a temporary file beside the target, fsync'ed and ``os.repla
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
@@ -43,6 +44,7 @@ __all__ = [
     "available_memory",
     "check_checkpoint",
     "checkpoint_payload",
+    "export_metadata",
     "load_checkpoint",
     "model_from_checkpoint",
     "save_checkpoint",
@@ -116,6 +118,22 @@ def _require_plain(obj: Any, where: str) -> None:
             _require_plain(v, f"{where}[{i}]")
     elif type(obj) not in _PLAIN:
         raise TypeError(f"{where} is a {type(obj).__name__}; checkpoints hold plain data only")
+
+
+def export_metadata(ckpt: Mapping[str, Any]) -> dict[str, str]:
+    """What rebuilds and feeds a checkpoint's network, as the string metadata its exports carry (ONNX's
+    ``metadata_props``, a safetensors header: :mod:`cnnzoo.export`, :mod:`cnnzoo.weights`)."""
+    pre = ckpt["preprocess"]
+    return {
+        "cnnzoo.model_name": str(ckpt["model_name"]),
+        "cnnzoo.model_kwargs": json.dumps(ckpt["model_kwargs"], sort_keys=True),
+        "cnnzoo.input_size": str(int(pre["input_size"])),
+        "cnnzoo.in_channels": str(int(pre["in_channels"])),
+        "cnnzoo.mean": json.dumps(pre["mean"]),
+        "cnnzoo.std": json.dumps(pre["std"]),
+        "cnnzoo.classes": json.dumps(list(pre["classes"])),
+        "cnnzoo.version": __version__,
+    }
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path:

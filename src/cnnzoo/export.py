@@ -37,7 +37,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import io
-import json
 import os
 import warnings
 from collections.abc import Mapping
@@ -48,9 +47,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnzoo._version import __version__
 from cnnzoo.atomic import atomic_write_bytes
-from cnnzoo.checkpoint import model_from_checkpoint
+from cnnzoo.checkpoint import export_metadata, model_from_checkpoint
 from cnnzoo.errors import ConfigError, MissingExtraError
 from cnnzoo.outputs import claim_output
 from cnnzoo.run.sources import load_trained
@@ -120,21 +118,6 @@ def verify_onnx(
         (got,) = session.run(["logits"], {"input": x.numpy()})
         worst = max(worst, float(abs(got - expected).max()))
     return worst
-
-
-def export_metadata(ckpt: Mapping[str, Any]) -> dict[str, str]:
-    """The string metadata both formats carry (see the module docstring)."""
-    pre = ckpt["preprocess"]
-    return {
-        "cnnzoo.model_name": str(ckpt["model_name"]),
-        "cnnzoo.model_kwargs": json.dumps(ckpt["model_kwargs"], sort_keys=True),
-        "cnnzoo.input_size": str(int(pre["input_size"])),
-        "cnnzoo.in_channels": str(int(pre["in_channels"])),
-        "cnnzoo.mean": json.dumps(pre["mean"]),
-        "cnnzoo.std": json.dumps(pre["std"]),
-        "cnnzoo.classes": json.dumps(list(pre["classes"])),
-        "cnnzoo.version": __version__,
-    }
 
 
 def _require(module: str) -> ModuleType:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from cnnzoo._version import __version__
-from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
+from cnnzoo.checkpoint import export_metadata, load_checkpoint, model_from_checkpoint
 from cnnzoo.config import TrainConfig, config_from_dict
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.devices import DeviceSetup
@@ -97,18 +97,7 @@ def read_seed_run(directory: str | os.PathLike[str], data: ImageDataset) -> Seed
 
 def weight_file_of(ckpt: Mapping[str, Any], storage: str, name: str) -> bytes:
     """A checkpoint's weights as a weight file's bytes, with what loads them in its header."""
-    pre = ckpt["preprocess"]
-    header = {
-        "cnnzoo.weight": name,
-        "cnnzoo.model_name": str(ckpt["model_name"]),
-        "cnnzoo.model_kwargs": json.dumps(ckpt["model_kwargs"], sort_keys=True),
-        "cnnzoo.input_size": str(int(pre["input_size"])),
-        "cnnzoo.in_channels": str(int(pre["in_channels"])),
-        "cnnzoo.mean": json.dumps(pre["mean"]),
-        "cnnzoo.std": json.dumps(pre["std"]),
-        "cnnzoo.classes": json.dumps(list(pre["classes"])),
-        "cnnzoo.version": __version__,
-    }
+    header = {"cnnzoo.weight": name, **export_metadata(ckpt)}
     return encode(ckpt["model_state"], storage, header)
 
 
