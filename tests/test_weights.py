@@ -252,7 +252,7 @@ def test_a_weight_that_is_not_here_says_how_to_get_it(unshipped, capsys):
 def test_fetch_keeps_the_file_only_when_its_sha256_is_the_catalogs(unshipped, capsys, tmp_path):
     weight, blob = unshipped
     with (
-        mirror({weight.file: blob[:-1] + bytes([blob[-1] ^ 1])}) as url,
+        mirror({weight.file: blob[:-1] + bytes([blob[-1] ^ 1])}, tmp_path) as url,
         pytest.raises(DataNotFoundError, match="not the catalog's"),
     ):
         fetch_weight(weight, url, progress=False)
