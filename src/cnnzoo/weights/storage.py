@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load, save
+from safetensors.torch import load
 
 from cnnzoo.errors import CheckpointError
 
@@ -61,7 +61,30 @@ def encode(state: Mapping[str, torch.Tensor], storage: str, metadata: Mapping[st
             t = t.float()
         tensors[name] = t.contiguous().clone()  # its own storage: safetensors refuses shared memory
     header = {**{str(k): str(v) for k, v in metadata.items()}, "format": "pt", "cnnzoo.storage": storage}
-    return save(tensors, metadata=header)
+    return _serialize(tensors, header)
+
+
+_DTYPES = {
+    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64", torch.bool: "BOOL",
+    torch.int8: "I8", torch.uint8: "U8", torch.int16: "I16", torch.int32: "I32", torch.int64: "I64",
+}  # fmt: skip
+
+
+def _serialize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bytes:
+    """The safetensors bytes of ``tensors``, the same bytes for the same tensors and metadata: the header's keys
+    sorted (safetensors' own writer orders the metadata by a hash, so one weight would get a new SHA-256 at each
+    save), the tensors laid out in name order, the header padded with spaces to 8 bytes (the format's rule)."""
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    head += b" " * (-len(head) % 8)
+    return struct.pack("<Q", len(head)) + head + b"".join(blobs)
 
 
 def _header(data: bytes, where: str) -> dict[str, str]:
