@@ -23,7 +23,7 @@ from cnnzoo.weights import catalog, get_weight, list_weights, weight_checkpoint
 from cnnzoo.weights.cards import DOCS, render_card, render_table
 from cnnzoo.weights.files import built_record, cached_file
 from cnnzoo.weights.obtain import fetch_weight
-from cnnzoo.weights.publish import evaluate_fp32, publish_runs, read_seed_run, test_sample
+from cnnzoo.weights.publish import evaluate_fp32, publish_runs, read_seed_run, first_test_images
 from cnnzoo.weights.storage import decode, encode
 from test_fashion_mnist import serve
 
@@ -79,7 +79,7 @@ def test_the_table_of_weights_is_generated_from_the_registry():
 def test_a_shipped_weight_evaluates_to_its_cards_test_accuracy_exactly(weight):
     run = open_run(weight.name)  # the data, split and preparation the card was measured with, in fp32
     if weight.meta["macs"] > 20e6:  # a large network: the card's count on its first 2,000 test images, exactly
-        sample = evaluate_fp32(run.model, test_sample(run.data), run.config, "test")
+        sample = evaluate_fp32(run.model, first_test_images(run.data), run.config, "test")
         assert int(sample.confusion.diagonal().sum()) == weight.meta["sample"]["correct"]
         return
     result = evaluate_fp32(run.model, run.data, run.config, "test")

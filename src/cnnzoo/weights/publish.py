@@ -39,7 +39,7 @@ from cnnzoo.registry import get_model_info
 from cnnzoo.weights.catalog import weight_name
 from cnnzoo.weights.storage import decode, encode
 
-__all__ = ["SAMPLE", "SeedRun", "evaluate_fp32", "publish_runs", "read_seed_run", "test_sample", "weight_file_of"]
+__all__ = ["SAMPLE", "SeedRun", "evaluate_fp32", "publish_runs", "read_seed_run", "first_test_images", "weight_file_of"]
 
 _HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
                  "images_per_sec", "train_seconds")  # fmt: skip
@@ -48,7 +48,7 @@ _HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "tes
 SAMPLE = 2000  # the first test images: a quick check that a weight file still computes what its card says
 
 
-def test_sample(data: ImageDataset) -> ImageDataset:
+def first_test_images(data: ImageDataset) -> ImageDataset:
     """``data`` with only its first :data:`SAMPLE` test images."""
     return dataclasses.replace(data, test_images=data.test_images[:SAMPLE], test_labels=data.test_labels[:SAMPLE])
 
@@ -125,7 +125,7 @@ def _stored_figures(data_bytes: bytes, run: SeedRun, data: ImageDataset) -> dict
     model = model_from_checkpoint(ckpt)
     test = evaluate_fp32(model, data, run.config, "test")
     val = evaluate_fp32(model, data, run.config, "val")
-    sample = evaluate_fp32(model, test_sample(data), run.config, "test")
+    sample = evaluate_fp32(model, first_test_images(data), run.config, "test")
     return {
         "sample": {"images": sample.count, "correct": int(sample.confusion.diagonal().sum())},
         "test_acc": test.accuracy,
