@@ -23,7 +23,7 @@ from cnnzoo.weights import catalog, get_weight, list_weights, weight_checkpoint
 from cnnzoo.weights.cards import DOCS, render_card, render_table
 from cnnzoo.weights.files import built_record, cached_file
 from cnnzoo.weights.obtain import fetch_weight
-from cnnzoo.weights.publish import evaluate_fp32, publish_runs, read_seed_run, first_test_images
+from cnnzoo.weights.publish import evaluate_fp32, first_test_images, publish_runs, read_seed_run
 from cnnzoo.weights.storage import decode, encode
 from test_fashion_mnist import serve
 

@@ -39,7 +39,7 @@ from cnnzoo.registry import get_model_info
 from cnnzoo.weights.catalog import weight_name
 from cnnzoo.weights.storage import decode, encode
 
-__all__ = ["SAMPLE", "SeedRun", "evaluate_fp32", "publish_runs", "read_seed_run", "first_test_images", "weight_file_of"]
+__all__ = ["SAMPLE", "SeedRun", "evaluate_fp32", "first_test_images", "publish_runs", "read_seed_run", "weight_file_of"]
 
 _HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
                  "images_per_sec", "train_seconds")  # fmt: skip
