@@ -78,7 +78,7 @@ def test_the_table_of_weights_is_generated_from_the_registry():
 @pytest.mark.parametrize("weight", SHIPPED, ids=lambda w: w.name)
 def test_a_shipped_weight_evaluates_to_its_cards_test_accuracy_exactly(weight):
     run = open_run(weight.name)  # the data, split and preparation the card was measured with, in fp32
-    if weight.meta["macs"] > 20e6:  # a large network: the card's count on its first 2,000 test images, exactly
+    if weight.meta["macs"] > 5e6:  # a large network: the card's count on its first 2,000 test images, exactly
         sample = evaluate_fp32(run.model, first_test_images(run.data), run.config, "test")
         assert int(sample.confusion.diagonal().sum()) == weight.meta["sample"]["correct"]
         return
