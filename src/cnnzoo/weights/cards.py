@@ -59,6 +59,16 @@ def _public(w: Weight) -> str:
     return f"{f.test_acc:.3f} ({f.architecture})" if f else "–"
 
 
+def _kwargs(w: Weight) -> str:
+    own = {k: v for k, v in w.model_kwargs.items() if k not in ("num_classes", "in_channels")}
+    return f" ({', '.join(f'{k}={v!r}' for k, v in own.items())})" if own else ""
+
+
+def _weights_arg(w: Weight) -> str:
+    """What ``create_model(model, weights=...)`` takes for ``w``: the dataset for a default weight."""
+    return w.dataset.replace("-", "_") if w.default else w.name
+
+
 def _where(w: Weight) -> str:
     return "shipped in the package" if w.shipped else "not shipped: `cnnzoo weights build` or `fetch`"
 
@@ -94,7 +104,7 @@ def render_card(w: Weight) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| network | `{w.model}` {dict(w.model_kwargs) or ''} |",
+        f"| network | `{w.model}`{_kwargs(w)}, {len(w.classes)} classes, {w.in_channels} input channel(s) |",
         f"| input | {w.in_channels} channel(s), {_side(w)}, pixels / 255, then (x - mean) / std per channel |",
         f"| mean, std | {list(w.mean) if w.mean else '–'}, {list(w.std) if w.std else '–'} |",
         f"| classes | {', '.join(w.classes)} |",
@@ -106,7 +116,7 @@ def render_card(w: Weight) -> str:
         "",
         "```python",
         "import cnnzoo",
-        f'model = cnnzoo.create_model("{w.model}", weights="{w.name}").eval()  # the nn.Module',
+        f'model = cnnzoo.create_model("{w.model}", weights="{_weights_arg(w)}").eval()  # the nn.Module',
         f'cnnzoo.load_model("{w.name}").predict("shoe.jpg")  # with the picture preparation below',
         "```",
         "",
