@@ -96,7 +96,7 @@ def root(tmp_path_factory, trained_run):
 
 @pytest.fixture(scope="module")
 def client(root):
-    with TestClient(create_app(root)) as c:
+    with TestClient(create_app(root), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -167,7 +167,7 @@ def test_runs_list_detail_metrics_and_files(client, root):
 
 
 def test_a_single_run_directory_is_a_root_too(trained_run):
-    with TestClient(create_app(trained_run)) as c:
+    with TestClient(create_app(trained_run), base_url="http://127.0.0.1") as c:
         assert [r["id"] for r in c.get("/api/runs").json()] == [trained_run.name]
         assert c.get(f"/api/runs/{trained_run.name}/metrics").status_code == 200
         assert_error(c.get("/api/runs/other"), 404, "unknown run")
@@ -309,7 +309,7 @@ def test_a_small_limit_counts_the_file_itself(root):
     noise = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(noise, format="PNG")
     assert len(noise.getvalue()) > 2000 > len(png_bytes(3, scale=1))
-    with TestClient(create_app(root, max_upload=2000)) as c:
+    with TestClient(create_app(root, max_upload=2000), base_url="http://127.0.0.1") as c:
         assert_error(predict(c, noise.getvalue()), 413, "MB limit")
         assert predict(c, png_bytes(3, scale=1)).status_code == 200
 
@@ -417,3 +417,34 @@ def test_the_cli_prints_one_line_for_a_missing_extra_a_bad_path_and_a_busy_port(
     monkeypatch.setattr(builtins, "__import__", no_uvicorn)
     assert main(["studio", str(tmp_path)]) == 2
     assert capsys.readouterr().err == "error: cnnzoo studio needs the studio extra: pip install 'cnnzoo[studio]'\n"
+
+
+# ------------------------------------------------------------------------------------------------
+# only its own address, and models run for its own pages only (DNS rebinding, cross-site posts)
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.:1", ""])
+def test_a_request_for_another_host_is_refused_before_anything_is_read(client, host):
+    r = client.get("/api/runs", headers={"Host": host})
+    assert r.status_code == 400 and "is not this studio's address" in r.json()["error"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost:8765", "[::1]:8000", "LOCALHOST"])
+def test_its_own_names_are_served(client, host):
+    assert client.get("/api/health", headers={"Host": host}).status_code == 200
+
+
+def test_another_sites_page_cannot_run_a_model_but_the_studios_own_and_curl_can(client):
+    files = {"file": ("x.png", png_bytes(3), "image/png")}
+    other = client.post("/api/predict", files=files, data={"run": RUN}, headers={"Origin": "https://evil.example"})
+    assert other.status_code == 403 and "another site's page" in other.json()["error"]
+    spoofed = client.post("/api/predict", files=files, data={"run": RUN},
+                          headers={"Origin": "http://127.0.0.1.evil.example"})  # fmt: skip
+    assert spoofed.status_code == 403
+    own = client.post("/api/predict", files=files, data={"run": RUN}, headers={"Origin": "http://127.0.0.1"})
+    assert own.status_code == 200
+    assert client.post("/api/predict", files=files, data={"run": RUN}).status_code == 200  # no Origin: curl
+
+
+def test_a_studio_bound_to_every_address_takes_any_host(root):
+    with TestClient(create_app(root, hosts=None), base_url="http://192.0.2.7") as c:
+        assert c.get("/api/health").status_code == 200

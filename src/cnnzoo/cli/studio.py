@@ -75,6 +75,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
         import uvicorn  # lazy: the studio extra is optional
 
         from cnnzoo.studio import create_app
+        from cnnzoo.studio.app import LOOPBACK_NAMES
     except ImportError:
         raise MissingExtraError(EXTRA.removeprefix("error: ")) from None
     root = Path(args.path)
@@ -84,7 +85,8 @@ def cmd_studio(args: argparse.Namespace) -> int:
         raise ConfigError(f"{root} {what}: give a run directory or a directory of runs (default runs/)")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: choose a port from 1 to 65535")
-    app = create_app(root, missing_ok=fresh)
+    everywhere = args.host in ("0.0.0.0", "::", "")  # bound to every address on purpose: any name reaches it
+    app = create_app(root, missing_ok=fresh, hosts=None if everywhere else (*LOOPBACK_NAMES, args.host))
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     if not is_loopback(args.host):

@@ -13,6 +13,7 @@ is at ``/openapi.json``, and the ``/api`` page lists the routes from it in the s
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,56 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+_SAFE_METHODS = (b"GET", b"HEAD", b"OPTIONS")
+
+
+def _host_name(host: str) -> str:
+    """``host`` of a Host header without its port (``[::1]:8000`` -> ``::1``), lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class GuardOrigin:
+    """Answer only requests addressed to this studio, and run models only for its own pages.
+
+    * The Host header must name the studio (``hosts``: the loopback names and the address it was told to bind):
+      a web page that rebinds its own domain to 127.0.0.1 (DNS rebinding) sends its domain as the Host, and is
+      answered 400 with nothing read. ``hosts`` None (bound to every address, on purpose) takes any Host.
+    * A request that is not GET/HEAD/OPTIONS (``POST /api/predict`` runs a model) must come from the studio's own
+      page: a browser sends the page's Origin, and another site's page gets 403. Programs that send no Origin
+      (curl, scripts) are served as before.
+    """
+
+    def __init__(self, app: ASGIApp, hosts: Sequence[str] | None) -> None:
+        self.app = app
+        self.hosts = None if hosts is None else {_host_name(h) for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.hosts is not None and _host_name(host) not in self.hosts:
+            shown = " ".join(host.split())[:80]
+            await _error(400, f"Host {shown!r} is not this studio's address: open it at http://127.0.0.1:PORT/")(
+                scope, receive, send
+            )
+            return
+        origin = headers.get(b"origin")
+        if scope.get("method", "GET").encode() not in _SAFE_METHODS and origin is not None:
+            allowed = {f"{scheme}://{host}".lower() for scheme in ("http", "https")}
+            if origin.decode("latin-1").strip().lower() not in allowed:
+                await _error(403, "a request from another site's page: the studio runs models for its own pages only")(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
+
+
 def too_large(max_upload: int) -> str:
     """The one line for an upload over ``max_upload`` bytes."""
     return f"the upload is over the studio's {max_upload / 1024 / 1024:g} MB limit: choose a smaller picture"
@@ -106,12 +157,14 @@ def create_app(
     max_upload: int = MAX_UPLOAD_BYTES,
     cache_size: int = 4,
     missing_ok: bool = False,
+    hosts: Sequence[str] | None = LOOPBACK_NAMES,
 ) -> FastAPI:
     """The studio for the runs under ``root`` (a directory of run directories, or one run directory).
 
     ``max_upload``: the largest picture accepted, in bytes; ``cache_size``: how many runs' models stay loaded.
     A ``root`` that is not a directory is a :class:`~cnnzoo.errors.ConfigError`, unless ``missing_ok`` and it does
-    not exist (a fresh install: no runs yet, the trained weights to try).
+    not exist (a fresh install: no runs yet, the trained weights to try). ``hosts``: the names a request's Host
+    may give (:class:`GuardOrigin`); None takes any (a studio bound to every address on purpose).
     """
     root = Path(root)
     if not root.is_dir() and not (missing_ok and not root.exists()):
@@ -127,6 +180,7 @@ def create_app(
     app.state.models = ModelCache(cache_size)
     app.state.max_upload = max_upload
     app.add_middleware(BodyLimit, limit=max_upload + _FORM_OVERHEAD, message=too_large(max_upload))
+    app.add_middleware(GuardOrigin, hosts=hosts)  # added last: the first to see a request
     _add_error_handlers(app)
     app.include_router(zoo.router)
     app.include_router(runs.router)
