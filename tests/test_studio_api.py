@@ -448,3 +448,26 @@ def test_another_sites_page_cannot_run_a_model_but_the_studios_own_and_curl_can(
 def test_a_studio_bound_to_every_address_takes_any_host(root):
     with TestClient(create_app(root, hosts=None), base_url="http://192.0.2.7") as c:
         assert c.get("/api/health").status_code == 200
+
+
+def test_simultaneous_first_predictions_load_the_model_once(root, monkeypatch):
+    import threading
+    import time
+
+    from cnnzoo.studio import inference
+
+    slow = inference.load_model
+
+    def slow_load(source, **kw):
+        time.sleep(0.3)  # a large run's checkpoint: every request arrives while the first one loads
+        return slow(source, **kw)
+
+    monkeypatch.setattr(inference, "load_model", slow_load)
+    cache = inference.ModelCache()
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get(root / RUN))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(got) == 6 and cache.loads == 1 and len({id(p) for p, _ in got}) == 1

@@ -77,12 +77,15 @@ def sniff(data: bytes) -> str:
 
 class ModelCache:
     """At most ``size`` loaded :class:`~cnnzoo.Predictor` objects, the least recently used dropped first; a
-    checkpoint rewritten since it was loaded (a run still training) is loaded again."""
+    checkpoint rewritten since it was loaded (a run still training) is loaded again. A model is loaded once however
+    many requests ask for it at the same time: the others wait for that load (six simultaneous first predictions
+    of a 43M-parameter run would otherwise hold six copies, about 2 GB)."""
 
     def __init__(self, size: int = 4) -> None:
         self.size = size
         self._items: OrderedDict[tuple[str, int, int], tuple[Predictor, threading.Lock]] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}  # one lock per run or weight while it loads
         self.loads = 0
 
     def get(self, source: Path | str) -> tuple[Predictor, threading.Lock]:
@@ -98,7 +101,16 @@ class ModelCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        entry = (load_model(source), threading.Lock())  # outside the lock: loading takes a while
+            loading = self._loading.setdefault(key[0], threading.Lock())
+        with loading:  # one load per run at a time; a request that waited finds the model loaded
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]
+            return self._load(source, key)
+
+    def _load(self, source: Path | str, key: tuple[str, int, int]) -> tuple[Predictor, threading.Lock]:
+        entry = (load_model(source), threading.Lock())  # outside the cache's lock: loading takes a while
         with self._lock:
             self.loads += 1
             for old in [k for k in self._items if k[0] == key[0]]:
