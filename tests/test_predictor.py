@@ -113,3 +113,30 @@ def test_predict_takes_pictures_in_memory_with_the_layouts_it_documents(tmp_path
     assert model.predict(image)[0]["image"] == "picture 1"  # one picture alone
     with pytest.raises(ImageError, match=r"shape \[2, 3, 4, 5\] is not a picture"):
         model.predict(np.zeros((2, 3, 4, 5)))
+
+
+def test_save_input_leaves_nothing_behind_when_a_later_picture_fails_and_never_writes_an_input(
+    trained_run, tmp_path, monkeypatch
+):
+    import cnnzoo.predictor as predictor_mod
+    from cnnzoo.errors import ImageError, OutputError
+
+    monkeypatch.setattr(predictor_mod, "BATCH", 2)  # the bad picture comes in the second batch
+    pictures = _pictures(tmp_path / "pics", classes=(3, 7, 9))
+    (pictures / "zz-broken.png").write_bytes(b"not a picture")
+    model = cnnzoo.load_model(trained_run)
+    seen = tmp_path / "seen"
+    with pytest.raises(ImageError):
+        model.predict(pictures, save_input=seen)
+    assert list(seen.iterdir()) == []  # the first batch's two files were taken back
+    first = sorted(pictures.glob("*.png"))[0]
+    inputs = tmp_path / "inputs"  # the first picture's input file would be named as the second picture is
+    inputs.mkdir()
+    (inputs / "a.png").write_bytes(first.read_bytes())
+    clash = inputs / "0001-a.png"
+    clash.write_bytes(b"the user's second picture")
+    with pytest.raises(OutputError, match="one of the pictures being read"):
+        model.predict([inputs / "a.png", clash], save_input=inputs)
+    assert clash.read_bytes() == b"the user's second picture"
+    with pytest.raises(OutputError, match="--save-input is empty"):
+        model.predict(pictures, save_input="")

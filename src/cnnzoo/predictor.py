@@ -163,17 +163,24 @@ class Predictor:
             raise ConfigError(f"--top-k {top_k}: must be at least 1")
         items = [images] if _is_one_picture(images) else list(images)
         paths = _expand(items)
-        targets = _input_targets(Path(save_input), paths) if save_input is not None else None
+        targets = _input_targets(save_input, paths) if save_input is not None else None
         records: list[dict[str, Any]] = []
-        for start in range(0, len(paths), BATCH):
-            prepared = [self.prepare(p) if isinstance(p, Path) else self.prepare(p[1], name=p[0])
-                        for p in paths[start : start + BATCH]]  # fmt: skip
-            batch = self.classify(prepared, top_k=top_k)
-            if targets is not None:
-                for record, img, target in zip(batch, prepared, targets[start : start + BATCH]):
+        created: list[Path] = []  # --save-input's new files: taken back if a later picture fails
+        try:
+            for start in range(0, len(paths), BATCH):
+                prepared = [self.prepare(p) if isinstance(p, Path) else self.prepare(p[1], name=p[0])
+                            for p in paths[start : start + BATCH]]  # fmt: skip
+                batch = self.classify(prepared, top_k=top_k)
+                for record, img, target in zip(batch, prepared, (targets or [])[start : start + BATCH]):
+                    if not target.exists():
+                        created.append(target)
                     atomic_write_bytes(target, _input_png(img))
                     record["input"] = str(target)
-            records += batch
+                records += batch
+        except BaseException:
+            for path in created:
+                path.unlink(missing_ok=True)
+            raise
         return records
 
 
@@ -198,8 +205,12 @@ def _expand(items: Sequence[Any]) -> list[Path | tuple[str, Any]]:
     return out
 
 
-def _input_targets(directory: Path, paths: Sequence[Path | tuple[str, Any]]) -> list[Path]:
-    """The files ``--save-input`` will write, all checked before any is written (a foreign file is refused)."""
+def _input_targets(save_input: str | os.PathLike[str], paths: Sequence[Path | tuple[str, Any]]) -> list[Path]:
+    """The files ``--save-input`` will write, all checked before any is written (a foreign file, or one of the
+    pictures being read, is refused)."""
+    if not str(save_input).strip():  # Path("") is the working directory: an unset variable, not a choice
+        raise OutputError("--save-input is empty (an unset variable?): give a directory for the model's inputs")
+    directory = Path(save_input)
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"--save-input {directory} is not a directory: give a directory for the model's inputs")
     if not directory.parent.is_dir():
@@ -207,7 +218,11 @@ def _input_targets(directory: Path, paths: Sequence[Path | tuple[str, Any]]) -> 
     width = max(4, len(str(len(paths))))
     stems = [p.stem if isinstance(p, Path) else p[0].replace(" ", "-") for p in paths]
     targets = [directory / f"{i:0{width}d}-{stem}.png" for i, stem in enumerate(stems, start=1)]
+    reading = {p.resolve() for p in paths if isinstance(p, Path)}
     for target in targets:
+        if target.resolve() in reading:
+            raise OutputError(f"--save-input would write {target}, one of the pictures being read: choose another "
+                              "directory")  # fmt: skip
         claim_output(target, "png", flag="--save-input")
     directory.mkdir(exist_ok=True)
     return targets
