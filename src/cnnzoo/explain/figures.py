@@ -93,7 +93,7 @@ def cam_figure(
         for y, v in enumerate(values.tolist()):
             ax_bar.text(min(v, 0.8) + 0.02, y, f"{v:.1%}", va="center", fontsize=8)
         ax_bar.set_title(f"top {k} classes", fontsize=8)
-    grid = f", a {cam.grid[0]}x{cam.grid[1]} map" if min(cam.grid) > 0 else ""
+    grid = f", its map {cam.grid[0]}x{cam.grid[1]}" if min(cam.grid) > 0 else ""
     fig.suptitle(f"what the model looks at (layer {cam.layer}{grid})", fontsize=9)
     return fig
 
