@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from cnnzoo.cli.common import Parser
 from cnnzoo.cli.train import add_train
@@ -108,6 +109,7 @@ def _build(args: argparse.Namespace) -> int:
         print(f"building {weight.name}: cnnzoo {' '.join(argv)}  (its card's run took {took})")
         status = _train(argv)
         if status:
+            print(f"`cnnzoo weights build {weight.name}` continues this build from where it stopped", file=sys.stderr)
             return status
     if not (out / "best.pt").is_file():
         raise CheckpointError(f"{out} has no best.pt: the build trained without a validation split")
