@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,6 +103,11 @@ def _resume(case_id: str, what: str, change: Callable[[dict], None], expect: tup
 
     return Case(case_id, "checkpoint fields", what, "train --resume run --epochs 5", expect, _EDITED,
                 setup=_run_with(edit), run=True)  # fmt: skip
+
+
+def _lock_link(run: Path) -> None:
+    (run.parent / "notes.txt").write_text("the user's notes\n")
+    (run / ".lock").symlink_to(run.parent / "notes.txt")
 
 
 CASES: list[Case] = [
@@ -227,7 +233,21 @@ CASES: list[Case] = [
     Case("metrics-binary", "metrics", "`plot` of a metrics.jsonl that is not text", "plot run",
          ("metrics.jsonl: cannot read it",), "Restore the file.",
          setup=_run_with(lambda r: (r / "metrics.jsonl").write_bytes(b"\xff\xfe\x00garbage")), run=True),
+    # -- issue 21: special files, odd targets, a run's own files ------------------------------------------
+    Case("lock-symlink", "special files", "a run whose `.lock` is a symbolic link to a user's file (it was "
+         "truncated)", "train --resume run --epochs 5", (".lock is a symbolic link, not cnnzoo's lock file",),
+         "Remove the link: cnnzoo makes its own lock.", setup=_run_with(_lock_link), run=True),
+    Case("target-superscript", "targets", "`explain --target ²` (a digit Python's int() refuses)",
+         "explain lenet_bn.fashion_mnist x.png --target ²", ("--target '²' is not a class of this model",),
+         "Give a class name or an index 0-9."),
+    Case("weight-misspelled", "weights", "a misspelled weight name", "predict lenet_bn.fashion_mnst x.png",
+         ("no weight named 'lenet_bn.fashion_mnst': did you mean lenet_bn.fashion_mnist",),
+         "Use the name `cnnzoo weights` lists."),
+    Case("resume-fewer-epochs", "runs", "`--resume` with fewer epochs than the run has done",
+         "train --resume run --epochs 1", ("--epochs 1 is fewer than the 3 epochs",),
+         "Give the total number of epochs.", setup=_run_with(lambda r: (r / "report.md").unlink()), run=True),
 ]  # fmt: skip
+
 
 _ = _copy_run, _files  # the shared helpers this catalogue may use
 
@@ -257,7 +277,6 @@ def test_an_odd_target_is_one_line(target):
 
 
 def test_a_fifo_as_a_checkpoint_is_refused_at_once(tmp_path, capsys):
-    import os
 
     from cnnzoo.cli import main
 
