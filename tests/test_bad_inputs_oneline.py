@@ -287,7 +287,7 @@ def test_a_fifo_as_a_checkpoint_is_refused_at_once(tmp_path, capsys):
         assert "is not a regular file" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("damage", ["[1, 2]", '{"resumed": "x", "started": 7, "nested": ' + '[' * 50_000])
+@pytest.mark.parametrize("damage", ["[1, 2]", '{"resumed": "x", "started": 7, "nested": ' + "[" * 50_000])
 def test_resuming_a_run_with_a_damaged_config_json_still_resumes(damage, trained_run, tmp_path, capsys):
     import shutil
 

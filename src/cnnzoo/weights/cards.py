@@ -116,6 +116,7 @@ def render_card(w: Weight) -> str:
         "",
         "```python",
         "import cnnzoo",
+        "",
         f'model = cnnzoo.create_model("{w.model}", weights="{_weights_arg(w)}").eval()  # the nn.Module',
         f'cnnzoo.load_model("{w.name}").predict("shoe.jpg")  # with the picture preparation below',
         "```",
