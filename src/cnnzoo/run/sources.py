@@ -9,7 +9,6 @@ the same name; a name shaped like a weight's that is neither gets the weights' c
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,17 +21,16 @@ from cnnzoo.errors import ConfigError
 from cnnzoo.registry import list_models
 from cnnzoo.run.directory import resolve_run_dir
 from cnnzoo.weights import get_weight, weight_checkpoint
+from cnnzoo.weights.catalog import NAME_RE
 
 __all__ = ["InitReport", "init_from_trained", "load_trained"]
-
-_WEIGHTISH = re.compile(r"^(?P<model>[a-z][a-z0-9_]*)(@\d+)?\.[a-z][a-z0-9_]*$")  # MODEL[@SIDE].DATASET
 
 
 def _is_path(source: str | os.PathLike[str]) -> bool:
     """Whether ``source`` means a file or directory: it exists, or it is not ``MODEL[@SIDE].DATASET`` with a
     registered MODEL (``last.pt`` that is missing is a missing checkpoint, not an unknown weight)."""
     p = Path(source)
-    match = _WEIGHTISH.match(str(source))
+    match = NAME_RE.match(str(source))  # MODEL[@SIDE].DATASET
     return p.exists() or p.is_symlink() or match is None or match["model"] not in list_models()
 
 

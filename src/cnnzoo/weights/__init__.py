@@ -23,7 +23,6 @@ from cnnzoo.weights.catalog import (
     UnknownWeightError,
     Weight,
     get_weight,
-    is_weight_name,
     list_weights,
     weight_for_model,
 )
@@ -34,7 +33,6 @@ __all__ = [
     "Weight",
     "create_model",
     "get_weight",
-    "is_weight_name",
     "list_weights",
     "weight_checkpoint",
 ]

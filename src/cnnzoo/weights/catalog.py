@@ -29,17 +29,17 @@ from cnnzoo.errors import ConfigError
 __all__ = [
     "CATALOG",
     "FILES_DIR",
+    "NAME_RE",
     "UnknownWeightError",
     "Weight",
     "get_weight",
-    "is_weight_name",
     "list_weights",
     "weight_for_model",
 ]
 
 CATALOG = Path(__file__).with_name("catalog.json")
 FILES_DIR = Path(__file__).with_name("files")
-_NAME = re.compile(r"^(?P<model>[a-z][a-z0-9_]*)(?:@(?P<side>\d+))?\.(?P<dataset>[a-z][a-z0-9_]*)$")
+NAME_RE = re.compile(r"^(?P<model>[a-z][a-z0-9_]*)(?:@(?P<side>\d+))?\.(?P<dataset>[a-z][a-z0-9_]*)$")
 
 
 class UnknownWeightError(ConfigError):
@@ -120,15 +120,6 @@ def list_weights(model: str | None = None) -> list[Weight]:
     return [w for name, w in sorted(_catalog().items()) if model is None or w.model == model]
 
 
-def is_weight_name(text: str) -> bool:
-    """Whether ``text`` is a weight's name or a model's default-weight name in the catalog."""
-    try:
-        get_weight(str(text))
-    except UnknownWeightError:
-        return False
-    return True
-
-
 def get_weight(name: str) -> Weight:
     """The weight ``name`` (a full name, or ``MODEL.DATASET`` for the model's default); else
     :class:`UnknownWeightError` naming the close matches."""
@@ -152,7 +143,7 @@ def weight_for_model(model: str, weights: str) -> Weight:
         if not mine:
             raise UnknownWeightError(f"no weight of {model} in the catalog: run `cnnzoo weights` for the list")
         return mine[0]
-    if not _NAME.match(weights) and not weights.startswith("@"):
+    if not NAME_RE.match(weights) and not weights.startswith("@"):
         weights = f"{model}.{weights}"
     elif weights.startswith("@"):
         weights = model + weights

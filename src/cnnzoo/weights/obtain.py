@@ -32,7 +32,7 @@ from cnnzoo.errors import CheckpointError, ConfigError, DataNotFoundError
 from cnnzoo.weights.catalog import Weight
 from cnnzoo.weights.files import built_record, cached_file
 from cnnzoo.weights.publish import evaluate_fp32, weight_file_of
-from cnnzoo.weights.storage import decode
+from cnnzoo.weights.storage import decode, file_sha256
 
 __all__ = ["build_argv", "build_dir", "describe_sources", "fetch_weight", "finish_build"]
 
@@ -42,7 +42,7 @@ def fetch_weight(
 ) -> Path:
     """Download ``weight``'s published file from ``mirror`` (a base URL) into the cache; its path."""
     target = cached_file(weight)
-    if target.is_file() and _sha256(target) == weight.sha256:
+    if target.is_file() and file_sha256(target) == weight.sha256:
         return target
     if target.exists() or target.is_symlink():
         raise CheckpointError(f"{target} exists and is not {weight.name}'s published file: remove it, then fetch again")
@@ -58,7 +58,7 @@ def fetch_weight(
     try:
         with os.fdopen(fd, "wb") as out:
             stream(url, out, limits=limits, timeout=timeout, progress=progress, label=weight.file)
-        digest = _sha256(tmp)
+        digest = file_sha256(tmp)
         if digest != weight.sha256:
             raise OSError(f"its SHA-256 {digest[:16]}... is not the catalog's {weight.sha256[:16]}... (another file)")
         os.replace(tmp, target)
@@ -68,14 +68,6 @@ def fetch_weight(
     finally:
         tmp.unlink(missing_ok=True)
     return target
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_dir(weight: Weight) -> Path:
