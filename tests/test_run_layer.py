@@ -93,6 +93,42 @@ def test_a_notebook_style_run_trains_and_shows_progress_only_when_asked(blocks, 
     assert capsys.readouterr().out.startswith("epoch 1/1  loss ")
 
 
+def test_fit_with_out_leaves_a_run_directory_that_load_model_opens(blocks, tmp_path, capsys, monkeypatch):
+    import cnnzoo.progress
+    import cnnzoo.run.training as training
+
+    # In a notebook, progress is shown by default (here the console part of it: no IPython display in pytest).
+    monkeypatch.setattr(training, "_in_notebook", lambda: True)
+    monkeypatch.setattr(cnnzoo.progress, "in_notebook", lambda: False)
+    run = cnnzoo.new_run("lenet_bn", overrides={"epochs": 2, "batch_size": 64, "device": "cpu"}, data=blocks)
+    out = tmp_path / "my-run"
+    history = run.fit(out=out)
+    shown = capsys.readouterr().out
+    assert "epoch 2/2  loss " in shown and f"run directory: {out}" in shown, shown
+    assert run.out == out and len(history) == 2
+    for name in ("config.json", "metrics.jsonl", "last.pt", "best.pt", "report.md", "curves.png"):
+        assert (out / name).is_file(), name
+    predictor = cnnzoo.load_model(out, device="cpu")
+    picture = blocks.test_images[0]
+    (record,) = predictor.predict(picture.numpy(), top_k=1)
+    assert record["top"][0]["class"] in blocks.classes, record
+    # the run it wrote is a run directory like any other: another fit may not write over it
+    again = cnnzoo.new_run("lenet_bn", overrides={"epochs": 1, "batch_size": 64, "device": "cpu"}, data=blocks)
+    with pytest.raises(ConfigError, match="my-run"):
+        again.fit(out=out, progress=False)
+    assert json.loads((out / "config.json").read_text())["config"]["epochs"] == 2
+
+
+def test_fit_of_a_resumed_run_writes_into_its_own_directory(trained_run, tmp_path, fake_train_data):
+    run_dir = _copy(trained_run, tmp_path)
+    run = resume_run(run_dir, overrides={"epochs": 4, "device": "cpu"})
+    with pytest.raises(ConfigError, match="resumes"):
+        run.fit(out=tmp_path / "elsewhere")
+    history = run.fit(out=True)
+    assert run.out == run_dir and [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def _copy(trained_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(trained_run, out)

@@ -35,3 +35,8 @@ done
 run resnet18_32-s0 resnet18 --input-size 32 --epochs 20 --seed 0
 run googlenet32-s0 googlenet --input-size 32 --epochs 25 --precision bf16-native --channels-last yes --seed 0
 run nin96-s0 nin --input-size 96 --epochs 15 --precision bf16-native --channels-last yes --seed 0
+# AlexNet and VGG-small: one seed each within about 30 minutes of 2 cores (bf16 + channels_last is 3x / 2.2x fp32
+# here: `cnnzoo bench alexnet --input-size 193 -b 64`); their files are too large to ship, so `cnnzoo weights build`
+# re-creates them from this command.
+run alexnet193-s0 alexnet --input-size 193 --epochs 4 --precision bf16-native --channels-last yes --seed 0
+run vgg11_small-s0 vgg11_small --epochs 2 --precision bf16-native --channels-last yes --seed 0

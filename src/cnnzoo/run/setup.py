@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +40,12 @@ from cnnzoo.config import (
     validate_config,
 )
 from cnnzoo.data.dataset import ImageDataset, auto_validation_size
-from cnnzoo.devices import DeviceSetup
-from cnnzoo.distributed import ParallelContext
-from cnnzoo.engine import Callback, fit, patience_reached, time_to_target, xavier_init
+from cnnzoo.engine import patience_reached, time_to_target, xavier_init
 from cnnzoo.errors import CheckpointError, ConfigError
 from cnnzoo.registry import ModelSpec, create_model, meta_model, parse_model_spec
 from cnnzoo.run.directory import check_unlocked, resolve_run_dir
-from cnnzoo.run.sources import InitReport, init_from_trained, load_trained
+from cnnzoo.run.sources import init_from_trained, load_trained
+from cnnzoo.run.training import Run
 from cnnzoo.weights import list_weights
 
 __all__ = [
@@ -74,41 +72,6 @@ RESUMABLE = (
     "sync_bn",
     "tensorboard",
 )
-
-
-@dataclass
-class Run:
-    """A run ready to train: its final config, its model (freshly initialised, or the checkpoint's
-    weights), its data, and when resuming the checkpoint's training state and directory."""
-
-    config: TrainConfig
-    model: nn.Module
-    data: ImageDataset
-    resume: Mapping[str, Any] | None = None  # the checkpoint's "train" part (optimizer, schedule, RNG, history)
-    directory: Path | None = None  # the run directory being resumed; None for a new run
-    checkpoint: Path | None = None  # the checkpoint file the model came from
-    init: InitReport | None = None  # what a new run took from --init-from's trained model
-    notes: list[str] = dataclasses.field(default_factory=list)  # what a front end should tell its user first
-
-    def fit(
-        self,
-        *,
-        callbacks: Sequence[Callback] = (),
-        should_stop: Callable[[], bool] | None = None,
-        setup: DeviceSetup | None = None,
-        parallel: ParallelContext | None = None,
-    ) -> list[dict[str, Any]]:
-        """Train it with :func:`cnnzoo.fit` (from the checkpoint's exact step when resuming); the history."""
-        return fit(
-            self.model,
-            self.data,
-            self.config,
-            resume=self.resume,
-            callbacks=callbacks,
-            should_stop=should_stop,
-            setup=setup,
-            parallel=parallel,
-        )
 
 
 def load_data(config: TrainConfig, root: str | os.PathLike[str] | None = None, *, in_channels: int | None = None):

@@ -1,34 +1,117 @@
-"""Training a :class:`~cnnzoo.run.setup.Run` where a user would: on its device, under torchrun when launched so,
-with its run directory written as it goes and its report at the end.
+"""Training a :class:`Run` (made by :mod:`cnnzoo.run.setup`) where a user would: on its device, under torchrun
+when launched so, with its run directory written as it goes and its report at the end.
 
 :func:`start_training` does the set-up that must happen before anything runs on the device (determinism,
 the TensorBoard extra, joining a torchrun process group, the run directory); :meth:`Training.train` then
 trains, turns the engine's errors into messages that say what was kept, and writes the closing files
-(confusion matrix, per-class table, report). No printing: a front end shows what it wants through
-callbacks and the returned :class:`Outcome`.
+(confusion matrix, per-class table, report). A front end shows what it wants through callbacks and the
+returned :class:`Outcome`; only :meth:`Run.fit` with ``progress`` prints (for the Python API and notebooks).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
+from cnnzoo.config import TrainConfig
+from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.devices import DeviceSetup, enable_determinism, setup_device
 from cnnzoo.distributed import Distributed, ParallelContext, from_env
-from cnnzoo.engine import Callback, TrainState, evaluate
-from cnnzoo.errors import FileWriteError, TrainingDivergedError
+from cnnzoo.engine import Callback, TrainState, evaluate, fit
+from cnnzoo.errors import ConfigError, FileWriteError, TrainingDivergedError
 from cnnzoo.inspection import summary
 from cnnzoo.run.directory import RunDirectory, RunLock, check_new_run_target, new_run_dir
 from cnnzoo.run.environment import environment_info
 from cnnzoo.run.live import LiveCurves
-from cnnzoo.run.setup import Run
+from cnnzoo.run.sources import InitReport
 from cnnzoo.tensorboard import TensorBoardLogger, summary_writer_class
 
-__all__ = ["Outcome", "Training", "start_training"]
+__all__ = ["Outcome", "Run", "Training", "start_training"]
+
+
+@dataclass
+class Run:
+    """A run ready to train: its final config, its model (freshly initialised, or the checkpoint's
+    weights), its data, and when resuming the checkpoint's training state and directory."""
+
+    config: TrainConfig
+    model: nn.Module
+    data: ImageDataset
+    resume: Mapping[str, Any] | None = None  # the checkpoint's "train" part (optimizer, schedule, RNG, history)
+    directory: Path | None = None  # the run directory being resumed; None for a new run
+    checkpoint: Path | None = None  # the checkpoint file the model came from
+    init: InitReport | None = None  # what a new run took from --init-from's trained model
+    notes: list[str] = field(default_factory=list)  # what a front end should tell its user first
+    out: Path | None = None  # the run directory the last ``fit(out=...)`` wrote
+
+    def fit(
+        self,
+        *,
+        out: str | os.PathLike[str] | bool | None = None,
+        progress: bool | None = None,
+        callbacks: Sequence[Callback] = (),
+        should_stop: Callable[[], bool] | None = None,
+        setup: DeviceSetup | None = None,
+        parallel: ParallelContext | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train it with :func:`cnnzoo.fit` (from the checkpoint's exact step when resuming); the history.
+
+        ``out``: also write a run directory, as ``cnnzoo train --out`` does (config, metrics, curves,
+        checkpoints, report), which :func:`cnnzoo.load_model` and every command open: a new directory's path,
+        or True for ``runs/<model>-<time>``; a resumed run writes into its own directory. The path is kept in
+        :attr:`out`. Without ``out`` nothing is written.
+
+        ``progress``: a progress bar and epoch lines (with live curves in Jupyter). By default shown in a
+        notebook when no ``callbacks`` are given, and not elsewhere.
+        """
+        if progress is None:
+            progress = not callbacks and _in_notebook()
+        if progress:
+            from cnnzoo.progress import default_callbacks
+
+            callbacks = [*default_callbacks(), *callbacks]
+        if out is None or out is False:
+            return fit(
+                self.model,
+                self.data,
+                self.config,
+                resume=self.resume,
+                callbacks=callbacks,
+                should_stop=should_stop,
+                setup=setup,
+                parallel=parallel,
+            )
+        if setup is not None or parallel is not None:
+            raise ConfigError("fit(out=...) sets its device up itself: leave setup and parallel out")
+        training = start_training(self, out=None if out is True else _new_out(self, out))
+        outcome = training.train(callbacks=callbacks, should_stop=should_stop)
+        self.out = outcome.directory
+        if progress and outcome.directory is not None:
+            print(f"run directory: {outcome.directory} (cnnzoo.load_model({str(outcome.directory)!r}))")
+        return outcome.history
+
+
+def _in_notebook() -> bool:
+    from cnnzoo.progress import in_notebook
+
+    return in_notebook()
+
+
+def _new_out(run: Run, out: str | os.PathLike[str]) -> Path | None:
+    """``out`` for a new run; a resumed run writes where it was, and another place is refused."""
+    if run.directory is None:
+        return Path(out)
+    if Path(out).resolve() != run.directory.resolve():
+        raise ConfigError(
+            f"out={str(out)!r}: this run resumes {run.directory}; leave out= out, or out={str(run.directory)!r}"
+        )
+    return None
 
 
 @dataclass
@@ -94,7 +177,9 @@ class Training:
         kept = _State()
         chain = [kept, *self.callbacks, *callbacks] if self.is_main else [kept]
         try:
-            history = self.run.fit(callbacks=chain, should_stop=should_stop, setup=self.setup, parallel=self.parallel)
+            history = self.run.fit(
+                progress=False, callbacks=chain, should_stop=should_stop, setup=self.setup, parallel=self.parallel
+            )
         except TrainingDivergedError as exc:
             last = self.last
             saved = f"the last good checkpoint is {last}" if last is not None and last.exists() else "no epoch finished"
