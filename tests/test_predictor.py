@@ -140,3 +140,71 @@ def test_save_input_leaves_nothing_behind_when_a_later_picture_fails_and_never_w
     assert clash.read_bytes() == b"the user's second picture"
     with pytest.raises(OutputError, match="--save-input is empty"):
         model.predict(pictures, save_input="")
+
+
+def _histogram(confidences, correct):
+    """A confidence histogram of predictions with these top probabilities, right where ``correct``."""
+    import torch
+
+    from cnnzoo.metrics import confidence_histogram
+
+    p = torch.tensor(confidences, dtype=torch.float64)
+    rest = (1 - p) / 9
+    probs = torch.cat([p[:, None], rest[:, None].expand(-1, 9)], dim=1)
+    targets = torch.where(torch.tensor(correct), 0, 1)
+    return confidence_histogram(probs.log(), targets)
+
+
+def test_the_low_confidence_bound_is_where_the_validation_predictions_were_a_coin_flip():
+    from cnnzoo.metrics import low_confidence_bound
+
+    # 40 predictions at 0.355 right 10 times, 60 at 0.555 right 36 times, 900 at 0.955 all right: below 0.36 they
+    # were right 25 % of the time, below 0.56 46 % (46 of 100), below 0.96 94 %.
+    hist = _histogram(
+        [0.355] * 40 + [0.555] * 60 + [0.955] * 900, [True] * 10 + [False] * 30 + [True] * 36 + [False] * 24 + [True] * 900
+    )
+    assert hist.sum(dim=1).tolist() == [1000, 946]
+    assert low_confidence_bound(hist) == 0.56
+    # too few unsure predictions to say anything: no bound of its own
+    assert low_confidence_bound(_histogram([0.355] * 10 + [0.955] * 900, [False] * 10 + [True] * 900)) is None
+    assert low_confidence_bound(None) is None
+
+
+def test_a_model_warns_below_its_own_bound_or_the_fallback_for_its_label_smoothing(trained_run, tmp_path):
+    import torch
+
+    from cnnzoo.checkpoint import load_checkpoint
+    from cnnzoo.errors import CheckpointError
+    from cnnzoo.predict import LOW_CONFIDENCE, LOW_CONFIDENCE_SMOOTHED
+    from cnnzoo.predictor import low_confidence_of
+
+    ckpt = load_checkpoint(trained_run / "last.pt")
+    assert "low_confidence" in ckpt["preprocess"]  # recorded from the validation split (None: too few unsure)
+    pre = {**ckpt["preprocess"], "low_confidence": None}
+    assert low_confidence_of({**ckpt, "preprocess": pre}) == LOW_CONFIDENCE_SMOOTHED  # the fast recipe smooths
+    unsmoothed = {**ckpt, "preprocess": pre, "config": {**ckpt["config"], "label_smoothing": 0.0}}
+    assert low_confidence_of(unsmoothed) == LOW_CONFIDENCE
+    assert low_confidence_of({**ckpt, "preprocess": {**pre, "low_confidence": 0.62}}) == 0.62
+
+    # its own bound decides the warning: the same picture and probability, flagged at 0.99 and not at 0.01
+    mine = tmp_path / "mine.pt"
+    picture = save(tmp_path, "p.png", block_picture(3, scale=1, dark_on_light=False, mode="L"))
+    for bound, flagged in ((0.99, True), (0.01, False)):
+        torch.save({**ckpt, "preprocess": {**pre, "low_confidence": bound}}, mine)
+        model = cnnzoo.load_model(mine, invert="no", preprocess="none")
+        model.check = False  # the picture's own warnings (its look) would come first
+        (record,) = model.predict(picture)
+        assert (record["warning"] is not None and "low confidence" in record["warning"]) is flagged, record
+    torch.save({**ckpt, "preprocess": {**pre, "low_confidence": 7}}, mine)
+    with pytest.raises(CheckpointError, match="preprocess.low_confidence"):
+        cnnzoo.load_model(mine)
+
+
+def test_the_shipped_weights_carry_their_own_bound():
+    from cnnzoo.weights import list_weights
+
+    for weight in list_weights():
+        bound = weight.meta.get("low_confidence")
+        assert bound is not None and 0 < bound < 1, (weight.name, bound)
+        if weight.shipped:  # the others' files are built or fetched first
+            assert cnnzoo.load_model(weight.name).low_confidence == bound, weight.name

@@ -29,12 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="*", type=Path)
     p.add_argument("--cards-only", action="store_true", help="only regenerate the cards and the table")
+    p.add_argument("--add-bounds", action="store_true",
+                   help="add the low-confidence bound (from the validation split) to entries that lack it")  # fmt: skip
     p.add_argument("--storage", choices=("fp32", "fp16", "int8"), default="fp16")
     p.add_argument("--shipped", action="store_true", help="the file goes into the package")
     p.add_argument("--command", default="", help="the cnnzoo train command of one seed ({seed} for the seed)")
     p.add_argument("--note", action="append", default=[], help="a line for the card's notes")
     p.add_argument("--load", default="idle", help="what else the machine ran while training")
     args = p.parse_args(argv)
+    if args.add_bounds:
+        return add_bounds()
     if args.cards_only or not args.runs:
         print("\n".join(str(path) for path in write_cards()))
         return 0
@@ -70,6 +74,34 @@ def main(argv: list[str] | None = None) -> int:
           f"val {m['val_acc']:.4f}, seeds {m['test_acc_mean']:.4f} +- {m['test_acc_std'] or 0:.4f}, "
           f"{entry['bytes']:,} bytes {entry['storage']} -> {target}")  # fmt: skip
     return 0
+
+
+def add_bounds() -> int:
+    """Each weight without meta.low_confidence (published before it was recorded) gets it: its file evaluated
+    in fp32 on its validation split, as publish_runs does."""
+    from cnnzoo.checkpoint import model_from_checkpoint
+    from cnnzoo.config import config_from_dict
+    from cnnzoo.metrics import low_confidence_bound
+    from cnnzoo.weights.files import weight_checkpoint
+    from cnnzoo.weights.publish import evaluate_fp32
+
+    entries = _read_catalog()
+    for entry in entries:
+        weight = catalog.Weight.from_dict(entry)
+        if "low_confidence" in entry["meta"] or not weight_is_here(weight):
+            continue
+        config = config_from_dict(entry["config"])
+        model = model_from_checkpoint(weight_checkpoint(weight))
+        val = evaluate_fp32(model, load_data(config), config, "val")
+        entry["meta"]["low_confidence"] = low_confidence_bound(val.confidence)
+        print(f"{entry['name']}: low-confidence bound {entry['meta']['low_confidence']} (val {val.accuracy:.4f})")
+    text = json.dumps({"format": 1, "weights": entries}, indent=1, sort_keys=True) + "\n"
+    atomic_write_text(catalog.CATALOG, text)
+    return 0
+
+
+def weight_is_here(weight) -> bool:
+    return (catalog.FILES_DIR / weight.file).is_file() or cached_file(weight).is_file()
 
 
 def read_seed_config(run: Path):

@@ -36,6 +36,7 @@ from cnnzoo._version import __version__
 from cnnzoo.atomic import atomic_write
 from cnnzoo.config import config_from_dict
 from cnnzoo.errors import CheckpointError, CnnzooError
+from cnnzoo.metrics import low_confidence_bound
 from cnnzoo.registry import check_input_size, create_model, get_model_info
 
 __all__ = [
@@ -81,6 +82,8 @@ def checkpoint_payload(
             "mean": [float(m) for m in mean] if mean is not None else None,
             "std": [float(s) for s in std] if std is not None else None,
             "classes": [str(c) for c in classes],
+            # warn below this top probability (cnnzoo.metrics.low_confidence_bound of the validation split)
+            "low_confidence": low_confidence_bound(getattr(getattr(state, "last_val", None), "confidence", None)),
         },
         "config": state.config.to_dict(),
         "train": _to_cpu(state.resume_dict()),
@@ -322,6 +325,9 @@ def _check_preprocess(ckpt: Mapping[str, Any]) -> None:
     if len(classes) != ckpt["model_kwargs"].get("num_classes", 10):
         raise _bad_field(ckpt, "preprocess.classes", f"has {len(classes)} names, but the model has "
                          f"{ckpt['model_kwargs'].get('num_classes', 10)} outputs")  # fmt: skip
+    bound = pre.get("low_confidence")  # absent before it was recorded
+    if bound is not None and not (_is_number(bound) and 0 < bound < 1):
+        raise _bad_field(ckpt, "preprocess.low_confidence", f"is {bound!r}, not a probability between 0 and 1")
 
 
 def _check_norm(ckpt: Mapping[str, Any], key: str, values: Any, channels: int) -> None:

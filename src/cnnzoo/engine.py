@@ -44,7 +44,7 @@ from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.devices import DeviceSetup, setup_device
 from cnnzoo.distributed import ParallelContext
 from cnnzoo.errors import TrainingDivergedError
-from cnnzoo.metrics import confusion_matrix
+from cnnzoo.metrics import confidence_histogram, confusion_matrix
 
 __all__ = [
     "HISTORY_KEYS",
@@ -316,6 +316,7 @@ class TrainState:
     partial: EpochTotals | None = None
     stopped: bool = False
     last_eval: EvalResult | None = None
+    last_val: EvalResult | None = None  # the last epoch's validation (None without a validation split)
 
     def resume_dict(self) -> dict[str, Any]:
         """Training progress as plain data (the checkpoint adds the model itself)."""
@@ -489,6 +490,7 @@ class EvalResult:
     count: int
     confusion: Tensor
     seconds: float = 0.0
+    confidence: Tensor | None = None  # [2, bins]: predictions and correct ones by top probability (metrics)
 
     @property
     def per_class_accuracy(self) -> list[float]:
@@ -519,6 +521,7 @@ def evaluate_batches(
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=setup.device, dtype=torch.float64 if setup.device.type == "cpu" else None)
     confusion: Tensor | None = None
+    confidence: Tensor | None = None
     count = 0
     try:
         with torch.inference_mode():
@@ -530,6 +533,8 @@ def evaluate_batches(
                 loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").to(loss_sum.dtype)
                 batch_confusion = confusion_matrix(logits.argmax(dim=1), y, k)
                 confusion = batch_confusion if confusion is None else confusion + batch_confusion
+                batch_confidence = confidence_histogram(logits, y)
+                confidence = batch_confidence if confidence is None else confidence + batch_confidence
                 count += y.shape[0]
     finally:
         if module is not None:
@@ -544,6 +549,7 @@ def evaluate_batches(
         count=count,
         confusion=confusion,
         seconds=time.perf_counter() - start,
+        confidence=confidence.cpu() if confidence is not None else None,
     )
 
 
@@ -750,7 +756,7 @@ def _run_epoch(
         val = evaluate_batches(loop.evaluator, loop.val_batches, setup=setup, num_classes=loop.num_classes)
     result = evaluate_batches(loop.evaluator, loop.test_batches, setup=setup, num_classes=loop.num_classes)
     state.history.append(_epoch_row(epoch, totals, result, val, parallel))
-    state.epoch, state.partial, state.last_eval = epoch + 1, None, result
+    state.epoch, state.partial, state.last_eval, state.last_val = epoch + 1, None, result, val
     for cb in callbacks:
         cb.on_epoch_end(state)
     if config.target_acc is not None and parallel.any(result.accuracy >= config.target_acc, setup.device):

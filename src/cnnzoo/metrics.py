@@ -99,6 +99,39 @@ def confusion_matrix(predictions: Tensor, targets: Tensor, num_classes: int) -> 
     return torch.bincount(pairs, minlength=num_classes * num_classes).view(num_classes, num_classes)
 
 
+CONFIDENCE_BINS = 100  # top-probability histogram of an evaluation: bins 0.01 wide
+COIN_FLIP = 0.5  # below the low-confidence bound, the model's own validation predictions were right this often at most
+MIN_UNSURE = 30  # predictions below the bound it takes to set one
+
+
+def confidence_histogram(logits: Tensor, targets: Tensor) -> Tensor:
+    """``[2, CONFIDENCE_BINS]`` int64 counts by top probability: all predictions, then the correct ones."""
+    top, picked = logits.float().softmax(dim=1).max(dim=1)
+    bins = (top * CONFIDENCE_BINS).long().clamp_(0, CONFIDENCE_BINS - 1)
+    correct = bins[picked == targets]
+    return torch.stack(
+        [torch.bincount(bins, minlength=CONFIDENCE_BINS), torch.bincount(correct, minlength=CONFIDENCE_BINS)]
+    )
+
+
+def low_confidence_bound(histogram: Tensor | None) -> float | None:
+    """The top probability below which the predictions of ``histogram`` (:func:`confidence_histogram` of a
+    validation split) were, all together, right at most :data:`COIN_FLIP` of the time: the upper edge of the
+    highest such bin that holds predictions, with at least :data:`MIN_UNSURE` below it, or None (too few unsure
+    predictions to say).
+
+    Label smoothing squeezes a model's probabilities (its best is about 0.9, and it is right 64 % of the time at
+    0.55), so a fixed bound says little across recipes; this one is each model's own record."""
+    if histogram is None:
+        return None
+    histogram = histogram.cpu()
+    counts, correct = (row.double().cumsum(0) for row in histogram)
+    # the edge of a bin that holds predictions: past the last one, nothing more is known
+    good = (histogram[0] > 0) & (counts >= MIN_UNSURE) & (correct <= COIN_FLIP * counts)
+    edges = torch.nonzero(good).flatten()
+    return round((int(edges.max()) + 1) / CONFIDENCE_BINS, 2) if edges.numel() else None
+
+
 def per_class_rows(confusion: Tensor, classes: Sequence[str]) -> list[dict[str, Any]]:
     """Per class: label, name, test images, correct, accuracy, and the class most often predicted instead."""
     confusion = confusion.cpu()

@@ -51,6 +51,7 @@ from cnnzoo.errors import ConfigError, ImageError
 
 __all__ = [
     "LOW_CONFIDENCE",
+    "LOW_CONFIDENCE_SMOOTHED",
     "MAX_PIXELS",
     "MAX_SQUARE_PIXELS",
     "PREPROCESS_CHOICES",
@@ -67,11 +68,13 @@ MAX_PIXELS = 50_000_000  # 50 megapixels: far above any camera photo one would c
 # 40 megapixels but pads to 1.6 petapixels. 100 MP lets every 50 MP photo of aspect up to 2:1 through.
 MAX_SQUARE_PIXELS = 100_000_000
 INVERT_CHOICES = ("auto", "yes", "no")
-# Below this top probability a prediction is flagged. Measured with a fast-recipe lenet_bn on the first 1,000
-# Fashion-MNIST test images: 1.5 % of them have a top probability under 0.4 (3 % under 0.45, 5 % under 0.49),
-# text-like stripes 40 % and photos of digit-like pen strokes 20 % (benchmarks/photos.md): a higher bound would
-# flag more than 5 % of real pictures.
+# Below this top probability a prediction is flagged, when the model carries no bound of its own (a checkpoint
+# records cnnzoo.metrics.low_confidence_bound of its validation split: where its predictions were, together,
+# right at most half the time). The fallbacks, measured that way: a model trained without label smoothing, 0.4;
+# with label smoothing (every fast recipe's 0.1), which squeezes the probabilities, 0.5 (the six shipped weights'
+# own bounds, on their 5,000 validation images, are 0.45 to 0.6; lenet_bn's 0.51 flags about 5 % of them).
 LOW_CONFIDENCE = 0.4
+LOW_CONFIDENCE_SMOOTHED = 0.5
 PREPROCESS_CHOICES = ("auto", "none")
 WORK_SIDE = 1024  # levelling and cropping run on a copy at most this long (bounded work for any photo)
 ImageSource = str | os.PathLike[str] | bytes | IO[bytes] | Image.Image | np.ndarray | Tensor

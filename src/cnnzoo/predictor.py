@@ -18,7 +18,7 @@ from __future__ import annotations
 import glob
 import io
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +38,7 @@ from cnnzoo.outputs import claim_output
 from cnnzoo.plots import PNG_METADATA
 from cnnzoo.predict import (
     LOW_CONFIDENCE,
+    LOW_CONFIDENCE_SMOOTHED,
     PREPROCESS_CHOICES,
     PreparedImage,
     load_image,
@@ -279,4 +280,16 @@ def load_model(
         preprocess=preprocess,
         fill=FILL.get(dataset, 1.0),
         check=dataset == "fashion-mnist",
+        low_confidence=low_confidence_of(ckpt),
     )
+
+
+def low_confidence_of(ckpt: Mapping[str, Any]) -> float:
+    """The top probability below which ``ckpt``'s predictions are flagged: its own bound (from its validation
+    split) when it has one, else the measured fallback for its label smoothing (:data:`LOW_CONFIDENCE`)."""
+    bound = ckpt["preprocess"].get("low_confidence")
+    if bound is not None:
+        return float(bound)
+    smoothing = ckpt["config"].get("label_smoothing", 0.0)
+    smoothed = isinstance(smoothing, int | float) and smoothing > 0
+    return LOW_CONFIDENCE_SMOOTHED if smoothed else LOW_CONFIDENCE

@@ -108,6 +108,7 @@ def weight_checkpoint(name: str | Weight) -> dict[str, Any]:
             "mean": list(weight.mean) if weight.mean is not None else None,
             "std": list(weight.std) if weight.std is not None else None,
             "classes": list(weight.classes),
+            "low_confidence": weight.meta.get("low_confidence"),
         },
         "config": dict(weight.config),
         "train": {"epoch": epoch, "history": history[:epoch]},

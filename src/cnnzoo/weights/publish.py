@@ -34,7 +34,7 @@ from cnnzoo.devices import DeviceSetup
 from cnnzoo.engine import EvalResult, evaluate_batches, make_batches
 from cnnzoo.errors import CheckpointError
 from cnnzoo.inspection import count_macs
-from cnnzoo.metrics import per_class_rows
+from cnnzoo.metrics import low_confidence_bound, per_class_rows
 from cnnzoo.registry import get_model_info
 from cnnzoo.weights.catalog import weight_name
 from cnnzoo.weights.storage import decode, encode
@@ -131,6 +131,7 @@ def _stored_figures(data_bytes: bytes, run: SeedRun, data: ImageDataset) -> dict
         "test_acc": test.accuracy,
         "test_loss": test.loss,
         "val_acc": val.accuracy,
+        "low_confidence": low_confidence_bound(val.confidence),
         "per_class": per_class_rows(test.confusion, data.classes),
         "confusion": test.confusion.tolist(),
     }
