@@ -161,7 +161,8 @@ def test_the_low_confidence_bound_is_where_the_validation_predictions_were_a_coi
     # 40 predictions at 0.355 right 10 times, 60 at 0.555 right 36 times, 900 at 0.955 all right: below 0.36 they
     # were right 25 % of the time, below 0.56 46 % (46 of 100), below 0.96 94 %.
     hist = _histogram(
-        [0.355] * 40 + [0.555] * 60 + [0.955] * 900, [True] * 10 + [False] * 30 + [True] * 36 + [False] * 24 + [True] * 900
+        [0.355] * 40 + [0.555] * 60 + [0.955] * 900,
+        [True] * 10 + [False] * 30 + [True] * 36 + [False] * 24 + [True] * 900,
     )
     assert hist.sum(dim=1).tolist() == [1000, 946]
     assert low_confidence_bound(hist) == 0.56
@@ -196,7 +197,7 @@ def test_a_model_warns_below_its_own_bound_or_the_fallback_for_its_label_smoothi
         (record,) = model.predict(picture)
         assert (record["warning"] is not None and "low confidence" in record["warning"]) is flagged, record
     torch.save({**ckpt, "preprocess": {**pre, "low_confidence": 7}}, mine)
-    with pytest.raises(CheckpointError, match="preprocess.low_confidence"):
+    with pytest.raises(CheckpointError, match=r"preprocess\.low_confidence"):
         cnnzoo.load_model(mine)
 
 

@@ -46,9 +46,10 @@ from cnnzoo.predict import (
     predict_tensors,
     prediction_records,
 )
+from cnnzoo.preprocessing import preprocess_spec
 from cnnzoo.run.sources import load_trained
 
-__all__ = ["BATCH", "FILL", "MAX_IMAGES", "Predictor", "expand_images", "load_model"]
+__all__ = ["BATCH", "FILL", "MAX_IMAGES", "Predictor", "expand_images", "load_model", "picture_defaults"]
 
 BATCH = 256  # pictures prepared and classified at a time: memory stays bounded however many are given
 MAX_IMAGES = 100_000  # one call's limit; more is a mistyped pattern, not a job
@@ -260,10 +261,9 @@ def load_model(
     _, ckpt = load_trained(path)
     pre = ckpt["preprocess"]
     dataset = dataset_name(ckpt["config"].get("dataset", "fashion-mnist"))
-    if invert is None:
-        invert = "auto" if dataset in MNIST_LIKE else "no"
-    if preprocess is None:
-        preprocess = "auto" if dataset in MNIST_LIKE else "none"
+    defaults = picture_defaults(ckpt)
+    invert = defaults["invert"] if invert is None else invert
+    preprocess = defaults["preprocess"] if preprocess is None else preprocess
     if preprocess not in PREPROCESS_CHOICES:
         raise ConfigError(f"--preprocess {preprocess}: choose auto or none")
     model = model_from_checkpoint(ckpt).to(resolve_device(device)).eval()
@@ -278,9 +278,34 @@ def load_model(
         checkpoint=Path(ckpt["path"]),
         weight=ckpt.get("weight"),
         preprocess=preprocess,
-        fill=FILL.get(dataset, 1.0),
+        fill=defaults["fill"],
         check=dataset == "fashion-mnist",
         low_confidence=low_confidence_of(ckpt),
+    )
+
+
+def picture_defaults(ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    """How :func:`load_model` prepares pictures for ``ckpt`` by default (``invert``, ``preprocess``, ``fill``):
+    decided by the training data, see there."""
+    dataset = dataset_name(ckpt["config"].get("dataset", "fashion-mnist"))
+    like = dataset in MNIST_LIKE
+    return {
+        "invert": "auto" if like else "no",
+        "preprocess": "auto" if like else "none",
+        "fill": FILL.get(dataset, 1.0),
+    }
+
+
+def preprocess_spec_of(ckpt: Mapping[str, Any], *, in_graph: bool = False) -> dict[str, Any]:
+    """:func:`cnnzoo.preprocessing.preprocess_spec` of ``ckpt`` with :func:`picture_defaults`."""
+    pre = ckpt["preprocess"]
+    return preprocess_spec(
+        size=int(pre["input_size"]),
+        in_channels=int(pre["in_channels"]),
+        mean=pre["mean"],
+        std=pre["std"],
+        in_graph=in_graph,
+        **picture_defaults(ckpt),
     )
 
 

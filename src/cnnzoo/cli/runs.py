@@ -161,7 +161,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         help="write a checkpoint as ONNX (for onnxruntime and friends) or safetensors (the weights)",
         description="ONNX: the network in eval mode, input 'input' [batch, C, S, S] (normalised as the checkpoint "
         "says: mean/std in the model's metadata), output 'logits' [batch, classes], dynamic batch; checked against "
-        "onnxruntime when it is installed. safetensors: the state_dict with the same metadata. ONNX needs "
+        "onnxruntime when it is installed. Every step that prepares a picture is in the metadata's "
+        "cnnzoo.preprocess (JSON). safetensors: the state_dict with the same metadata. ONNX needs "
         "pip install 'cnnzoo[export]'.",
     )
     p.add_argument(
@@ -175,6 +176,12 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="default: the checkpoint's path with .onnx or .safetensors (a weight: NAME.onnx here)",
     )
+    p.add_argument(
+        "--with-preprocessing",
+        action="store_true",
+        help="ONNX: the graph takes uint8 pictures 'image' [batch, C, H, W] of any size (padded to a square) and "
+        "resizes and normalises them itself; the other steps are in the metadata's cnnzoo.preprocess",
+    )
     add_force(p, "--output")
     p.set_defaults(func=cmd_export)
 
@@ -182,7 +189,9 @@ def add_export(sub: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from cnnzoo.export import export_checkpoint, verify_onnx
 
-    path = export_checkpoint(args.checkpoint, args.fmt, args.output, force=args.force)
+    path = export_checkpoint(
+        args.checkpoint, args.fmt, args.output, force=args.force, with_preprocessing=args.with_preprocessing
+    )
     print(f"wrote {path} ({path.stat().st_size:,} bytes, {args.fmt})")
     if args.fmt == "onnx":
         diff = verify_onnx(path, args.checkpoint)
@@ -192,6 +201,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ModelError(f"{path}: onnxruntime's logits differ from PyTorch's by {diff:.2e} (> 1e-4): a bug")
         else:
             print(f"checked with onnxruntime at batch sizes 1 and 5: max |difference| from PyTorch {diff:.1e}")
+        print("how to prepare a picture for it: its metadata's cnnzoo.preprocess (docs/datasets-and-export.md)")
     return 0
 
 
