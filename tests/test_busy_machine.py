@@ -96,3 +96,128 @@ def test_a_run_slowed_down_by_the_machine_says_so_once():
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: epoch 3 trained 4.5x slower than epoch 1")
     assert any(isinstance(cb, SlowdownWarning) for cb in default_callbacks())
+
+
+class FakeMachine:
+    """A 2-core machine in ticks of 1/100 s, advanced by hand: its clock, /proc/stat's (busy, total) and this
+    process's CPU seconds, all three fake (no real time is read)."""
+
+    def __init__(self, cores: int = 2) -> None:
+        self.cores, self.now, self.busy, self.total, self.cpu = cores, 0.0, 0, 0, 0.0
+
+    def advance(self, seconds: float, *, others: float, ours: float) -> None:
+        """``seconds`` during which other programs keep ``others`` cores busy and this process ``ours``."""
+        self.now += seconds
+        self.busy += round((others + ours) * seconds * 100)
+        self.total += round(self.cores * seconds * 100)
+        self.cpu += ours * seconds
+
+    def governor(self, threads: int) -> devices.ThreadGovernor:
+        self.set = []
+        return devices.ThreadGovernor(
+            self.cores,
+            clock=lambda: self.now,
+            machine=lambda: (self.busy, self.total),
+            own=lambda: self.cpu,
+            set_threads=self.set.append,
+            threads=threads,
+        )
+
+
+def test_the_threads_follow_the_free_cores_while_a_run_trains():
+    m = FakeMachine()
+    gov = m.governor(threads=2)
+    polls = []
+
+    def run(seconds: float, *, others: float, ours: float) -> None:
+        for _ in range(int(seconds)):  # the engine polls every log interval; here once a second
+            m.advance(1.0, others=others, ours=ours)
+            polls.append(gov.poll())
+
+    run(10, others=0.0, ours=2.0)  # idle: both cores ours
+    assert m.set == []
+    # A neighbour starts: three runnable threads on two cores, it gets two thirds of one.
+    run(10, others=0.67, ours=1.33)
+    assert m.set == [1] and gov.threads == 1
+    run(20, others=1.0, ours=1.0)  # with one thread each, it keeps its core: no flapping back
+    assert m.set == [1]
+    run(10, others=0.0, ours=1.0)  # it ends: the free core is taken back
+    assert m.set == [1, 2] and gov.threads == 2
+    assert [t for _, t in gov.changes] == [1, 2]
+    assert gov.changes[0][0] <= 10 + 2 * gov.every + 1  # within two measurements of the neighbour's start
+    assert gov.changes[1][0] <= 40 + 2 * gov.every + 1
+
+
+def test_a_short_burst_elsewhere_changes_nothing():
+    m = FakeMachine()
+    gov = m.governor(threads=2)
+    for others in [0.0] * 5 + [0.9] * 3 + [0.0] * 10:  # one measurement's worth of a busy neighbour
+        m.advance(1.0, others=others, ours=2.0 - others)
+        gov.poll()
+    assert m.set == []
+
+
+def test_an_unreadable_proc_stat_leaves_the_threads_alone():
+    def broken():
+        raise OSError("no /proc")
+
+    gov = devices.ThreadGovernor(2, clock=iter(range(0, 100, 5)).__next__, machine=broken, own=lambda: 0.0,
+                                 set_threads=lambda n: pytest.fail("changed"), threads=2)  # fmt: skip
+    assert [gov.poll() for _ in range(10)] == [None] * 10
+
+
+def test_only_a_run_whose_threads_nobody_chose_adapts(monkeypatch):
+    import cnnzoo.engine as engine
+    from cnnzoo.config import resolve_config
+    from helpers_train import blocks_dataset
+
+    made = []
+
+    class Recorder:
+        def __init__(self, *a, **k) -> None:
+            made.append(self)
+            self.polls = 0
+
+        def poll(self) -> None:
+            self.polls += 1
+
+    monkeypatch.setattr(engine, "ThreadGovernor", Recorder)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    data = blocks_dataset(n_train=128, n_test=32)
+
+    def train(**overrides) -> None:
+        config = resolve_config("lenet_bn", overrides={"epochs": 1, "batch_size": 16, "device": "cpu", **overrides})
+        engine.fit(cnnzoo_model(), data, config)
+
+    monkeypatch.setattr(devices, "_threads_fixed", False)
+    train()
+    assert len(made) == 1 and made[0].polls >= 1  # polled as it trained
+    train(deterministic=True)  # a deterministic run keeps its threads (its sums depend on them)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    train()
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(devices, "_threads_fixed", True)  # --threads N
+    train()
+    assert len(made) == 1
+
+
+def cnnzoo_model():
+    import cnnzoo
+
+    return cnnzoo.create_model("lenet_bn")
+
+
+def test_set_threads_with_a_number_fixes_them_and_without_lets_them_adapt(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(devices, "busy_cores", lambda interval=0.1: 0.0)
+    monkeypatch.setattr(devices, "_threads_fixed", False)
+    try:
+        devices.set_threads(1)
+        assert not devices.threads_adapt()
+        devices.set_threads(None)
+        assert devices.threads_adapt()
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert not devices.threads_adapt()
+    finally:
+        torch.set_num_threads(before)

@@ -21,6 +21,7 @@ import ctypes
 import gc
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -30,8 +31,10 @@ from cnnzoo.errors import ConfigError
 
 __all__ = [
     "DeviceSetup",
+    "ThreadGovernor",
     "auto_threads",
     "busy_cores",
+    "cpu_jiffies",
     "enable_determinism",
     "free_device_memory",
     "has_native_bf16",
@@ -39,6 +42,7 @@ __all__ = [
     "resolve_precision",
     "set_threads",
     "setup_device",
+    "threads_adapt",
 ]
 
 
@@ -199,25 +203,96 @@ def enable_determinism() -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def busy_cores(interval: float = 0.1) -> float:
-    """How many CPU cores other programs keep busy right now: ``/proc/stat``'s busy share over ``interval``
-    seconds (this process sleeps meanwhile) times the cores; 0.0 where ``/proc/stat`` cannot be read."""
-
-    def sample() -> tuple[int, int]:
+def cpu_jiffies() -> tuple[int, int]:
+    """``(busy, total)`` CPU time of the whole machine so far, in ``/proc/stat``'s ticks (all cores); raises
+    OSError where it cannot be read."""
+    try:
         with open("/proc/stat") as f:
             fields = [int(v) for v in f.readline().split()[1:]]
         idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        return sum(fields[:8]) - idle, sum(fields[:8])
+    except (ValueError, IndexError) as exc:
+        raise OSError(f"/proc/stat: {exc}") from None
+    return sum(fields[:8]) - idle, sum(fields[:8])
 
+
+def busy_cores(interval: float = 0.1) -> float:
+    """How many CPU cores other programs keep busy right now: ``/proc/stat``'s busy share over ``interval``
+    seconds (this process sleeps meanwhile) times the cores; 0.0 where ``/proc/stat`` cannot be read."""
     try:
-        busy0, total0 = sample()
+        busy0, total0 = cpu_jiffies()
         time.sleep(interval)
-        busy1, total1 = sample()
-    except (OSError, ValueError, IndexError):
+        busy1, total1 = cpu_jiffies()
+    except OSError:
         return 0.0
     if total1 <= total0:
         return 0.0
     return (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
+
+
+class ThreadGovernor:
+    """Re-decides the CPU threads while a run trains, so that it computes on the cores other programs leave
+    free *now*: down when a neighbour starts, back up when it ends (the count chosen at start-up, by
+    :func:`set_threads`, goes stale as soon as the machine's load changes).
+
+    :meth:`poll` is called between training steps (the engine calls it at each log interval). Every ``every``
+    seconds it measures the cores the rest of the machine used: the machine's busy ticks in ``/proc/stat``
+    less this process's own CPU time (all its threads, spinning ones included), over the wall time. The
+    count it wants is the free cores, at least one; it changes ``torch``'s thread count only when two
+    measurements in a row want the same new count, so a short burst elsewhere does not make it flap.
+    ``clock``, ``machine`` and ``own`` are the wall clock, :func:`cpu_jiffies` and the process's CPU seconds:
+    a test gives its own (all three, never mixed with real time).
+    """
+
+    EVERY = 3.0  # seconds between measurements
+
+    def __init__(
+        self,
+        cores: int | None = None,
+        *,
+        every: float = EVERY,
+        clock: Callable[[], float] = time.monotonic,
+        machine: Callable[[], tuple[int, int]] = cpu_jiffies,
+        own: Callable[[], float] = time.process_time,
+        set_threads: Callable[[int], None] = torch.set_num_threads,
+        threads: int | None = None,
+    ) -> None:
+        self.cores = cores or os.cpu_count() or 1
+        self.every, self.clock, self.machine, self.own, self._set = every, clock, machine, own, set_threads
+        self.threads = threads if threads is not None else torch.get_num_threads()
+        self.changes: list[tuple[float, int]] = []  # (clock time, new thread count)
+        self._last: tuple[float, int, int, float] | None = None
+        self._wanted: int | None = None
+
+    def others(self) -> float | None:
+        """The cores the rest of the machine kept busy since the last measurement (None: too soon, or
+        ``/proc/stat`` unreadable)."""
+        now = self.clock()
+        if self._last is not None and now - self._last[0] < self.every:
+            return None
+        try:
+            busy, total = self.machine()
+        except OSError:
+            return None
+        own = self.own()
+        last, self._last = self._last, (now, busy, total, own)
+        if last is None or total <= last[2] or now <= last[0]:
+            return None
+        machine_cores = (busy - last[1]) / (total - last[2]) * self.cores
+        return max(0.0, machine_cores - (own - last[3]) / (now - last[0]))
+
+    def poll(self) -> int | None:
+        """Measure when it is time; the new thread count when it changed, else None."""
+        others = self.others()
+        if others is None:
+            return None
+        want = max(1, min(self.cores, self.cores - round(others)))
+        agreed, self._wanted = want == self._wanted, want
+        if want == self.threads or not agreed:
+            return None
+        self._set(want)
+        self.threads = want
+        self.changes.append((self._last[0] if self._last else 0.0, want))
+        return want
 
 
 def auto_threads(cores: int | None = None, busy: float | None = None) -> int:
@@ -228,11 +303,23 @@ def auto_threads(cores: int | None = None, busy: float | None = None) -> int:
     return max(1, min(cores, cores - round(busy)))
 
 
+_threads_fixed = False  # set_threads(N) was called: the thread count is the user's, not to be re-decided
+
+
+def threads_adapt() -> bool:
+    """Whether a CPU run may re-decide its threads as it trains (:class:`ThreadGovernor`): not after
+    ``set_threads(N)`` (``--threads N``) and not under ``OMP_NUM_THREADS``, which say how many."""
+    return not _threads_fixed and not os.environ.get("OMP_NUM_THREADS")
+
+
 def set_threads(threads: int | None) -> int:
     """``--threads N``: the CPU threads PyTorch computes with; returns the number in force.
 
     ``None``: :func:`auto_threads` (the cores not busy with other programs, probed for 0.1 s), unless
-    ``OMP_NUM_THREADS`` says how many (then PyTorch's own choice stands)."""
+    ``OMP_NUM_THREADS`` says how many (then PyTorch's own choice stands); a run then re-decides them as it
+    trains (:func:`threads_adapt`). A number fixes them for every run of this process."""
+    global _threads_fixed
+    explicit = threads is not None
     if threads is None:
         if os.environ.get("OMP_NUM_THREADS"):
             return torch.get_num_threads()
@@ -240,6 +327,7 @@ def set_threads(threads: int | None) -> int:
     elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"--threads {threads}: must be at least 1")
     torch.set_num_threads(threads)
+    _threads_fixed = explicit
     return threads
 
 

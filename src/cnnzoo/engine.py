@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from cnnzoo.config import TrainConfig
 from cnnzoo.data.batches import Augment, DeviceBatches
 from cnnzoo.data.dataset import ImageDataset
-from cnnzoo.devices import DeviceSetup, setup_device
+from cnnzoo.devices import DeviceSetup, ThreadGovernor, setup_device, threads_adapt
 from cnnzoo.distributed import ParallelContext
 from cnnzoo.errors import TrainingDivergedError
 from cnnzoo.metrics import confidence_histogram, confusion_matrix
@@ -317,6 +317,7 @@ class TrainState:
     stopped: bool = False
     last_eval: EvalResult | None = None
     last_val: EvalResult | None = None  # the last epoch's validation (None without a validation split)
+    threads: ThreadGovernor | None = None  # re-decides the CPU threads as the machine's load changes
 
     def resume_dict(self) -> dict[str, Any]:
         """Training progress as plain data (the checkpoint adds the model itself)."""
@@ -619,6 +620,8 @@ def _prepare(model, data, config, resume, setup, parallel) -> _Loop:
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(train_batches))
     state = TrainState(model, optimizer, scheduler, config, setup)
+    if setup.device.type == "cpu" and parallel.alone and not config.deterministic and threads_adapt():
+        state.threads = ThreadGovernor()  # the free cores now, not only at start-up (cnnzoo.devices)
     if resume is not None:
         state.load_resume_dict(resume)
         if parallel.rank != 0 and state.partial is not None:
@@ -729,6 +732,8 @@ def _run_epoch(
     state.model.train()
 
     def on_log(totals: EpochTotals) -> None:
+        if state.threads is not None:
+            state.threads.poll()
         for cb in callbacks:
             cb.on_log(state, totals)
 
@@ -742,7 +747,7 @@ def _run_epoch(
         totals=state.partial,
         grad_clip=config.grad_clip,
         should_stop=should_stop,
-        on_log=on_log if callbacks else None,
+        on_log=on_log if callbacks or state.threads is not None else None,
         params=loop.params,
     )
     if callbacks:
