@@ -17,6 +17,7 @@ and each phase's mean.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -53,7 +54,7 @@ def rates(rows, seconds: float) -> list[dict]:
         lo, hi = w * WINDOW, (w + 1) * WINDOW
         images = elapsed = 0.0
         threads = []
-        for a, b in zip(rows, rows[1:]):
+        for a, b in itertools.pairwise(rows):
             if a is None or b is None or not lo <= b[0] < hi:
                 continue
             images, elapsed = images + b[1] - a[1], elapsed + b[0] - a[0]
@@ -109,7 +110,7 @@ def phase_means(result: dict, seconds: float) -> list[float | None]:
     if result["scenario"] == "busy-start":
         cuts = [0.0, ev["competitor_end"], seconds]
     means = []
-    for lo, hi in zip(cuts, cuts[1:]):
+    for lo, hi in itertools.pairwise(cuts):
         vals = [w["images_per_sec"] for w in result["windows"]
                 if w["images_per_sec"] and lo + WINDOW <= w["from"] and w["from"] + WINDOW <= hi]  # fmt: skip
         means.append(sum(vals) / len(vals) if vals else None)
