@@ -193,3 +193,25 @@ def test_d2l_recipe_covers_the_books_hand_written_batchnorm_lenet(capsys, fake_t
 def test_blocks_dataset_is_fashion_shaped():
     data = blocks_dataset(n_train=20, n_test=10)
     assert (data.in_channels, data.num_classes) == (1, 10)
+
+
+def test_a_run_estimates_its_time_without_touching_its_model(blocks):
+    from cnnzoo.run.training import format_duration
+
+    run = cnnzoo.new_run("lenet_bn", overrides={"epochs": 3, "batch_size": 32, "device": "cpu"}, data=blocks)
+    before = {k: v.clone() for k, v in run.model.state_dict().items()}
+    estimate = run.estimate(steps=2)
+    assert all(torch.equal(before[k], v) for k, v in run.model.state_dict().items())  # a copy was timed
+    assert estimate.epochs == 3 and estimate.batch_size == 32 and estimate.images_per_sec > 0
+    assert estimate.train_images == blocks.train_labels.numel() - run.data.val_labels.numel()
+    per_epoch = (estimate.train_images + estimate.eval_images / 3) / estimate.images_per_sec
+    assert estimate.seconds == pytest.approx(3 * per_epoch)
+    assert str(estimate).startswith("estimated: about ") and "3 epoch(s) of" in str(estimate)
+    assert [format_duration(s) for s in (0.4, 59, 61, 3599, 3725)] == ["0 s", "59 s", "1 min 01 s", "59 min 59 s",
+                                                                       "1 h 02 min"]  # fmt: skip
+
+
+def test_a_resumed_run_estimates_the_epochs_left(trained_run, tmp_path, fake_train_data):
+    run_dir = _copy(trained_run, tmp_path)
+    run = resume_run(run_dir, overrides={"epochs": 5, "device": "cpu"})
+    assert run.estimate(steps=1).epochs == 2

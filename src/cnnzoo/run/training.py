@@ -10,13 +10,16 @@ returned :class:`Outcome`; only :meth:`Run.fit` with ``progress`` prints (for th
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from cnnzoo.config import TrainConfig
@@ -32,7 +35,7 @@ from cnnzoo.run.live import LiveCurves
 from cnnzoo.run.sources import InitReport
 from cnnzoo.tensorboard import TensorBoardLogger, summary_writer_class
 
-__all__ = ["Outcome", "Run", "Training", "start_training"]
+__all__ = ["Estimate", "Outcome", "Run", "Training", "format_duration", "start_training"]
 
 
 @dataclass
@@ -49,6 +52,11 @@ class Run:
     init: InitReport | None = None  # what a new run took from --init-from's trained model
     notes: list[str] = field(default_factory=list)  # what a front end should tell its user first
     out: Path | None = None  # the run directory the last ``fit(out=...)`` wrote
+
+    def estimate(self, *, steps: int = 5) -> Estimate:
+        """How long :meth:`fit` should take on this machine now, timed on ``steps`` training steps of a copy of
+        the model (the run itself is not touched); ``print`` it for one line."""
+        return estimate(self, steps=steps)
 
     def fit(
         self,
@@ -95,6 +103,74 @@ class Run:
         if progress and outcome.directory is not None:
             print(f"run directory: {outcome.directory} (cnnzoo.load_model({str(outcome.directory)!r}))")
         return outcome.history
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """How long :meth:`Run.fit` should take here: ``seconds`` in all, from ``images_per_sec`` timed on a few
+    training steps of a copy of the model just now (on a busy machine it says so by being long)."""
+
+    seconds: float
+    images_per_sec: float
+    epochs: int
+    train_images: int
+    eval_images: int
+    steps_timed: int
+    batch_size: int
+
+    def __str__(self) -> str:
+        return (
+            f"estimated: about {format_duration(self.seconds)} ({self.epochs} epoch(s) of {self.train_images:,} "
+            f"training and {self.eval_images:,} evaluation images at about {self.images_per_sec:,.0f} training "
+            f"images/s, timed on {self.steps_timed} steps of {self.batch_size})"
+        )
+
+
+def format_duration(seconds: float) -> str:
+    """``"45 s"``, ``"3 min 10 s"``, ``"1 h 05 min"``."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+WARMUP_STEPS = 2  # the first steps of a model create its kernels: not timed
+
+
+def estimate(run: Run, *, steps: int = 5) -> Estimate:
+    """:meth:`Run.estimate`: ``steps`` training steps (after :data:`WARMUP_STEPS`) of a copy of ``run.model`` on
+    random input of the run's batch, side, device and precision; evaluation counted at a third of a training
+    step per image (a forward pass of the three)."""
+    config, data = run.config, run.data
+    setup = setup_device(config.device, config.precision, config.channels_last)
+    model = setup.place(copy.deepcopy(run.model)).train()
+    side = config.resize or model.default_input_size
+    batch = min(config.batch_size, max(1, data.train_labels.numel()))
+    x = torch.randn(batch, data.in_channels, side, side, device=setup.device)
+    if setup.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, data.num_classes, (batch,), device=setup.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-9)
+    loss_fn = nn.CrossEntropyLoss()
+    for i in range(WARMUP_STEPS + steps):
+        if i == WARMUP_STEPS:
+            setup.synchronize()
+            start = time.perf_counter()
+        with setup.autocast():
+            loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    setup.synchronize()
+    rate = steps * batch / max(time.perf_counter() - start, 1e-9)
+    done = int(run.resume["epoch"]) if run.resume else 0
+    epochs = max(0, config.epochs - done)
+    train = data.train_labels.numel()
+    evaluated = data.test_labels.numel() + (data.val_labels.numel() if data.val_labels is not None else 0)
+    seconds = epochs * (train + evaluated / 3) / rate
+    return Estimate(seconds, rate, epochs, train, evaluated, steps, batch)
 
 
 def _in_notebook() -> bool:
