@@ -147,6 +147,14 @@ def test_modern_cnns_notebook(fake_fashion, tmp_path):
 
     resnet = stdout(tagged(nb, "resnet"))
     assert re.search(r"^epoch 1/1 ", resnet, flags=re.M) and "examples/sec on" in resnet, resnet
+    # Each training cell says how long it should take before it starts, and what it took when last timed.
+    for tag in ("train-lenet-bn", "resnet", "lenet-plain"):
+        cell = tagged(nb, tag)
+        assert re.search(r"^estimated: about \d", stdout(cell), flags=re.M), (tag, stdout(cell))
+        assert re.search(r"last timed run: \d", cell.source), (tag, cell.source)
+    shipped = stdout(tagged(nb, "shipped-resnet"))
+    assert shipped.startswith("resnet18@32.fashion_mnist: cnnzoo train resnet18 --input-size 32"), shipped
+    assert re.search(r"^test accuracy [01]\.\d{4} on 20 test images \(its card: 0\.9\d{3}", shipped, re.M), shipped
 
     # See inside lenet_bn: each cell draws its figure, of what it says it draws.
     for tag in ("see-filters", "see-feature-maps", "see-cam", "see-top-losses", "see-class-grid"):
@@ -165,23 +173,25 @@ def test_modern_cnns_notebook(fake_fashion, tmp_path):
     )
     assert mistakes and all(true != said for true, said in mistakes), mistakes  # random pixels: it errs
 
-    # The comparison: one row per trained network, with the counts the summaries and the histories give.
+    # The comparison: the two LeNets trained here and the shipped ResNet-18, with the counts the summaries give.
     (table,) = displayed(tagged(nb, "compare"), "text/markdown")
     rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]] for r in table.splitlines()[2:]}
     assert list(rows) == ["lenet", "lenet_bn", "resnet18@32"], table
     lenet_macs = cnnzoo.summary(cnnzoo.create_model("lenet")).macs  # 28x28, as the run trained it
     assert rows["lenet"][:2] == ["61,706", f"{lenet_macs / 1e6:.2f}M"] and rows["lenet_bn"][0] == "44,878", table
-    # the fake set's 60 training images less the 6 held out for validation, its 20 test images
-    assert rows["lenet"][3] == rows["lenet_bn"][3] == rows["resnet18@32"][3] == "54 / 20", table
+    assert rows["lenet"][2] == rows["lenet_bn"][2] == "1, here" and rows["resnet18@32"][2] == "20, shipped", table
     for name, row in rows.items():
-        epochs, accuracy, per_sec = row[2], float(row[4]), float(row[5].replace(",", ""))
-        assert epochs == "1" and 0 <= accuracy <= 1 and per_sec > 0, (name, table)
+        accuracy, per_sec = float(row[3]), float(row[4].replace(",", ""))
+        assert 0 <= accuracy <= 1 and per_sec > 0, (name, table)
     assert displayed(tagged(nb, "compare"), "image/png")
 
 
 def test_your_own_images_notebook(isolated_data, tmp_path):
     nb = run_notebook("your_own_images.ipynb", tmp_path, {})
 
+    train = tagged(nb, "train-folder")
+    assert re.search(r"^estimated: about \d", stdout(train), flags=re.M), stdout(train)
+    assert re.search(r"last timed run: \d", train.source), train.source
     loaded = stdout(tagged(nb, "load-folder"))
     assert "3 classes: circle, square, triangle" in loaded, loaded
     assert displayed(tagged(nb, "load-folder"), "image/png")
