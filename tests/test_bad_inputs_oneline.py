@@ -105,6 +105,15 @@ def _resume(case_id: str, what: str, change: Callable[[dict], None], expect: tup
                 setup=_run_with(edit), run=True)  # fmt: skip
 
 
+_BOMB = "[" * 100_000 + "]" * 100_000
+
+
+def _board_row(**changes: object) -> bytes:
+    """A leaderboard JSON of the repository's first row, with ``changes``."""
+    doc = json.loads((Path(__file__).resolve().parent.parent / "benchmarks" / "leaderboard.json").read_text())
+    return json.dumps({**doc, "rows": [{**doc["rows"][0], **changes}]}).encode()
+
+
 def _lock_link(run: Path) -> None:
     (run.parent / "notes.txt").write_text("the user's notes\n")
     (run / ".lock").symlink_to(run.parent / "notes.txt")
@@ -233,6 +242,22 @@ CASES: list[Case] = [
     Case("metrics-binary", "metrics", "`plot` of a metrics.jsonl that is not text", "plot run",
          ("metrics.jsonl: cannot read it",), "Restore the file.",
          setup=_run_with(lambda r: (r / "metrics.jsonl").write_bytes(b"\xff\xfe\x00garbage")), run=True),
+    Case("metrics-nesting-bomb", "metrics", "`plot` of a metrics.jsonl line nested 100,000 deep (Python's parser "
+         "would raise RecursionError)", "plot run", ("metrics.jsonl: line 1 is not valid JSON (JSON nested more "
+         "than 64 levels deep",), "Restore the file.", setup=_run_with(_metrics(_BOMB + "\n")), run=True),
+    # -- issue 21: files cnnzoo reads that a hand, or a hostile program, made ----------------------------------
+    Case("leaderboard-bomb", "hostile files", "`leaderboard --redraw` of a leaderboard JSON nested 100,000 deep",
+         "leaderboard --redraw --output board.md", ("cannot read board.json (board.json: JSON nested more than 64",),
+         "Restore the file, or move it away.", setup=_files(board_DOT_json=_BOMB.encode())),
+    Case("leaderboard-row-type", "hostile files", "`leaderboard --redraw` of a row whose MACs are text",
+         "leaderboard --redraw --output board.md", ("board.json: row 1: macs is 'many', not a positive whole number",),
+         "Fix the row, or move the file away.", setup=_files(board_DOT_json=lambda: _board_row(macs="many"))),
+    Case("leaderboard-run-type", "hostile files", "`leaderboard --redraw` of a run without its epochs",
+         "leaderboard --redraw --output board.md", ("board.json: row 1: run 1: epochs is 'None'",),
+         "Fix the row, or move the file away.", setup=_files(board_DOT_json=lambda: _board_row(runs=[{"seed": 0}]))),
+    Case("output-json-bomb", "hostile files", "`bench --json` onto a file nested 100,000 deep",
+         "bench lenet --json out.json", ("--json out.json exists and is not a JSON file cnnzoo wrote",),
+         "Choose another path, or pass --force.", setup=_files(out_DOT_json=_BOMB.encode())),
     # -- issue 21: special files, odd targets, a run's own files ------------------------------------------
     Case("lock-symlink", "special files", "a run whose `.lock` is a symbolic link to a user's file (it was "
          "truncated)", "train --resume run --epochs 5", (".lock is a symbolic link, not cnnzoo's lock file",),

@@ -16,6 +16,7 @@ the Fashion-MNIST rows, labelled as not ours.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ from cnnzoo.errors import ConfigError
 from cnnzoo.inspection import human
 from cnnzoo.outputs import claim_output, marker_comment
 from cnnzoo.plots import save_figure
+from cnnzoo.reading import LIMIT, read_json
 from cnnzoo.references import D2L_FIGURES, PUBLIC_BEST, PUBLIC_FIGURES, PUBLIC_SOURCE, reference_key
 
 __all__ = [
@@ -136,18 +138,79 @@ def load_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = read_json(path, limit=LIMIT["leaderboard"])
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"cannot read {path} ({exc}): fix it, move it away or choose another --output") from None
     rows = doc.get("rows") if isinstance(doc, dict) and doc.get("format") == FORMAT else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ConfigError(f"{path} is not a cnnzoo leaderboard ({FORMAT}): move it away or choose another --output")
-    try:
-        for r in rows:
-            row_key(r)
-    except KeyError as exc:
-        raise ConfigError(f"{path}: a row has no {exc.args[0]!r}: fix it or move it away") from None
+    for number, row in enumerate(rows, start=1):
+        problem = _row_problem(row)
+        if problem is not None:
+            raise ConfigError(f"{path}: row {number}: {problem}: fix it or move it away")
     return rows
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 62
+
+
+_PROVENANCE = ("date", "command", "machine", "platform", "python", "torch", "cnnzoo", "device")
+_TEXT = (lambda v: isinstance(v, str), "text")
+_NUM = (_is_num, "a number")
+_NUM_OR_NONE = (lambda v: v is None or _is_num(v), "a number or null")
+_COUNT = (_is_count, "a positive whole number")
+_FRACTION = (lambda v: _is_num(v) and 0 <= v <= 1, "a fraction from 0 to 1")
+_ROW = {  # what every row must hold, and what each part of it is (rows are drawn and tabulated from these)
+    "model": _TEXT,
+    "dataset": _TEXT,
+    "input_size": _COUNT,
+    "params": _COUNT,
+    "macs": _COUNT,
+    "recipe": _TEXT,
+    "seeds": (
+        lambda v: isinstance(v, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in v),
+        "a list of seeds",
+    ),
+    "runs": (
+        lambda v: isinstance(v, list) and 0 < len(v) < 10_000 and all(isinstance(r, dict) for r in v),
+        "a list of runs",
+    ),
+    "test_acc_mean": _FRACTION,
+    "test_acc_std": _NUM_OR_NONE,
+    "train_seconds_mean": _NUM,
+    "train_seconds_std": _NUM_OR_NONE,
+    "device": _TEXT,
+    "precision": _TEXT,
+    "provenance": (
+        lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in _PROVENANCE),
+        "an object of " + ", ".join(_PROVENANCE),
+    ),
+}
+_OPTIONAL = {"budget_minutes": _NUM_OR_NONE, "epochs_planned": (lambda v: v is None or _is_count(v), "a count or null")}
+_RUN = {"epochs": _COUNT}
+_RUN_OPTIONAL = {"test_acc": _FRACTION, "train_seconds": _NUM}
+
+
+def _row_problem(row: Mapping[str, Any]) -> str | None:
+    """What is wrong with a leaderboard row read from a file, in a few words; None when nothing is."""
+    for key, (ok, what) in _ROW.items():
+        if key not in row:
+            return f"it has no {key!r}"
+        if not ok(row[key]):
+            return f"{key} is {str(row[key])[:40]!r}, not {what}"
+    for key, (ok, what) in _OPTIONAL.items():
+        if key in row and not ok(row[key]):
+            return f"{key} is {str(row[key])[:40]!r}, not {what}"
+    for number, run in enumerate(row["runs"], start=1):
+        for key, (ok, what) in [*_RUN.items(), *((k, c) for k, c in _RUN_OPTIONAL.items() if k in run)]:
+            if not ok(run.get(key)):
+                return f"run {number}: {key} is {str(run.get(key))[:40]!r}, not {what}"
+    return None
 
 
 def _sorted(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -37,7 +37,7 @@ from cnnzoo.atomic import atomic_write
 from cnnzoo.config import config_from_dict
 from cnnzoo.errors import CheckpointError, CnnzooError
 from cnnzoo.metrics import low_confidence_bound
-from cnnzoo.registry import check_input_size, create_model, get_model_info
+from cnnzoo.registry import MAX_CHANNELS, MAX_CLASSES, check_input_size, create_model, get_model_info
 
 __all__ = [
     "FORMAT",
@@ -211,8 +211,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 # ------------------------------------------------------------------------------------------------
 _DAMAGED = "the file was edited or damaged: use the run's other checkpoint (best.pt or last.pt) or train again"
 _MAX_SIDE = 4096  # no network here takes more; a bigger side is a damaged file
-_MAX_CHANNELS = 64
-_MAX_CLASSES = 1_000_000
+_MAX_CHANNELS = MAX_CHANNELS
+_MAX_CLASSES = MAX_CLASSES
 _HISTORY_NUMBERS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr")
 
 
@@ -326,8 +326,8 @@ def _check_preprocess(ckpt: Mapping[str, Any]) -> None:
         raise _bad_field(ckpt, "preprocess.classes", f"has {len(classes)} names, but the model has "
                          f"{ckpt['model_kwargs'].get('num_classes', 10)} outputs")  # fmt: skip
     bound = pre.get("low_confidence")  # absent before it was recorded
-    if bound is not None and not (_is_number(bound) and 0 < bound < 1):
-        raise _bad_field(ckpt, "preprocess.low_confidence", f"is {bound!r}, not a probability between 0 and 1")
+    if bound is not None and not (_is_number(bound) and 0 < bound <= 1):
+        raise _bad_field(ckpt, "preprocess.low_confidence", f"is {bound!r}, not a probability above 0, at most 1")
 
 
 def _check_norm(ckpt: Mapping[str, Any], key: str, values: Any, channels: int) -> None:

@@ -79,3 +79,8 @@ class RunLockedError(CnnzooError):
 class MetricsFileError(DataCorruptError, ValueError):
     """A run's metrics.jsonl is damaged (a line that is not JSON, a row without its numbers); also a
     :class:`ValueError`, so code that rebuilds the file from the checkpoint's history keeps catching it."""
+
+
+class ArgumentTypeError(CnnzooError, TypeError):
+    """A Python API argument of the wrong type (``new_run(None)``, ``predict(top_k=2.5)``): named, with the fix,
+    before it reaches torch."""

@@ -11,6 +11,7 @@ shapes, parameter counts and MACs in milliseconds, which is how :func:`models_ta
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnzoo.errors import ConfigError
+from cnnzoo.errors import ArgumentTypeError, ConfigError
 from cnnzoo.models.googlenet import Inception
 from cnnzoo.registry import create_model, get_model_info, list_models
 
@@ -60,16 +61,33 @@ def _model_in_channels(model: nn.Module) -> int:
     return 1
 
 
+MAX_SUMMARY_SIDE = 1024  # one image this large already costs ResNet-18 about 1 GB of activations
+
+
 def _resolve_input_size(model: nn.Module, input_size: InputSize | None) -> tuple[int, int, int]:
-    """``(C, H, W)`` from an int side, ``(H, W)``, ``(C, H, W)``, or ``None`` (the model's default side)."""
+    """``(C, H, W)`` from an int side, ``(H, W)``, ``(C, H, W)``, or ``None`` (the model's default side); each
+    side a whole number from 1 to :data:`MAX_SUMMARY_SIDE`."""
+    chw = _input_size(model, input_size)
+    for side in chw[1:]:
+        if isinstance(side, bool) or not isinstance(side, numbers.Integral):
+            raise ArgumentTypeError(f"input size {input_size!r}: sides must be whole numbers such as 28")
+        if not 1 <= side <= MAX_SUMMARY_SIDE:
+            raise ConfigError(f"input size {input_size!r}: each side must be from 1 to {MAX_SUMMARY_SIDE} pixels")
+    return chw[0], int(chw[1]), int(chw[2])
+
+
+def _input_size(model: nn.Module, input_size: InputSize | None) -> tuple[int, int, int]:
     channels = _model_in_channels(model)
     if input_size is None:
         side = getattr(model, "default_input_size", None)
         if side is None:
             raise ConfigError("this model has no default input size: pass input_size=(C, H, W)")
         return channels, int(side), int(side)
-    if isinstance(input_size, int):
-        return channels, input_size, input_size
+    if isinstance(input_size, numbers.Real):
+        return channels, input_size, input_size  # type: ignore[return-value]
+    if not isinstance(input_size, tuple | list) or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool)
+                                                             for d in input_size):  # fmt: skip
+        raise ArgumentTypeError(f"input size must be H, (H, W) or (C, H, W) in whole pixels, not {input_size!r:.60}")
     dims = tuple(int(d) for d in input_size)
     if len(dims) == 2:
         return (channels, *dims)

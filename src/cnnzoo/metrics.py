@@ -21,6 +21,7 @@ from torch import Tensor
 
 from cnnzoo.atomic import atomic_write_text
 from cnnzoo.errors import MetricsFileError
+from cnnzoo.reading import LIMIT, loads_json, read_text
 
 __all__ = [
     "confusion_matrix",
@@ -55,17 +56,20 @@ def write_metrics(run_dir: str | os.PathLike[str], history: Sequence[Mapping[str
 _METRIC_KEYS = ("epoch", "test_acc")  # what every row needs (plots and the best-accuracy line read them)
 
 
-def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def read_metrics(
+    run_dir: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
     """The rows of a run's ``metrics.jsonl`` (``[]`` when it has none yet).
 
     A damaged file (a line that is not JSON, a row that is not an object, lacks ``epoch`` or ``test_acc``, or
-    holds a value that is not a number) raises :class:`~cnnzoo.errors.MetricsFileError` naming the file and
+    holds a value that is not a number), or one :mod:`cnnzoo.reading` refuses (not a regular file, too large,
+    nested too deep, outside ``root``), raises :class:`~cnnzoo.errors.MetricsFileError` naming the file and
     the line."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, limit=LIMIT["metrics"], root=root)
     except (OSError, UnicodeDecodeError) as exc:
         raise MetricsFileError(f"{path}: cannot read it ({exc}): restore it, or rewrite it with "
                                f"cnnzoo train --resume {run_dir}") from None  # fmt: skip
@@ -79,7 +83,7 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def _metrics_row(path: Path, number: int, line: str) -> dict[str, Any]:
     fix = "restore the file, or delete the damaged line"
     try:
-        row = json.loads(line)
+        row = loads_json(line)
     except ValueError as exc:
         raise MetricsFileError(f"{path}: line {number} is not valid JSON ({exc.args[0][:60]}): {fix}") from None
     if not isinstance(row, dict):

@@ -22,7 +22,6 @@ input of the same command. Writing stays atomic (:mod:`cnnzoo.atomic`); this mod
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 import struct
@@ -31,6 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cnnzoo.errors import OutputError
+from cnnzoo.reading import loads_json, read_json
 
 __all__ = ["KINDS", "MARKER", "PNG_SOFTWARE", "claim_output", "is_cnnzoo_output", "marker_comment"]
 
@@ -89,11 +89,9 @@ def _is_markdown(path: Path, header: str | None) -> bool:
 
 
 def _is_json(path: Path, header: str | None) -> bool:
-    if path.stat().st_size > _JSON_LIMIT:
-        return False
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        doc = read_json(path, limit=_JSON_LIMIT)
+    except (UnicodeDecodeError, ValueError):  # an OSError (too large, not a regular file): is_cnnzoo_output
         return False
     if not isinstance(doc, dict):
         return False
@@ -124,7 +122,7 @@ def _is_safetensors(path: Path, header: str | None) -> bool:
         if n > 100 << 20:
             return False
         try:
-            head = json.loads(f.read(n))
+            head = loads_json(f.read(n))
         except (UnicodeDecodeError, ValueError):
             return False
     meta = head.get("__metadata__") if isinstance(head, dict) else None

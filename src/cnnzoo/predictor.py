@@ -33,7 +33,7 @@ from cnnzoo.checkpoint import model_from_checkpoint
 from cnnzoo.data import MNIST_LIKE, dataset_name
 from cnnzoo.data.datasets import IMAGE_SUFFIXES
 from cnnzoo.devices import resolve_device
-from cnnzoo.errors import ConfigError, ImageError, OutputError
+from cnnzoo.errors import ArgumentTypeError, ConfigError, ImageError, OutputError
 from cnnzoo.outputs import claim_output
 from cnnzoo.plots import PNG_METADATA
 from cnnzoo.predict import (
@@ -133,8 +133,11 @@ class Predictor:
 
     def classify(self, prepared: Sequence[PreparedImage], *, top_k: int = 3) -> list[dict[str, Any]]:
         """Records (as :meth:`predict` returns) of pictures already prepared, e.g. by :meth:`prepare_bytes`."""
-        if top_k < 1:
-            raise ConfigError(f"--top-k {top_k}: must be at least 1")
+        _check_top_k(top_k)
+        for item in prepared:
+            if not isinstance(item, PreparedImage):
+                raise ArgumentTypeError(f"classify takes pictures prepare() returned, not {type(item).__name__}: "
+                                        "give paths, bytes or pictures to predict()")  # fmt: skip
         records: list[dict[str, Any]] = []
         for start in range(0, len(prepared), BATCH):
             batch = list(prepared[start : start + BATCH])
@@ -161,8 +164,10 @@ class Predictor:
 
         ``save_input``: a directory (made if missing) that receives each picture exactly as the model sees it,
         ``NNNN-<name>.png`` at the model's input size, before normalisation; the record's ``input`` names it."""
-        if top_k < 1:
-            raise ConfigError(f"--top-k {top_k}: must be at least 1")
+        _check_top_k(top_k)
+        if not _is_one_picture(images) and not isinstance(images, Iterable):
+            raise ArgumentTypeError(f"predict takes a picture or a list of them (paths, bytes, PIL images, arrays, "
+                                    f"tensors), not {type(images).__name__}")  # fmt: skip
         items = [images] if _is_one_picture(images) else list(images)
         paths = _expand(items)
         targets = _input_targets(save_input, paths) if save_input is not None else None
@@ -200,8 +205,11 @@ def _expand(items: Sequence[Any]) -> list[Path | tuple[str, Any]]:
     for i, item in enumerate(items, start=1):
         if isinstance(item, _IN_MEMORY):
             out.append((f"picture {i}", item))
-        else:
+        elif isinstance(item, str | os.PathLike):
             out += expand_images([item])
+        else:
+            raise ArgumentTypeError(f"picture {i} is of type {type(item).__name__}: give a path, bytes, a PIL image, "
+                                    "an array or a tensor")  # fmt: skip
         if len(out) > MAX_IMAGES:
             raise ConfigError(f"more than {MAX_IMAGES:,} images in one call: give fewer, or call it in parts")
     return out
@@ -282,6 +290,13 @@ def load_model(
         check=dataset == "fashion-mnist",
         low_confidence=low_confidence_of(ckpt),
     )
+
+
+def _check_top_k(top_k: Any) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise ArgumentTypeError(f"top_k must be a whole number such as 3, not {top_k!r:.40}")
+    if top_k < 1:
+        raise ConfigError(f"--top-k {top_k}: must be at least 1")
 
 
 def picture_defaults(ckpt: Mapping[str, Any]) -> dict[str, Any]:

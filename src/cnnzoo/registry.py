@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnzoo.errors import ConfigError, InputTooSmallError, ModelError, UnknownModelError
+from cnnzoo.errors import ArgumentTypeError, ConfigError, InputTooSmallError, ModelError, UnknownModelError
 
 __all__ = [
     "ModelInfo",
@@ -108,6 +108,8 @@ def list_models() -> list[str]:
 
 def get_model_info(name: str) -> ModelInfo:
     """The :class:`ModelInfo` of ``name``; raises :class:`UnknownModelError` with close matches."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"the model name must be text such as 'resnet18' (see list_models()), not {name!r}")
     _ensure_models_imported()
     try:
         return _REGISTRY[name]
@@ -126,10 +128,8 @@ def create_model(name: str, *, num_classes: int = 10, in_channels: int = 1, **kw
     (``small_input=True`` does).
     """
     info = get_model_info(name)
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    if in_channels < 1:
-        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+    _check_count("num_classes", num_classes, MAX_CLASSES)
+    _check_count("in_channels", in_channels, MAX_CHANNELS)
     model = info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
     model.model_name = name
     model.model_kwargs = {"num_classes": num_classes, "in_channels": in_channels, **kwargs}
@@ -141,6 +141,18 @@ def create_model(name: str, *, num_classes: int = 10, in_channels: int = 1, **kw
         model.max_input_size = info.max_input_size
     model.register_forward_pre_hook(_check_input_size)
     return model
+
+
+MAX_CLASSES = 100_000  # a head this wide on AlexNet is 1.6 GB already; ImageNet-21k has 21,841 classes
+MAX_CHANNELS = 64
+
+
+def _check_count(name: str, value: Any, top: int) -> None:
+    """``value`` must be a whole number from 1 to ``top`` (a bigger one would allocate without bound)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"{name} must be a whole number such as 10, not {value!r}")
+    if not 1 <= value <= top:
+        raise ConfigError(f"{name} {value}: must be from 1 to {top:,}")
 
 
 def _check_input_size(module: nn.Module, args: tuple) -> None:

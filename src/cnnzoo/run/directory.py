@@ -45,6 +45,7 @@ from cnnzoo.errors import CheckpointError, ConfigError, OutputError, RunLockedEr
 from cnnzoo.explain.files import explain_run
 from cnnzoo.metrics import read_metrics, write_metrics, write_per_class
 from cnnzoo.plots import confusion_figure, curves_figure, save_figure
+from cnnzoo.reading import LIMIT, read_json
 from cnnzoo.report import write_report
 
 try:
@@ -128,7 +129,7 @@ def check_new_run_target(path: Path, *, locked_by_us: bool = False) -> None:
 
 def _is_run_config(path: Path) -> bool:
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_json(path, limit=LIMIT["config"])
     except (OSError, UnicodeDecodeError, ValueError):
         return False
     return isinstance(record, dict) and {"config", "model", "environment"} <= set(record)
@@ -147,7 +148,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-_CONFIG_BYTES = 16 << 20  # a run's config.json is a few kB; a larger one is not cnnzoo's (never read whole)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 _LOCK_BYTES = 4096  # a lock file cnnzoo wrote holds two short lines
 
@@ -400,10 +400,10 @@ class RunDirectory(Callback):
     def write_config(self, state: TrainState) -> None:
         path = self.path / "config.json"
         previous: dict[str, Any] = {}
-        if path.is_file() and path.stat().st_size <= _CONFIG_BYTES:
+        if path.is_file():
             try:
-                previous = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError, RecursionError):
+                previous = read_json(path, limit=LIMIT["config"])
+            except (OSError, ValueError):
                 previous = {}
         if not isinstance(previous, dict):  # a hand-damaged file: what it said of earlier sessions is lost, not trusted
             previous = {}
@@ -550,7 +550,11 @@ class RunDirectory(Callback):
     def _record_time_to_target(self, state: TrainState) -> None:
         """``--target-acc``: add when the target was reached (or that it was not) to config.json."""
         path = self.path / "config.json"
-        record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        try:
+            record = read_json(path, limit=LIMIT["config"])
+        except (OSError, ValueError):  # written by this run a moment ago: only a hand or a full disk damages it
+            record = {}
+        record = record if isinstance(record, dict) else {}
         hit = time_to_target(state.history, self.config.target_acc)
         record["time_to_target"] = (
             {**hit, "reached": True, "counts": "training + evaluation wall time; start-up and file writes excluded"}

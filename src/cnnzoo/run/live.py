@@ -32,6 +32,7 @@ from typing import Any
 
 from cnnzoo.atomic import atomic_write_text
 from cnnzoo.engine import Callback, EpochTotals, TrainState
+from cnnzoo.reading import LIMIT, read_json
 
 __all__ = ["LIVE_NAME", "MAX_ROWS", "WRITE_SECONDS", "LiveCurves", "live_row", "read_live"]
 
@@ -126,12 +127,13 @@ class LiveCurves(Callback):
         self.writes += 1
 
 
-def read_live(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+def read_live(run_dir: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
     """The record in ``run_dir/live.json``, or None when there is none or it is not one (a viewer shows no
-    live rows rather than an error: the file is progress, written best-effort)."""
+    live rows rather than an error: the file is progress, written best-effort). Read safely
+    (:mod:`cnnzoo.reading`), and only inside ``root`` when given."""
     path = Path(run_dir) / LIVE_NAME
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_json(path, limit=LIMIT["live"], root=root)
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     if not isinstance(record, dict) or not isinstance(record.get("rows"), list):

@@ -41,7 +41,7 @@ from cnnzoo.config import (
 )
 from cnnzoo.data.dataset import ImageDataset, auto_validation_size
 from cnnzoo.engine import patience_reached, time_to_target, xavier_init
-from cnnzoo.errors import CheckpointError, ConfigError
+from cnnzoo.errors import ArgumentTypeError, CheckpointError, ConfigError
 from cnnzoo.registry import ModelSpec, create_model, meta_model, parse_model_spec
 from cnnzoo.run.directory import check_unlocked, resolve_run_dir
 from cnnzoo.run.sources import init_from_trained, load_trained
@@ -143,6 +143,7 @@ def make_config(
     channels and classes into ``model_kwargs``, so the network is built for them; ``None`` means
     Fashion-MNIST's one channel and ten classes, or that the data are not loaded yet (see :func:`new_run`).
     """
+    _check_arguments(spec, recipe, overrides, data)
     text = spec if isinstance(spec, str) else spec.label
     spec = parse_model_spec(spec) if isinstance(spec, str) else spec
     values = _spec_overrides(spec, overrides or {}, text)
@@ -154,6 +155,21 @@ def make_config(
             **values.get("model_kwargs", {}),
         }
     return resolve_config(spec.name, recipe, values)
+
+
+def _check_arguments(spec: Any, recipe: Any, overrides: Any, data: Any) -> None:
+    """The Python API's arguments, each named with its fix before anything deeper meets it."""
+    if not isinstance(spec, str | ModelSpec):
+        raise ArgumentTypeError(f"the model must be a name such as 'lenet_bn' or 'resnet18@32' (see "
+                                f"cnnzoo.list_models()), not {spec!r:.60}")  # fmt: skip
+    if not isinstance(recipe, str):
+        raise ArgumentTypeError(f"recipe must be 'fast' or 'd2l', not {recipe!r:.60}")
+    if overrides is not None and not (isinstance(overrides, Mapping) and all(isinstance(k, str) for k in overrides)):
+        raise ArgumentTypeError(f"overrides must be a dict of config fields such as {{'epochs': 5}}, not "
+                                f"{overrides!r:.60}")  # fmt: skip
+    if data is not None and not isinstance(data, ImageDataset):
+        raise ArgumentTypeError(f"data must be a dataset from cnnzoo.load_fashion_mnist() or cnnzoo.load_dataset(), "
+                                f"not {type(data).__name__}")  # fmt: skip
 
 
 def build_model(config: TrainConfig) -> nn.Module:

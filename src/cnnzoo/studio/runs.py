@@ -10,7 +10,7 @@ still be a child of the root, so no id, encoded or not, reaches a file outside i
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 import re
 from pathlib import Path
@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse
 
 from cnnzoo.errors import CnnzooError, MetricsFileError
 from cnnzoo.metrics import read_metrics
+from cnnzoo.reading import LIMIT, read_json, read_text
 from cnnzoo.run.directory import lock_holder
 from cnnzoo.run.live import read_live
 from cnnzoo.studio.schemas import MetricsOut, RunDetailOut, RunOut
@@ -117,9 +118,9 @@ class RunIndex:
     # -- what the pages show ------------------------------------------------------------------------------
     def summary(self, run_id: str) -> dict[str, Any]:
         path = self.path(run_id)
-        record = _config(path)
+        record = _config(path, self.root)
         config = record.get("config") if isinstance(record.get("config"), dict) else {}
-        rows = _metrics(path)
+        rows = _metrics(path, self.root)
         model = record.get("model") if isinstance(record.get("model"), dict) else {}
         data = record.get("data") if isinstance(record.get("data"), dict) else {}
         vals = [r["val_acc"] for r in rows if isinstance(r.get("val_acc"), int | float)]
@@ -140,7 +141,7 @@ class RunIndex:
 
     def detail(self, run_id: str) -> dict[str, Any]:
         path = self.path(run_id)
-        record = _config(path)
+        record = _config(path, self.root)
         data = record.get("data") if isinstance(record.get("data"), dict) else {}
         classes = data.get("classes") if isinstance(data.get("classes"), list) else []
         return clean(
@@ -148,7 +149,7 @@ class RunIndex:
                 **self.summary(run_id),
                 "config": record.get("config") if isinstance(record.get("config"), dict) else {},
                 "classes": [str(c) for c in classes],
-                "per_class": _per_class(path / "per_class.csv"),
+                "per_class": _per_class(path / "per_class.csv", self.root),
                 "files": [name for name in RUN_FILES if (path / name).is_file()],
                 "environment": record.get("environment") if isinstance(record.get("environment"), dict) else {},
             }
@@ -156,8 +157,8 @@ class RunIndex:
 
     def metrics(self, run_id: str) -> dict[str, Any]:
         path = self.path(run_id)
-        rows = _metrics(path)
-        live = read_live(path)
+        rows = _metrics(path, self.root)
+        live = read_live(path, root=self.root)
         partial = []
         if live is not None:
             # rows of an epoch that has since become a metrics row are not live any more
@@ -181,17 +182,17 @@ def _changed(path: Path) -> float:
         return 0.0
 
 
-def _config(path: Path) -> dict[str, Any]:
+def _config(path: Path, root: Path) -> dict[str, Any]:
     try:
-        record = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        record = read_json(path / "config.json", limit=LIMIT["config"], root=root)
     except (OSError, UnicodeDecodeError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
 
 
-def _metrics(path: Path) -> list[dict[str, Any]]:
+def _metrics(path: Path, root: Path) -> list[dict[str, Any]]:
     try:
-        return read_metrics(path)
+        return read_metrics(path, root=root)
     except MetricsFileError:
         raise
     except OSError as exc:
@@ -206,10 +207,10 @@ def _status(path: Path) -> str:
     return "stopped" if (path / "last.pt").is_file() else "incomplete"
 
 
-def _per_class(path: Path) -> list[dict[str, Any]]:
+def _per_class(path: Path, root: Path) -> list[dict[str, Any]]:
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))
+        text = read_text(path, limit=LIMIT["table"], root=root)
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
     except (OSError, UnicodeDecodeError, csv.Error):
         return []
     out = []

@@ -14,7 +14,6 @@ run's checkpoint (``eval``, ``predict``, ``explain``, ``export``, the studio) ta
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from cnnzoo._version import __version__
 from cnnzoo.checkpoint import FORMAT, VERSION
 from cnnzoo.data.cache import cache_dir
 from cnnzoo.errors import CheckpointError
+from cnnzoo.reading import LIMIT, UnsafeFileError, read_bytes, read_json
 from cnnzoo.weights.catalog import FILES_DIR, Weight, get_weight
 from cnnzoo.weights.storage import decode
 
@@ -43,10 +43,8 @@ def built_record(weight: Weight) -> Path:
 
 def _read_built(weight: Weight) -> dict[str, Any] | None:
     path = built_record(weight)
-    if not path.is_file() or path.stat().st_size > 1 << 20:
-        return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_json(path, limit=LIMIT["record"])
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None
@@ -80,7 +78,10 @@ def read_weight(weight: Weight) -> tuple[dict[str, Any], dict[str, str], Path]:
     if size > limit:
         raise CheckpointError(f"{path}: {size:,} bytes, more than the {limit:,} of {weight.name}: remove it and "
                               "fetch or build it again")  # fmt: skip
-    data = path.read_bytes()
+    try:
+        data = read_bytes(path, limit=limit)  # what was checked is what is read: no swap for a FIFO in between
+    except UnsafeFileError as exc:
+        raise CheckpointError(f"{exc}: remove it, then fetch or build {weight.name} again") from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha:
         fix = "reinstall cnnzoo" if weight.shipped else f"remove it and fetch or build {weight.name} again"

@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load
 
 from cnnzoo.errors import CheckpointError
+from cnnzoo.reading import loads_json
 
 __all__ = ["STORAGES", "decode", "encode", "file_sha256"]
 
@@ -94,7 +95,7 @@ def _header(data: bytes, where: str) -> dict[str, str]:
     if n > MAX_HEADER or 8 + n > len(data):
         raise CheckpointError(f"{where}: not a safetensors weight file (its header length {n} is impossible)")
     try:
-        head = json.loads(data[8 : 8 + n])
+        head = loads_json(data[8 : 8 + n])
     except (UnicodeDecodeError, ValueError):
         raise CheckpointError(f"{where}: not a safetensors weight file (its header is not JSON)") from None
     meta = head.get("__metadata__") if isinstance(head, dict) else None
