@@ -19,19 +19,31 @@ CASES = {
     "data='x'": (lambda: cnnzoo.new_run("lenet", data="x"), ArgumentTypeError, "data must be a dataset"),
     "recipe=3": (lambda: cnnzoo.new_run("lenet", recipe=3), ArgumentTypeError, "recipe must be 'fast' or 'd2l'"),
     "create_model(None)": (lambda: cnnzoo.create_model(None), ArgumentTypeError, "the model name must be text"),
-    "num_classes=10**12": (lambda: cnnzoo.create_model("lenet", num_classes=10**12), ConfigError,
-                           "num_classes 1000000000000: must be from 1 to 100,000"),  # fmt: skip
+    "num_classes=10**12": (
+        lambda: cnnzoo.create_model("lenet", num_classes=10**12),
+        ConfigError,
+        "num_classes 1000000000000: must be from 1 to 100,000",
+    ),
     "num_classes=0": (lambda: cnnzoo.create_model("lenet", num_classes=0), ConfigError, "must be from 1"),
     "num_classes=2.5": (lambda: cnnzoo.create_model("lenet", num_classes=2.5), ArgumentTypeError, "whole number"),
     "in_channels=True": (lambda: cnnzoo.create_model("lenet", in_channels=True), ArgumentTypeError, "whole number"),
     "in_channels=10**6": (lambda: cnnzoo.create_model("lenet", in_channels=10**6), ConfigError, "from 1 to 64"),
-    "summary(m, 100000)": (lambda: cnnzoo.summary(cnnzoo.create_model("lenet"), 100_000), ConfigError,
-                           "each side must be from 1 to 1024 pixels"),  # fmt: skip
+    "summary(m, 100000)": (
+        lambda: cnnzoo.summary(cnnzoo.create_model("lenet"), 100_000),
+        ConfigError,
+        "each side must be from 1 to 1024 pixels",
+    ),
     "summary(m, 2.5)": (lambda: cnnzoo.summary(cnnzoo.create_model("lenet"), 2.5), ArgumentTypeError, "whole"),
-    "summary(m, 'big')": (lambda: cnnzoo.summary(cnnzoo.create_model("lenet"), "big"), ArgumentTypeError,
-                          "input size must be H, (H, W) or (C, H, W)"),  # fmt: skip
-    "summary(m, (28, None))": (lambda: cnnzoo.summary(cnnzoo.create_model("lenet"), (28, None)), ArgumentTypeError,
-                               "in whole pixels"),  # fmt: skip
+    "summary(m, 'big')": (
+        lambda: cnnzoo.summary(cnnzoo.create_model("lenet"), "big"),
+        ArgumentTypeError,
+        "input size must be H, (H, W) or (C, H, W)",
+    ),
+    "summary(m, (28, None))": (
+        lambda: cnnzoo.summary(cnnzoo.create_model("lenet"), (28, None)),
+        ArgumentTypeError,
+        "in whole pixels",
+    ),
 }
 
 
@@ -47,7 +59,7 @@ def test_a_wrong_argument_is_named_with_its_fix(name):
 
 def test_the_predictor_names_its_wrong_arguments():
     model = cnnzoo.load_model("lenet_bn.fashion_mnist")
-    with pytest.raises(ArgumentTypeError, match="top_k must be a whole number such as 3, not 2.5"):
+    with pytest.raises(ArgumentTypeError, match=r"top_k must be a whole number such as 3, not 2\.5"):
         model.predict(np.zeros((28, 28), np.uint8), top_k=2.5)
     with pytest.raises(ConfigError, match="--top-k 0: must be at least 1"):
         model.predict(np.zeros((28, 28), np.uint8), top_k=0)
