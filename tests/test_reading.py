@@ -5,10 +5,12 @@ treats it as absent, quickly."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -118,22 +120,15 @@ def test_the_run_readers_take_a_hostile_file_as_damaged_or_absent(tmp_path, kind
 
 
 def hostile_root(tmp_path, trained_run):
-    """A studio root with one good run and one of each hostile file in other runs."""
-    root = tmp_path / "runs"
-    root.mkdir()
-    shutil.copytree(trained_run, root / "good")
-    (tmp_path / "secret.csv").write_text("label,name\n0,the secret line\n")
-    for kind, make in HOSTILE.items():
-        for name in ("config.json", "metrics.jsonl", "live.json", "per_class.csv"):
-            run = root / f"{kind}-{name.split('.')[0]}"
-            shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("*.pt", "*.png"))
-            (run / name).unlink(missing_ok=True)
-            make(run / name)
-    leak = root / "leaky"
-    shutil.copytree(trained_run, leak, ignore=shutil.ignore_patterns("*.pt", "*.png"))
-    (leak / "per_class.csv").unlink()
-    (leak / "per_class.csv").symlink_to(tmp_path / "secret.csv")
-    return root
+    """The soak benchmark's hostile studio root (benchmarks/studio/soak.py): one good run, one run per hostile
+    kind and run file, and a per_class.csv linked out of the root."""
+    spec = importlib.util.spec_from_file_location(
+        "studio_soak", Path(__file__).parents[1] / "benchmarks/studio/soak.py"
+    )
+    soak = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("studio_soak", soak)
+    spec.loader.exec_module(soak)
+    return soak.hostile_root(tmp_path, trained_run)
 
 
 def test_the_studio_answers_every_run_of_a_hostile_folder_without_a_5xx(tmp_path, trained_run):

@@ -23,6 +23,9 @@ __all__ = ["add_studio", "cmd_studio", "is_loopback"]
 EXTRA = "error: cnnzoo studio needs the studio extra: pip install 'cnnzoo[studio]'"
 
 
+GRACE_SECONDS = 1  # after SIGTERM, requests in flight get this long; then the studio stops regardless
+
+
 def add_studio(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "studio",
@@ -98,7 +101,10 @@ def cmd_studio(args: argparse.Namespace) -> int:
     print(f"cnnzoo studio: {url} ({runs}); Ctrl-C stops it", flush=True)
     if args.open:
         webbrowser.open(url)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    # On SIGTERM or Ctrl-C, requests in flight get GRACE seconds to finish; then the server stops regardless.
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_SECONDS)
+    )
     try:
         # uvicorn traps Ctrl-C, shuts down, then raises the signal again: it arrives here as KeyboardInterrupt
         server.run(sockets=[sock])

@@ -29,6 +29,7 @@ from cnnzoo._version import __version__
 from cnnzoo.errors import CnnzooError, ConfigError, UnknownModelError
 from cnnzoo.studio import inference, runs, weights, zoo
 from cnnzoo.studio.inference import ModelCache, UnsupportedUploadError, UploadTooLargeError
+from cnnzoo.studio.limits import HEAVY_AT_ONCE, ROUTE_SECONDS, WorkLimit
 from cnnzoo.studio.runs import NotFoundError, RunIndex
 
 __all__ = ["MAX_UPLOAD_BYTES", "PAGES", "STATIC", "BodyLimit", "create_app", "status_of"]
@@ -158,6 +159,8 @@ def create_app(
     cache_size: int = 4,
     missing_ok: bool = False,
     hosts: Sequence[str] | None = LOOPBACK_NAMES,
+    heavy_at_once: int = HEAVY_AT_ONCE,
+    route_seconds: float = ROUTE_SECONDS,
 ) -> FastAPI:
     """The studio for the runs under ``root`` (a directory of run directories, or one run directory).
 
@@ -165,6 +168,8 @@ def create_app(
     A ``root`` that is not a directory is a :class:`~cnnzoo.errors.ConfigError`, unless ``missing_ok`` and it does
     not exist (a fresh install: no runs yet, the trained weights to try). ``hosts``: the names a request's Host
     may give (:class:`GuardOrigin`); None takes any (a studio bound to every address on purpose).
+    ``heavy_at_once`` and ``route_seconds``: the model work done at once, and the longest any request takes to be
+    answered (:class:`~cnnzoo.studio.limits.WorkLimit`).
     """
     root = Path(root)
     if not root.is_dir() and not (missing_ok and not root.exists()):
@@ -179,6 +184,7 @@ def create_app(
     app.state.runs = RunIndex(root)
     app.state.models = ModelCache(cache_size)
     app.state.max_upload = max_upload
+    app.add_middleware(WorkLimit, heavy_at_once=heavy_at_once, route_seconds=route_seconds)  # the innermost
     app.add_middleware(BodyLimit, limit=max_upload + _FORM_OVERHEAD, message=too_large(max_upload))
     app.add_middleware(GuardOrigin, hosts=hosts)  # added last: the first to see a request
     _add_error_handlers(app)
@@ -238,6 +244,6 @@ def _add_pages(app: FastAPI) -> None:
     app.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
 
     @app.get("/api/health", tags=["studio"], summary="the studio is up: its version and root")
-    def health(request: Request) -> dict[str, Any]:
+    async def health(request: Request) -> dict[str, Any]:  # on the event loop: no worker thread needed
         index: RunIndex = request.app.state.runs
         return {"ok": True, "version": __version__, "root": str(index.root), "single_run": index.single}
