@@ -10,12 +10,16 @@ from __future__ import annotations
 import argparse
 import errno
 import ipaddress
+import os
+import signal
 import socket
 import sys
+import threading
+import time
 import webbrowser
 from pathlib import Path
 
-from cnnzoo.cli.common import EXIT_INTERRUPTED, Terminated
+from cnnzoo.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from cnnzoo.errors import ConfigError, MissingExtraError
 
 __all__ = ["add_studio", "cmd_studio", "is_loopback"]
@@ -105,6 +109,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_SECONDS)
     )
+    _stop_within(server, GRACE_SECONDS + 2)
     try:
         # uvicorn traps Ctrl-C, shuts down, then raises the signal again: it arrives here as KeyboardInterrupt
         server.run(sockets=[sock])
@@ -116,3 +121,18 @@ def cmd_studio(args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
+
+
+def _stop_within(server, seconds: float) -> None:
+    """Whatever its requests are doing (a worker thread cannot be interrupted), the process ends ``seconds`` after
+    the server is asked to stop: a daemon thread watches for it."""
+
+    def watch() -> None:
+        while not server.should_exit:
+            time.sleep(0.2)
+        time.sleep(seconds)
+        print("studio stopped (requests still running were abandoned)", file=sys.stderr, flush=True)
+        interrupted = signal.SIGINT in getattr(server, "_captured_signals", ())
+        os._exit(EXIT_INTERRUPTED if interrupted else EXIT_TERMINATED)
+
+    threading.Thread(target=watch, name="cnnzoo-studio-stop", daemon=True).start()

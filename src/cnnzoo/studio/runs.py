@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
 from cnnzoo.errors import CnnzooError, MetricsFileError
 from cnnzoo.metrics import read_metrics
-from cnnzoo.reading import LIMIT, read_json, read_text
+from cnnzoo.reading import LIMIT, read_bytes, read_json, read_text
 from cnnzoo.run.directory import lock_holder
 from cnnzoo.run.live import read_live
 from cnnzoo.studio.schemas import MetricsOut, RunDetailOut, RunOut
@@ -262,11 +262,21 @@ def get_metrics(run_id: str, request: Request) -> dict[str, Any]:
     return _index(request).metrics(run_id)
 
 
+FILE_LIMIT = {"image/png": 8 * 2**20}  # cnnzoo's figures are well under 1 MB; its text files, a few kB
+TEXT_LIMIT = 4 * 2**20
+
+
 @router.get(
     "/runs/{run_id}/files/{name}",
     summary="one of the run's files: " + ", ".join(RUN_FILES),
-    response_class=FileResponse,
+    response_class=Response,
 )
-def get_file(run_id: str, name: str, request: Request) -> FileResponse:
-    path = _index(request).file(run_id, name)
-    return FileResponse(path, media_type=RUN_FILES[name], headers={"Cache-Control": "no-cache"})
+def get_file(run_id: str, name: str, request: Request) -> Response:
+    index = _index(request)
+    path = index.file(run_id, name)
+    media = RUN_FILES[name]
+    try:  # read whole and bounded, the safe way: a file swapped for a FIFO or grown to gigabytes is not served
+        body = read_bytes(path, limit=FILE_LIMIT.get(media, TEXT_LIMIT), root=index.root)
+    except OSError as exc:
+        raise NotFoundError(f"run {run_id!r}: {name} cannot be served ({exc})") from None
+    return Response(body, media_type=media, headers={"Cache-Control": "no-cache"})
