@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -43,6 +45,12 @@ FUZZ_TARGETS = [
     ("fuzz-image-mutated", "`load_image` on PNG, JPEG, GIF, BMP, TIFF (8-bit and float), WebP, PPM, ICO files of "
      "several modes with bit flips, cuts, insertions and splices; no warning may escape",
      "test_load_image_on_mutated_valid_images"),
+    ("fuzz-json-readers", "every reader of a run's JSON files and of a leaderboard (the run layer, the studio's run "
+     "pages, `plot`, `leaderboard --redraw`, output claims) on random text and on random JSON of any type and "
+     "nesting", "test_json_readers_on_random_text_and_json"),
+    ("fuzz-studio-routes", "the studio's routes on random run ids, file and model names, query values, and "
+     "`POST /api/predict` forms with random fields and bytes: no 5xx but the 503 of a full queue",
+     "test_studio_routes_on_random_requests"),
 ]  # fmt: skip
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -227,3 +235,103 @@ def test_every_unmutated_seed_image_loads(scratch, index):
     path = scratch / f"seed-{index}.img"
     path.write_bytes(IMAGE_SEEDS[index])
     assert load_image(path, size=28).pixels.shape == (1, 28, 28)
+
+
+# ------------------------------------------------------------------------------------------------
+# the JSON readers and the studio's routes (issue 21)
+# ------------------------------------------------------------------------------------------------
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=40,
+)
+KEYS = ["config", "model", "data", "environment", "epochs", "rows", "epoch", "test_acc", "val_acc", "format",
+        "written_by", "classes", "name", "started", "state", "runs", "macs", "dataset"]  # fmt: skip
+LIKELY = st.recursive(  # JSON shaped like cnnzoo's own, to reach past the first type check
+    st.none() | st.integers(-3, 3) | st.floats(allow_nan=True) | st.sampled_from(["", "x", "cnnzoo-leaderboard/1"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=6),
+    max_leaves=30,
+)
+DOCUMENTS = st.one_of(
+    st.text(max_size=300),
+    JSON.map(lambda v: json.dumps(v, allow_nan=True)),
+    LIKELY.map(lambda v: json.dumps(v, allow_nan=True)),
+    st.integers(1, 3000).map(lambda n: "[" * n + "]" * n),
+)
+
+
+@settings(FUZZ, max_examples=150)
+@given(config=DOCUMENTS, metrics=st.lists(DOCUMENTS, max_size=3), live=DOCUMENTS, board=DOCUMENTS)
+def test_json_readers_on_random_text_and_json(scratch, config, metrics, live, board):
+    from cnnzoo.board import load_rows
+    from cnnzoo.errors import ConfigError, MetricsFileError
+    from cnnzoo.metrics import read_metrics
+    from cnnzoo.outputs import is_cnnzoo_output
+    from cnnzoo.run.live import read_live
+    from cnnzoo.studio.runs import NotFoundError, RunIndex
+
+    run = scratch / "runs" / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(config)
+    (run / "metrics.jsonl").write_text("\n".join(metrics) + "\n")
+    (run / "live.json").write_text(live)
+    (run / "per_class.csv").write_text(config)
+    (scratch / "board.json").write_text(board)
+    live_record = read_live(run)
+    assert live_record is None or isinstance(live_record, dict)
+    try:
+        read_metrics(run)
+    except MetricsFileError as exc:
+        _check_error(exc)
+    index = RunIndex(scratch / "runs")
+    for view in (index.summary, index.detail, index.metrics):
+        try:
+            json.dumps(view("run"), allow_nan=False)  # what the route sends must be JSON
+        except (MetricsFileError, NotFoundError) as exc:
+            _check_error(exc)
+    try:
+        load_rows(scratch / "board.json")
+    except ConfigError as exc:
+        _check_error(exc)
+    assert is_cnnzoo_output(scratch / "board.json", "json") in (True, False)
+
+
+@pytest.fixture(scope="module")
+def studio_client(tmp_path_factory, trained_run):
+    from fastapi.testclient import TestClient
+
+    from cnnzoo.studio import create_app
+
+    root = tmp_path_factory.mktemp("fuzz-studio") / "runs"
+    root.mkdir()
+    shutil.copytree(trained_run, root / "lenet_bn-done")
+    with TestClient(create_app(root), base_url="http://127.0.0.1") as client:
+        yield client
+
+
+SOME_NAMES = ["lenet_bn-done", "..", "%2e%2e", "lenet", "vgg11", "config.json", "per_class.csv", "", "a/b", "weight:x"]
+NAMES = st.one_of(st.text(max_size=40), st.sampled_from(SOME_NAMES))
+
+
+ROUTES = ["/api/runs/{a}", "/api/runs/{a}/metrics", "/api/runs/{a}/files/{b}", "/api/models/{a}",
+          "/api/inception-cost?side={a}", "/{a}", "/api/weights?{a}={b}"]  # fmt: skip
+
+
+@settings(FUZZ, max_examples=100)
+@given(
+    route=st.sampled_from(ROUTES),
+    a=NAMES,
+    b=NAMES,
+    form=st.dictionaries(st.sampled_from(["run", "weight", "top_k", "target", "other"]), NAMES, max_size=4),
+    upload=st.binary(max_size=300),
+)
+def test_studio_routes_on_random_requests(studio_client, route, a, b, form, upload):
+    from urllib.parse import quote
+
+    path = route.format(a=quote(a, safe=""), b=quote(b, safe=""))
+    answer = studio_client.get(path)
+    assert answer.status_code < 500 or answer.status_code == 503, (path, answer.status_code, answer.text[:200])
+    answer = studio_client.post("/api/predict", data=form, files={"file": ("x.png", upload)})
+    assert answer.status_code < 500 or answer.status_code == 503, (form, answer.status_code, answer.text[:200])
+    if answer.status_code >= 400:
+        assert list(answer.json()) == ["error"] and "\n" not in answer.json()["error"], answer.text[:200]
