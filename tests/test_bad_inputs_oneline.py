@@ -258,6 +258,12 @@ CASES: list[Case] = [
     Case("output-json-bomb", "hostile files", "`bench --json` onto a file nested 100,000 deep",
          "bench lenet --json out.json", ("--json out.json exists and is not a JSON file cnnzoo wrote",),
          "Choose another path, or pass --force.", setup=_files(out_DOT_json=_BOMB.encode())),
+    Case("predict-empty-path", "empty names", "`predict` of an empty picture path (an unset variable: it would "
+         "mean the working directory)", "predict lenet_bn.fashion_mnist ''",
+         ("a picture's path is empty (an unset variable?)",), "Give an image file or a directory."),
+    Case("explain-empty-out", "empty names", "`explain --out ''` (it would write into the working directory)",
+         "explain lenet_bn.fashion_mnist --top-losses --out ''", ("--out is empty (an unset variable?)",),
+         "Give a directory for the figures."),
     # -- issue 21: special files, odd targets, a run's own files ------------------------------------------
     Case("lock-symlink", "special files", "a run whose `.lock` is a symbolic link to a user's file (it was "
          "truncated)", "train --resume run --epochs 5", (".lock is a symbolic link, not cnnzoo's lock file",),

@@ -64,6 +64,8 @@ def expand_images(items: Iterable[str | os.PathLike[str]]) -> list[Path]:
     recursive), a glob pattern's matches (sorted). A missing file stays in the list, so reading it names it."""
     out: list[Path] = []
     for item in items:
+        if not str(item).strip():  # Path("") is the working directory: an unset variable, not a choice
+            raise ImageError("a picture's path is empty (an unset variable?): give an image file or a directory")
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnzoo.errors import ConfigError
+from cnnzoo.errors import ConfigError, OutputError
 from cnnzoo.outputs import claim_output
 
 
@@ -55,6 +55,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to explain: give IMAGE files, --top-losses or --class-grid")
     if args.count < 1:
         raise ConfigError(f"--count {args.count}: must be at least 1")
+    if args.out is not None and not str(args.out).strip():  # Path("") is the working directory
+        raise OutputError("--out is empty (an unset variable?): give a directory for the figures")
     predictor = load_model(args.checkpoint, device=args.device, invert=args.invert)
     if args.out is not None:
         out = args.out
