@@ -264,6 +264,11 @@ CASES: list[Case] = [
     Case("explain-empty-out", "empty names", "`explain --out ''` (it would write into the working directory)",
          "explain lenet_bn.fashion_mnist --top-losses --out ''", ("--out is empty (an unset variable?)",),
          "Give a directory for the figures."),
+    Case("data-root-empty", "empty names", "`eval --data-root ''` (it would look for the dataset in the working "
+         "directory)", "eval lenet_bn.fashion_mnist --data-root ''", ("--data-root is empty (an unset variable?)",),
+         "Give the directory with the dataset's files, or leave the flag out."),
+    Case("studio-empty-root", "empty names", "`studio ''` (it would serve the working directory)", "studio ''",
+         ("the studio's root is empty (an unset variable?)",), "Give a run directory or a directory of runs."),
     # -- issue 21: special files, odd targets, a run's own files ------------------------------------------
     Case("lock-symlink", "special files", "a run whose `.lock` is a symbolic link to a user's file (it was "
          "truncated)", "train --resume run --epochs 5", (".lock is a symbolic link, not cnnzoo's lock file",),

@@ -85,6 +85,10 @@ def cmd_studio(args: argparse.Namespace) -> int:
         from cnnzoo.studio.app import LOOPBACK_NAMES
     except ImportError:
         raise MissingExtraError(EXTRA.removeprefix("error: ")) from None
+    if not args.path.strip():  # Path("") is the working directory: an unset variable, not a choice
+        raise ConfigError(
+            "the studio's root is empty (an unset variable?): give a run directory or a directory of runs"
+        )
     root = Path(args.path)
     fresh = args.path == "runs" and not root.exists() and not root.is_symlink()  # nothing trained here yet
     if not root.is_dir() and not fresh:

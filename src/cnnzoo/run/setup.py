@@ -81,6 +81,8 @@ def load_data(config: TrainConfig, root: str | os.PathLike[str] | None = None, *
     ``cnnzoo eval`` rebuilds exactly the test split the run was tested on. ``in_channels`` None keeps the
     dataset's own (a fresh run builds its model to match); a checkpoint passes the channels it was trained on.
     """
+    if root is not None and not str(root).strip():  # Path("") is the working directory: an unset variable
+        raise ConfigError("--data-root is empty (an unset variable?): give the directory with the dataset's files")
     # data_mod.* is looked up at call time, so tests can substitute tiny data
     if data_mod.dataset_name(config.dataset) == "fashion-mnist" and in_channels in (None, 1):
         data = data_mod.load_fashion_mnist(root)
