@@ -204,3 +204,39 @@ def test_plot_skips_a_run_whose_metrics_are_a_nesting_bomb(tmp_path, trained_run
 def test_the_limits_are_far_above_what_cnnzoo_writes(trained_run):
     for name, kind in (("config.json", "config"), ("metrics.jsonl", "metrics")):
         assert (trained_run / name).stat().st_size * 100 < LIMIT[kind]
+
+
+def test_a_run_deleted_and_recreated_while_the_studio_reads_it_never_gives_a_5xx(tmp_path, trained_run):
+    import threading
+
+    from cnnzoo.studio import create_app
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(trained_run, root / "flaky")
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            shutil.rmtree(root / "flaky", ignore_errors=True)
+            shutil.copytree(trained_run, root / "flaky", ignore=shutil.ignore_patterns("*.pt"), dirs_exist_ok=True)
+
+    thread = threading.Thread(target=churn, daemon=True)
+    statuses = set()
+    with TestClient(create_app(root), base_url="http://127.0.0.1") as client:
+        thread.start()
+        try:
+            for _ in range(150):
+                for route in (
+                    "/api/runs",
+                    "/api/runs/flaky",
+                    "/api/runs/flaky/metrics",
+                    "/api/runs/flaky/files/report.md",
+                ):
+                    answer = client.get(route)
+                    statuses.add(answer.status_code)
+                    assert answer.status_code < 500, (route, answer.status_code, answer.text[:300])
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+    assert 200 in statuses
