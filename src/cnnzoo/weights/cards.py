@@ -85,6 +85,15 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
+def _warning_row(meta: dict) -> list[str]:
+    """The card's row on the low-confidence warning (cnnzoo.metrics.low_confidence_bound), when it has one."""
+    bound = meta.get("low_confidence")
+    if bound is None:
+        return []
+    return [f"| low-confidence warning | below a top probability of {bound:g}, where its validation predictions "
+            "were right at most half the time |"]  # fmt: skip
+
+
 def render_card(w: Weight) -> str:
     """The Markdown card of ``w``."""
     m = dict(w.meta)
@@ -111,6 +120,7 @@ def render_card(w: Weight) -> str:
         f"| file | `{w.file}`, {w.bytes:,} bytes, {w.storage}, {_where(w)} |",
         f"| sha256 | `{w.sha256}` |",
         f"| license | {w.license} |",
+        *_warning_row(m),
         "",
         "## How to use it",
         "",
