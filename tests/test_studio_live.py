@@ -112,6 +112,26 @@ def test_live_plot_redraws_within_a_long_epoch_at_most_twice_a_second():
     assert plot.figures_drawn == before == len(drawn)
 
 
+def test_live_plot_waits_ten_times_what_its_last_drawing_took():
+    clock = Clock()
+    drawn = []
+
+    def draw(image, display_id=None):  # each drawing costs 0.2 s of the (fake) clock
+        clock.now += 0.2
+        drawn.append(clock.now)
+        return handle
+
+    handle = types.SimpleNamespace(update=lambda image: draw(image))
+    plot = LivePlot(display=draw, clock=clock)
+    state = _state(epoch=1, history=[{"epoch": 1, "train_loss": 1.0, "train_acc": 0.6, "test_acc": 0.5}])
+    plot.on_train_start(state)
+    plot.on_epoch_start(state, steps=1000)
+    for step in range(20, 900, 20):
+        clock.now += 0.25
+        plot.on_log(state, _totals(step, step * 8, step * 8 * 0.8, step * 6, seconds=step * 0.02))
+    assert len(drawn) >= 2 and all(b - a >= 2.0 for a, b in itertools.pairwise(drawn)), drawn
+
+
 def test_live_plot_does_not_redraw_within_a_short_epoch():
     handle = types.SimpleNamespace(update=lambda image: None)
     clock = Clock()
