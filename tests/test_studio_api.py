@@ -376,7 +376,8 @@ def test_a_run_being_trained_shows_its_live_rows(client, root, blocks, test_mode
     monkeypatch.setattr(cnnzoo.engine, "LOG_EVERY", 2)  # a log interval every 2 of the epoch's 16 steps
     run = root / "live-run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"config": {"epochs": 2, "model": "tiny_test_net"}}))
+    record = {"config": {"epochs": 2, "model": "tiny_test_net"}, "model": {"name": "tiny_test_net"}, "environment": {}}
+    (run / "config.json").write_text(json.dumps(record))  # what a run writes before its first epoch ends
     config = resolve_config("tiny_test_net", "fast", {"epochs": 2, "batch_size": 32, "device": "cpu"})
     watch = _Watch(client, "live-run")
     with RunLock(run):

@@ -85,15 +85,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
         from cnnzoo.studio.app import LOOPBACK_NAMES
     except ImportError:
         raise MissingExtraError(EXTRA.removeprefix("error: ")) from None
-    if not args.path.strip():  # Path("") is the working directory: an unset variable, not a choice
-        raise ConfigError(
-            "the studio's root is empty (an unset variable?): give a run directory or a directory of runs"
-        )
-    root = Path(args.path)
-    fresh = args.path == "runs" and not root.exists() and not root.is_symlink()  # nothing trained here yet
-    if not root.is_dir() and not fresh:
-        what = "is a file, not a directory" if root.exists() else "does not exist"
-        raise ConfigError(f"{root} {what}: give a run directory or a directory of runs (default runs/)")
+    root, fresh = _root(args.path)
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: choose a port from 1 to 65535")
     everywhere = args.host in ("0.0.0.0", "::", "")  # bound to every address on purpose: any name reaches it
@@ -109,7 +101,25 @@ def cmd_studio(args: argparse.Namespace) -> int:
     print(f"cnnzoo studio: {url} ({runs}); Ctrl-C stops it", flush=True)
     if args.open:
         webbrowser.open(url)
-    # On SIGTERM or Ctrl-C, requests in flight get GRACE seconds to finish; then the server stops regardless.
+    return _serve(uvicorn, app, sock)
+
+
+def _root(path: str) -> tuple[Path, bool]:
+    """The studio's root, and whether it is the default ``runs/`` not made yet (a fresh install)."""
+    if not path.strip():  # Path("") is the working directory: an unset variable, not a choice
+        raise ConfigError(
+            "the studio's root is empty (an unset variable?): give a run directory or a directory of runs"
+        )
+    root = Path(path)
+    fresh = path == "runs" and not root.exists() and not root.is_symlink()  # nothing trained here yet
+    if not root.is_dir() and not fresh:
+        what = "is a file, not a directory" if root.exists() else "does not exist"
+        raise ConfigError(f"{root} {what}: give a run directory or a directory of runs (default runs/)")
+    return root, fresh
+
+
+def _serve(uvicorn, app, sock) -> int:
+    """Serve until Ctrl-C or SIGTERM: requests in flight get GRACE seconds, then the server stops regardless."""
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_SECONDS)
     )

@@ -67,6 +67,7 @@ from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.fashion_mnist import load_fashion_mnist
 from cnnzoo.data.idx import MAX_IDX_BYTES, check_idx_file
 from cnnzoo.errors import ConfigError, DataCorruptError, DataError, DataNotFoundError, ImageError
+from cnnzoo.rundirs import is_run_dir
 
 __all__ = [
     "DATASETS",
@@ -90,7 +91,6 @@ _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B
 _PROGRESS_MIN = 300  # decoding fewer images than this is quick enough to need no progress bar
 _THREADS_MIN = 64  # below this a thread pool costs more than it saves
 _FOLDER_CACHE_FORMAT = 1  # bump when the preparation of an image changes
-_RUN_MARKERS = ("last.pt", "metrics.jsonl")  # with config.json: a directory holding a cnnzoo run
 
 
 MNIST_LIKE = frozenset({"fashion-mnist", "mnist", "kmnist"})  # light objects on a black background
@@ -467,14 +467,9 @@ def _dir_key(path: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _is_run_dir(path: Path) -> bool:
-    """A directory holding a cnnzoo run (its config.json and a checkpoint or metrics)."""
-    return (path / "config.json").is_file() and any((path / m).exists() for m in _RUN_MARKERS)
-
-
 def _holds_runs(path: Path) -> bool:
     """A cnnzoo run, or a folder (``runs/``) with runs in it: never a class."""
-    if _is_run_dir(path):
+    if is_run_dir(path):
         return True
     runs = False
     try:
@@ -482,7 +477,7 @@ def _holds_runs(path: Path) -> bool:
             for e in it:  # every entry a run (hidden ones aside): a class holding one stray run stays a class
                 if e.name.startswith("."):
                     continue
-                if not (_is_dir(e) and _is_run_dir(Path(e.path))):
+                if not (_is_dir(e) and is_run_dir(Path(e.path))):
                     return False
                 runs = True
     except OSError:
@@ -534,7 +529,7 @@ class _Scan:
             why = "a link to a folder already scanned"
         elif not top and self.real_root.is_relative_to(os.path.realpath(path)):
             why = "a link to a folder that holds the dataset"
-        elif not top and _is_run_dir(path):
+        elif not top and is_run_dir(path):
             why = "a cnnzoo run directory"
         if why:
             self.ignored.append(f"{path} ({why})")

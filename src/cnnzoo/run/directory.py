@@ -47,6 +47,7 @@ from cnnzoo.metrics import read_metrics, write_metrics, write_per_class
 from cnnzoo.plots import confusion_figure, curves_figure, save_figure
 from cnnzoo.reading import LIMIT, read_json
 from cnnzoo.report import write_report
+from cnnzoo.rundirs import is_run_record
 
 try:
     import fcntl
@@ -118,21 +119,13 @@ def check_new_run_target(path: Path, *, locked_by_us: bool = False) -> None:
     except OSError as exc:
         raise ConfigError(f"cannot read --out {path} ({exc.strerror}): choose another directory") from None
     foreign = [n for n in names if n not in _RESTARTABLE and not (n.startswith(".") and n.endswith(".tmp"))]
-    if not foreign and ("config.json" not in names or _is_run_config(path / "config.json")):
+    if not foreign and ("config.json" not in names or is_run_record(path / "config.json")):
         return
     shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
     raise OutputError(
         f"--out {path} is not empty and is not a cnnzoo run (it holds {shown or 'config.json'}): "
         "choose another directory or empty it"
     )
-
-
-def _is_run_config(path: Path) -> bool:
-    try:
-        record = read_json(path, limit=LIMIT["config"])
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(record, dict) and {"config", "model", "environment"} <= set(record)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from cnnzoo.metrics import read_metrics
 from cnnzoo.reading import LIMIT, read_bytes, read_json, read_text
 from cnnzoo.run.directory import lock_holder
 from cnnzoo.run.live import read_live
+from cnnzoo.rundirs import is_run_dir
 from cnnzoo.studio.schemas import MetricsOut, RunDetailOut, RunOut
 
 __all__ = ["RUN_FILES", "NotFoundError", "RunIndex", "clean", "router"]
@@ -58,23 +59,19 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _is_run(path: Path) -> bool:
-    return (path / "config.json").is_file() or (path / "last.pt").is_file()
-
-
 class RunIndex:
     """The runs under ``root``: a directory of run directories, or one run directory."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
-        self.single = _is_run(self.root)
+        self.single = is_run_dir(self.root)
 
     def ids(self) -> list[str]:
         """Run ids, the most recently changed first."""
         if self.single:
             return [self.root.name]
         try:
-            children = [p for p in self.root.iterdir() if _RUN_ID.fullmatch(p.name) and p.is_dir() and _is_run(p)]
+            children = [p for p in self.root.iterdir() if _RUN_ID.fullmatch(p.name) and p.is_dir() and is_run_dir(p)]
         except OSError:
             return []
         children = [p for p in children if p.resolve().parent == self.root]
@@ -96,7 +93,7 @@ class RunIndex:
             inside = path.resolve().parent == self.root
         except (OSError, RuntimeError):  # a symlink loop
             inside = False
-        if not inside or not path.is_dir() or not _is_run(path):
+        if not inside or not path.is_dir() or not is_run_dir(path):
             raise unknown
         return path
 
