@@ -25,6 +25,7 @@ differently, and why:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -45,6 +46,7 @@ from cnnzoo.devices import DeviceSetup, ThreadGovernor, setup_device, threads_ad
 from cnnzoo.distributed import ParallelContext
 from cnnzoo.errors import TrainingDivergedError
 from cnnzoo.metrics import confidence_histogram, confusion_matrix
+from cnnzoo.modes import eval_mode
 
 __all__ = [
     "HISTORY_KEYS",
@@ -515,31 +517,25 @@ def evaluate_batches(
     if setup is None:
         first = next(iter(module.parameters())) if module is not None else None
         setup = DeviceSetup(first.device if first is not None else torch.device("cpu"))
-    was_training = module.training if module is not None else False
-    if module is not None:
-        module.eval()
+    guard = eval_mode(module) if module is not None else contextlib.nullcontext()
     setup.synchronize()
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=setup.device, dtype=torch.float64 if setup.device.type == "cpu" else None)
     confusion: Tensor | None = None
     confidence: Tensor | None = None
     count = 0
-    try:
-        with torch.inference_mode():
-            for x, y in batches:
-                with setup.autocast():
-                    logits = model(x)
-                logits = logits.float()
-                k = num_classes or logits.shape[1]
-                loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").to(loss_sum.dtype)
-                batch_confusion = confusion_matrix(logits.argmax(dim=1), y, k)
-                confusion = batch_confusion if confusion is None else confusion + batch_confusion
-                batch_confidence = confidence_histogram(logits, y)
-                confidence = batch_confidence if confidence is None else confidence + batch_confidence
-                count += y.shape[0]
-    finally:
-        if module is not None:
-            module.train(was_training)
+    with guard, torch.inference_mode():
+        for x, y in batches:
+            with setup.autocast():
+                logits = model(x)
+            logits = logits.float()
+            k = num_classes or logits.shape[1]
+            loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").to(loss_sum.dtype)
+            batch_confusion = confusion_matrix(logits.argmax(dim=1), y, k)
+            confusion = batch_confusion if confusion is None else confusion + batch_confusion
+            batch_confidence = confidence_histogram(logits, y)
+            confidence = batch_confidence if confidence is None else confidence + batch_confidence
+            count += y.shape[0]
     if confusion is None:
         raise ValueError("evaluate got no batches")
     confusion = confusion.cpu()

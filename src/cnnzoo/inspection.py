@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnzoo.errors import ArgumentTypeError, ConfigError
 from cnnzoo.models.googlenet import Inception
+from cnnzoo.modes import eval_mode
 from cnnzoo.registry import create_model, get_model_info, list_models
 
 __all__ = [
@@ -124,16 +125,9 @@ def parse_input_size(text: str, in_channels: int = 1) -> tuple[int, int, int]:
 # ----------------------------------------------------------------------------------------------
 @contextmanager
 def _inspecting(model: nn.Module) -> Iterator[None]:
-    """Eval mode (batch-1 friendly, no dropout, running statistics untouched) and no autograd; restores the
-    training flag of every submodule afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, training in modes:
-            m.training = training
+    """:func:`cnnzoo.modes.eval_mode` without autograd: batch-1 friendly, running statistics untouched."""
+    with eval_mode(model), torch.no_grad():
+        yield
 
 
 def _example_input(model: nn.Module, chw: tuple[int, int, int]) -> torch.Tensor:

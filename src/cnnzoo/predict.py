@@ -48,6 +48,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from torch import Tensor, nn
 
 from cnnzoo.errors import ConfigError, ImageError
+from cnnzoo.modes import eval_mode
 
 __all__ = [
     "LOW_CONFIDENCE",
@@ -547,13 +548,8 @@ def predict_tensors(
     ``mean``/``std`` are the checkpoint's normalisation (``None``: pixels scaled to [0, 1] only).
     """
     x = model_input(pixels, mean=mean, std=std, device=next(model.parameters()).device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            probs = torch.softmax(model(x).float(), dim=1)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.inference_mode():
+        probs = torch.softmax(model(x).float(), dim=1)
     k = max(1, min(top_k, probs.shape[1]))
     values, indices = probs.topk(k, dim=1)
     return values.cpu(), indices.cpu()

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from cnnzoo.errors import ConfigError
-from cnnzoo.explain.cam import preserved
+from cnnzoo.modes import eval_mode
 
 __all__ = ["StageActivation", "first_conv_filters", "stage_activations"]
 
@@ -51,7 +51,7 @@ def stage_activations(model: nn.Module, x: Tensor) -> list[StageActivation]:
 
     handles = [child.register_forward_hook(hook_for(name, child)) for name, child in model.named_children()]
     try:
-        with preserved(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(x)
     finally:
         for handle in handles:

@@ -18,8 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from cnnzoo.errors import ConfigError
+from cnnzoo.modes import eval_mode
 
-__all__ = ["COARSE", "MIN_SIDE", "CamResult", "cam_layer", "class_activation_maps", "preserved"]
+__all__ = ["COARSE", "MIN_SIDE", "CamResult", "cam_layer", "class_activation_maps", "eval_mode"]
 
 # The map's layer: the last feature map at least MIN_SIDE on its shorter side (LeNet's 10x10, not its 5x5; a
 # ResNet-18 at 32x32 its 8x8 stage, not the 1x1 one), so the map says *where* at a useful resolution; when no map
@@ -49,22 +50,6 @@ class CamResult:
         if min(self.grid) < COARSE:
             return f"coarse: the layer's map is {self.grid[0]}x{self.grid[1]}, blown up to the picture"
         return None
-
-
-@contextmanager
-def preserved(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the block; afterwards every submodule's train/eval flag and every parameter's
-    ``requires_grad`` are what they were (an explanation must not change the model it explains)."""
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -119,7 +104,7 @@ def cam_layer(model: nn.Module, input_size: int, in_channels: int = 1) -> str:
     """
     device, dtype = _device_dtype(model)
     x = torch.zeros((1, in_channels, input_size, input_size), device=device, dtype=dtype)
-    with _recording_shapes(model) as calls, preserved(model), torch.no_grad():
+    with _recording_shapes(model) as calls, eval_mode(model), torch.no_grad():
         model(x)
     return _pick_layer(model, calls)
 
@@ -155,7 +140,7 @@ def class_activation_maps(
     if x.dim() != 4:
         raise ValueError(f"x must be [N, C, H, W], got shape {tuple(x.shape)}")
     n, _, h, w = x.shape
-    with preserved(model), torch.inference_mode(False), torch.enable_grad():
+    with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
         x = x.detach().clone()  # a normal tensor even when x was made under inference_mode
         # One plain forward pass gives the probabilities, the predicted classes and (hooked) the layer.
         with _recording_shapes(model) as calls, torch.no_grad():

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnzoo.data.batches import DeviceBatches
-from cnnzoo.explain.cam import preserved
+from cnnzoo.modes import eval_mode
 
 __all__ = ["Mistake", "class_samples", "model_inputs", "top_losses"]
 
@@ -84,7 +84,7 @@ def top_losses(
         raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
     device = _device(model)
     losses, predicted, confidence = [], [], []
-    with preserved(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         for x, y in model_inputs(
             images, labels, mean=mean, std=std, input_size=input_size, batch_size=batch_size, device=device
         ):
