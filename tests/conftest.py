@@ -22,6 +22,18 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test. On a shared 2-core machine two OpenMP threads wait for each other at the
+    end of every op, and a network of many small ops (ResNet-152 at 32x32) runs ~50x slower as soon as another
+    process takes a core; one thread is at worst ~2x slower. Results do not depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ------------------------------------------------------------------------------------------------
 # data layer: small IDX datasets made by the tests, isolated from the user's cache and the system copy
 # ------------------------------------------------------------------------------------------------

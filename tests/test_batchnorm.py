@@ -21,12 +21,7 @@ CASES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/test_models.py: small ops on a shared 2-core machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small ops on a shared 2-core machine
 
 
 def pair(case: str, **kwargs) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:

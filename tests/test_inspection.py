@@ -33,12 +33,7 @@ Sequential output shape:\t torch.Size([1, 1024])
 Linear output shape:\t torch.Size([1, 10])"""
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/test_models.py: small ops on a shared 2-core machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small ops on a shared 2-core machine
 
 
 # ------------------------------------------------------------------------------------------------

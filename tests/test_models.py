@@ -52,15 +52,7 @@ GRAD_SIDE = {"resnet34": 32, "resnet50": 32, "resnet101": 32, "resnet152": 32, "
 GRAD_BATCH = {"vgg11": 1}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread. On a shared 2-core machine two OpenMP threads wait for each other at the end of
-    every op, and a network of many small ops (ResNet-152 at 32x32) runs ~50x slower as soon as another
-    process takes a core; one thread is at worst ~2x slower. Results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small ops on a shared 2-core machine
 
 
 def n_params(model: nn.Module) -> int:

@@ -15,12 +15,7 @@ import cnnzoo
 NAMES = ["resnet34", "resnet50", "resnet101", "resnet152", "densenet121"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/test_models.py: small ops on a shared 2-core machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small ops on a shared 2-core machine
 
 
 @pytest.mark.parametrize("name", NAMES)
