@@ -176,11 +176,13 @@ def test_the_dist_timeout_reaches_the_process_group(monkeypatch):
     seen = {}
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
     monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kw: seen.update(kw))
-    monkeypatch.setenv("CNNZOO_DIST_TIMEOUT", "42")
-    from cnnzoo.distributed import Distributed
+    from cnnzoo.distributed import from_env
 
-    Distributed(rank=0, local_rank=0, world_size=2).start(torch.device("cpu"))
+    # the value is handed down as an argument (the CLI reads --dist-timeout or the variable once)
+    ddp = from_env({"RANK": "0", "WORLD_SIZE": "2"}, timeout=datetime.timedelta(seconds=42))
+    ddp.start(torch.device("cpu"))
     assert seen["timeout"] == datetime.timedelta(seconds=42)
+    assert from_env({"RANK": "0", "WORLD_SIZE": "2"}).timeout == datetime.timedelta(seconds=1800)
 
 
 def test_a_checkpoint_asking_for_terabytes_is_refused_before_allocating(test_models):

@@ -60,11 +60,12 @@ __all__ = [
 
 STOP_CHECK_EVERY = 20  # steps between all-reduces of the ranks' stop flags
 DEFAULT_TIMEOUT = 1800.0  # seconds a collective waits for a stalled rank (PyTorch's own default is 10 minutes)
-TIMEOUT_ENV = "CNNZOO_DIST_TIMEOUT"  # `cnnzoo train --dist-timeout` sets it
+TIMEOUT_ENV = "CNNZOO_DIST_TIMEOUT"  # read by `cnnzoo train` when --dist-timeout is not given
 
 
 def timeout_from_env(environ: Mapping[str, str] | None = None) -> datetime.timedelta:
-    """How long a collective waits for the other ranks: ``$CNNZOO_DIST_TIMEOUT`` seconds, default 1800."""
+    """``$CNNZOO_DIST_TIMEOUT`` seconds (default 1800), as the CLI reads it once: the run layer and the process
+    group are handed the result as an argument."""
     env = os.environ if environ is None else environ
     text = env.get(TIMEOUT_ENV, "")
     try:
@@ -116,11 +117,14 @@ class ParallelContext:
         return bool(self.all_reduce(torch.tensor(1.0 if local else 0.0, device=device)) > 0)
 
 
-def from_env(environ: Mapping[str, str] | None = None) -> Distributed | None:
+def from_env(
+    environ: Mapping[str, str] | None = None, *, timeout: datetime.timedelta | None = None
+) -> Distributed | None:
     """The torchrun launch this process belongs to, or ``None`` when it runs alone.
 
     torchrun sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` (and ``MASTER_ADDR``/``MASTER_PORT``); a
-    world of one process is treated as no launch at all.
+    world of one process is treated as no launch at all. ``timeout``: how long a collective waits for a stalled
+    rank (default :data:`DEFAULT_TIMEOUT` seconds).
     """
     env = os.environ if environ is None else environ
     if "WORLD_SIZE" not in env or "RANK" not in env:
@@ -137,7 +141,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Distributed | None:
         return None
     if not 0 <= rank < world_size:
         raise ConfigError(f"RANK={rank} is outside WORLD_SIZE={world_size}: launch with torchrun")
-    return Distributed(rank=rank, local_rank=local_rank, world_size=world_size)
+    timeout = timeout if timeout is not None else datetime.timedelta(seconds=DEFAULT_TIMEOUT)
+    return Distributed(rank=rank, local_rank=local_rank, world_size=world_size, timeout=timeout)
 
 
 @dataclass
@@ -148,6 +153,7 @@ class Distributed:
     local_rank: int
     world_size: int
     backend: str | None = None
+    timeout: datetime.timedelta = datetime.timedelta(seconds=DEFAULT_TIMEOUT)  # a collective's wait for a stalled rank
 
     @property
     def is_main(self) -> bool:
@@ -187,7 +193,7 @@ class Distributed:
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             kwargs: dict[str, object] = {"backend": self.backend, "rank": self.rank, "world_size": self.world_size,
-                                         "timeout": timeout_from_env()}  # fmt: skip
+                                         "timeout": self.timeout}  # fmt: skip
             if device.type == "cuda":
                 kwargs["device_id"] = device  # binds NCCL to this GPU up front
             dist.init_process_group(**kwargs)

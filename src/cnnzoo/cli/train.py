@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -186,16 +185,23 @@ class _StopFlag:
         return {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
+def _dist_timeout(args: argparse.Namespace):
+    """``--dist-timeout`` (checked by :func:`_check_machine_flags`), else ``$CNNZOO_DIST_TIMEOUT``, else the
+    default: read here once, and handed down to the process group as an argument."""
+    import datetime
+
+    from cnnzoo.distributed import timeout_from_env
+
+    return datetime.timedelta(seconds=args.dist_timeout) if args.dist_timeout is not None else timeout_from_env()
+
+
 def _check_machine_flags(args: argparse.Namespace) -> None:
     """Flags that are not hyperparameters, checked before anything heavy happens."""
-    from cnnzoo.distributed import TIMEOUT_ENV
-
     if args.threads is not None and args.threads > 4096:
         raise ConfigError(f"--threads {args.threads}: more than 4096 threads: leave --threads out (the free cores)")
-    if args.dist_timeout is not None:
-        if not (math.isfinite(args.dist_timeout) and 0 < args.dist_timeout <= 7 * 24 * 3600):
-            raise ConfigError(f"--dist-timeout {args.dist_timeout}: give seconds above 0, at most a week (604800)")
-        os.environ[TIMEOUT_ENV] = repr(args.dist_timeout)  # read by Distributed.start, on every rank
+    timeout = args.dist_timeout
+    if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= 7 * 24 * 3600):
+        raise ConfigError(f"--dist-timeout {timeout}: give seconds above 0, at most a week (604800)")
 
 
 def _aborted(training: Training, stop: _StopFlag) -> int:
@@ -234,7 +240,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(run.config.to_dict(), indent=2))
         return 0
-    training = start_training(run, out=args.out, command=["cnnzoo", *sys.argv[1:]])
+    command = ["cnnzoo", *sys.argv[1:]]
+    training = start_training(run, out=args.out, command=command, dist_timeout=_dist_timeout(args))
     show = training.is_main and not args.quiet
     if show:
         _announce(training)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -291,20 +292,22 @@ def start_training(
     *,
     out: str | os.PathLike[str] | None = None,
     command: Sequence[str] | None = None,
+    dist_timeout: datetime.timedelta | None = None,
 ) -> Training:
     """Set ``run`` up to train: device, torchrun process group (when launched by torchrun) and, on rank 0,
     the run directory (``run.directory`` when resuming, else ``out`` or a fresh ``runs/<model>-<time>``),
     locked (:class:`~cnnzoo.run.directory.RunLock`) until :meth:`Training.train` ends: a second process
     training or resuming the same directory is refused with one line naming this one.
 
-    ``command`` is recorded in config.json and the report.
+    ``command`` is recorded in config.json and the report. ``dist_timeout``: under torchrun, how long a collective
+    waits for a stalled rank (:func:`cnnzoo.distributed.from_env`).
     """
     config = run.config
     if config.deterministic:
         enable_determinism()  # before anything runs on the device (CUBLAS_WORKSPACE_CONFIG)
     if config.tensorboard:
         summary_writer_class()  # a missing extra is reported before anything is written
-    ddp = from_env()  # launched by torchrun: data parallel (cnnzoo.distributed); None when alone
+    ddp = from_env(timeout=dist_timeout)  # launched by torchrun: data parallel (cnnzoo.distributed); None when alone
     device = ddp.device_for(config) if ddp is not None else config.device
     setup = setup_device(device, config.precision, config.channels_last)
     training = Training(run, setup, ddp)
