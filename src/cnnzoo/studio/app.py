@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cnnzoo._version import __version__
 from cnnzoo.errors import CnnzooError, ConfigError, UnknownModelError
 from cnnzoo.studio import inference, runs, weights, zoo
-from cnnzoo.studio.inference import ModelCache, UnsupportedUploadError, UploadTooLargeError
+from cnnzoo.studio.inference import ModelCache, UnsupportedUploadError, UploadTooLargeError, too_large
 from cnnzoo.studio.limits import HEAVY_AT_ONCE, ROUTE_SECONDS, WorkLimit
 from cnnzoo.studio.runs import NotFoundError, RunIndex
 
@@ -133,11 +133,6 @@ class GuardOrigin:
                 )
                 return
         await self.app(scope, receive, send)
-
-
-def too_large(max_upload: int) -> str:
-    """The one line for an upload over ``max_upload`` bytes."""
-    return f"the upload is over the studio's {max_upload / 1024 / 1024:g} MB limit: choose a smaller picture"
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -241,6 +241,11 @@ def predict_upload(
 router = APIRouter(prefix="/api", tags=["try it"])
 
 
+def too_large(max_upload: int) -> str:
+    """The one message for an upload over the limit (413): while it arrives, or once read."""
+    return f"the upload is over the studio's {max_upload / 1024 / 1024:g} MB limit: choose a smaller picture"
+
+
 async def read_upload(file: UploadFile, limit: int) -> bytes:
     """The upload's bytes, read in chunks and refused as soon as they pass ``limit`` (the request body was
     bounded while it arrived: see :class:`cnnzoo.studio.app.BodyLimit`)."""
@@ -248,9 +253,7 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
     while chunk := await file.read(1 << 20):
         size += len(chunk)
         if size > limit:
-            raise UploadTooLargeError(
-                f"the upload is over the studio's {limit / 1024 / 1024:g} MB limit: choose a smaller picture"
-            )
+            raise UploadTooLargeError(too_large(limit))
         chunks.append(chunk)
     return b"".join(chunks)
 
