@@ -349,6 +349,8 @@ def test_the_pages_load_directly_and_the_api_is_documented_offline(client):
     for asset in re.findall(r"""(?:src|href)\s*=\s*["'](/static/[^"']+)""", docs.text):
         assert client.get(asset).status_code == 200, asset
     assert len(re.findall(r"/static/vendor/swagger-ui/swagger-ui", docs.text)) == 2
+    api = client.get("/api").text  # the API page says /docs works (it once said it was off)
+    assert '<a href="/docs">/docs</a>' in api and " is off" not in api
     assert client.get("/api/health").json()["ok"] is True
 
 
