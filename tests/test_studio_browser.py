@@ -193,3 +193,30 @@ def test_a_fresh_install_with_no_runs_tries_the_shipped_weights_from_the_zoo(bro
         browser.find_element("css selector", "#try-file").send_keys(str(picture))
         wait_for(browser, lambda d: d.find_element("css selector", "#result").get_attribute("data-state") == "done")
         assert text(browser, "#top-class") == "Trouser"  # (0.74 with the shipped file)
+
+
+def test_try_it_starts_with_the_best_run_or_the_best_shipped_weight(browser, tmp_path, trained_run):
+    import json
+    import shutil
+
+    from cnnzoo.weights import list_weights
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    best = max((w for w in list_weights() if w.shipped), key=lambda w: w.test_acc)
+    with ServerThread(root) as server:  # no runs: the shipped weight with the best test accuracy
+        browser.get(f"{server.url}/try")
+        wait_for(browser, lambda d: d.find_element("css selector", "#try-run").get_attribute("value")
+                 == f"weight:{best.name}", what=f"weight:{best.name} chosen")  # fmt: skip
+    for name, val in (("newer-worse", 0.5), ("older-better", 0.9)):  # the best validation accuracy, not the newest
+        shutil.copytree(trained_run, root / name)
+        rows = [json.loads(line) for line in (root / name / "metrics.jsonl").read_text().splitlines()]
+        text_rows = "".join(json.dumps({**r, "val_acc": val}) + "\n" for r in rows)
+        (root / name / "metrics.jsonl").write_text(text_rows)
+    for name in ("config.json", "metrics.jsonl", "live.json"):  # the better run is the older one: listed second
+        if (root / "older-better" / name).exists():
+            os.utime(root / "older-better" / name, (1, 1))
+    with ServerThread(root) as server:
+        browser.get(f"{server.url}/try")
+        wait_for(browser, lambda d: d.find_element("css selector", "#try-run").get_attribute("value")
+                 == "older-better", what="the run with the best validation accuracy")  # fmt: skip

@@ -352,7 +352,19 @@ async function showTry() {
   if (!runs.length && !weights.length) showError("No trained run under the studio's root and no trained weight: train one with cnnzoo train.");
   if (wanted && weights.some((w) => w.name === wanted)) select.value = `weight:${wanted}`;
   else if ([...select.options].some((o) => o.value === previous)) select.value = previous;
+  else select.value = defaultModel(runs, weights);
   await fillTargets();
+}
+
+// What Try it starts with: the run with the best validation accuracy (the test set chooses nothing), else the
+// shipped weight with the best test accuracy (its card's figure, chosen by cnnzoo's maintainers on validation).
+function defaultModel(runs, weights) {
+  const score = (r) => (r.best_val_acc ?? -1);
+  const best = [...runs].sort((a, b) => score(b) - score(a))[0];
+  if (best && score(best) >= 0) return best.id;
+  const top = [...weights].sort((a, b) => b.test_acc - a.test_acc)[0];
+  if (top) return `weight:${top.name}`;
+  return best ? best.id : "";
 }
 
 async function fillTargets() {
