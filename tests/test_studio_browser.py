@@ -220,3 +220,28 @@ def test_try_it_starts_with_the_best_run_or_the_best_shipped_weight(browser, tmp
         browser.get(f"{server.url}/try")
         wait_for(browser, lambda d: d.find_element("css selector", "#try-run").get_attribute("value")
                  == "older-better", what="the run with the best validation accuracy")  # fmt: skip
+
+
+def test_the_runs_list_follows_the_root_while_it_is_open(browser, tmp_path, trained_run):
+    import shutil
+
+    from cnnzoo.run.directory import RunLock
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(trained_run, root / "first")
+    shutil.copytree(trained_run, root / "busy")
+    lock = RunLock(root / "busy").acquire()
+    try:
+        with ServerThread(root) as server:
+            browser.get(f"{server.url}/runs")
+            row = "#runs tbody tr[data-run='{}']"
+            wait_for(browser, lambda d: d.find_elements("css selector", row.format("first")), what="the first run")
+            assert "training" in text(browser, row.format("busy"))
+            shutil.copytree(trained_run, root / "started-later")  # a run that appears after the page opened
+            wait_for(browser, lambda d: d.find_elements("css selector", row.format("started-later")), what="new run")
+            lock.release()  # the training ends: its row says so without a reload
+            wait_for(browser, lambda d: "finished" in d.find_element("css selector", row.format("busy")).text,
+                     what="the finished status")  # fmt: skip
+    finally:
+        lock.release()

@@ -5,7 +5,7 @@
 const $ = (sel) => document.querySelector(sel);
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 const SVG_NS = "http://www.w3.org/2000/svg";
-const state = { runs: [], compare: new Set(), poll: null, runId: null, tryRun: null, weights: null };
+const state = { runs: [], compare: new Set(), poll: null, listPoll: null, runId: null, tryRun: null, weights: null };
 
 async function api(path, options) {
   const response = await fetch(path, options);
@@ -200,6 +200,24 @@ async function loadRuns() {
 
 async function showRuns(runId) {
   await loadRuns();
+  drawRunList(runId);
+  await drawCompare();
+  const chosen = runId || (state.runs[0] && state.runs[0].id);
+  $("#run-detail").hidden = !chosen;
+  if (chosen) await showRun(chosen);
+  // The list follows the root while the page is open: new runs appear, and every row's status and epochs agree
+  // with the run's own page.
+  state.listPoll = setInterval(() => refreshRunList(chosen).catch((e) => showError(e.message)), RUN_LIST_MS);
+}
+
+const RUN_LIST_MS = 3000;
+
+async function refreshRunList(runId) {
+  await loadRuns();
+  drawRunList(runId);
+}
+
+function drawRunList(runId) {
   const body = $("#runs tbody");
   body.replaceChildren();
   for (const r of state.runs) {
@@ -222,10 +240,6 @@ async function showRuns(runId) {
     body.appendChild(row);
   }
   if (!state.runs.length) body.appendChild(el("tr", {}, "")).appendChild(el("td", { colspan: 7 }, "No runs here yet: train one with cnnzoo train."));
-  await drawCompare();
-  const chosen = runId || (state.runs[0] && state.runs[0].id);
-  $("#run-detail").hidden = !chosen;
-  if (chosen) await showRun(chosen);
 }
 
 async function drawCompare() {
@@ -323,7 +337,9 @@ async function runEpochs(runId) {
 
 function stopPolling() {
   if (state.poll) clearTimeout(state.poll);
+  if (state.listPoll) clearInterval(state.listPoll);
   state.poll = null;
+  state.listPoll = null;
   state.runId = null;
 }
 
