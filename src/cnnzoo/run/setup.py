@@ -74,12 +74,20 @@ RESUMABLE = (
 )
 
 
-def load_data(config: TrainConfig, root: str | os.PathLike[str] | None = None, *, in_channels: int | None = None):
+def load_data(
+    config: TrainConfig,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    in_channels: int | None = None,
+    validation: bool = True,
+):
     """The dataset ``config`` names, as a training run or an evaluation of its checkpoint sees it.
 
     Folders are decoded at the run's input size and split with the run's seed and ``val_fraction``, so
     ``cnnzoo eval`` rebuilds exactly the test split the run was tested on. ``in_channels`` None keeps the
     dataset's own (a fresh run builds its model to match); a checkpoint passes the channels it was trained on.
+    ``validation``: take the validation split out (:func:`with_validation`); :func:`new_run` does that itself,
+    once, with its final config.
     """
     if root is not None and not str(root).strip():  # Path("") is the working directory: an unset variable
         raise ConfigError("--data-root is empty (an unset variable?): give the directory with the dataset's files")
@@ -95,7 +103,7 @@ def load_data(config: TrainConfig, root: str | os.PathLike[str] | None = None, *
             seed=config.seed,
             val_fraction=config.val_fraction,
         )
-    return with_validation(data, config)
+    return with_validation(data, config) if validation else data
 
 
 def with_validation(data: ImageDataset, config: TrainConfig) -> ImageDataset:
@@ -193,7 +201,8 @@ def new_run(
     if data is None:
         # The data's location, input size and split seed come from the config; its channels and classes
         # then decide the network, so the final config is made once the data are there.
-        data = load_data(make_config(spec, recipe=recipe, overrides=overrides), data_root)
+        # (its validation split is taken once, below, with the final config)
+        data = load_data(make_config(spec, recipe=recipe, overrides=overrides), data_root, validation=False)
     config = make_config(spec, recipe=recipe, overrides=overrides, data=data)
     config, notes = _scale_to_folder(config, data, spec, recipe, overrides)
     model = build_model(config)
