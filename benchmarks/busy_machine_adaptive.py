@@ -117,12 +117,33 @@ def phase_means(result: dict, seconds: float) -> list[float | None]:
     return means
 
 
+def render(results: list[dict]) -> str:
+    """The Markdown tables of ``results``: each run's phases, then its 5-second windows (images/s and threads)."""
+    out = ["| scenario | setting | threads at start | phase means, images/s (before / with / after the competitor) |",
+           "|---|---|---:|---|"]  # fmt: skip
+    for r in results:
+        means = " / ".join(f"{m:,.0f}" if m else "–" for m in r["phase_means"])
+        out.append(f"| {r['scenario']} | {r['setting']} | {r['events']['start_threads']} | {means} |")
+    out += ["", "Each 5-second window: thousands of training images/s, then the thread count (`k/threads`):", ""]
+    for r in results:
+        ev = r["events"]
+        when = (f"competitor from {ev['competitor_start']:.0f} s to {ev['competitor_end']:.0f} s"
+                if "competitor_start" in ev else f"competitor until {ev['competitor_end']:.0f} s")  # fmt: skip
+        cells = " ".join(f"{(w['images_per_sec'] or 0) / 1000:.1f}k/{w['threads'] or '-'}" for w in r["windows"])
+        out.append(f"- {r['scenario']}, {r['setting']} ({when}): {cells}")
+    return "\n".join(out) + "\n"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=75.0)
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("busy-adaptive.json"))
+    p.add_argument("--render", type=Path, nargs="+", help="print the Markdown of recorded JSON files and exit")
     args = p.parse_args()
+    if args.render:
+        print(render([r for path in args.render for r in json.loads(path.read_text())]), end="")
+        return 0
     os.environ.pop("OMP_NUM_THREADS", None)
     from cnnzoo.run import load_data
 
