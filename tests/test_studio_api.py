@@ -240,7 +240,15 @@ def test_predict_ranks_classes_and_shows_cam_stages_and_the_input(client, root, 
     assert Image.open(io.BytesIO(_data(body["cam"]["overlay"]))).mode == "RGB"
     stages = body["stages"]
     assert stages[0]["shape"] == [6, 24, 24] and stages[0]["image"].startswith("data:image/png;base64,")
-    assert stages[-1]["shape"] == [10] and stages[-1]["image"] is None
+    assert stages[-1]["shape"] == [10] and stages[-1]["image"] is None and stages[-1]["values"] is None
+    low, high = stages[0]["values"]
+    assert low <= high
+    # the maps in colour (viridis), 4 white pixels apart: the first map's tile, then the gap
+    tiles = np.asarray(Image.open(io.BytesIO(base64.b64decode(stages[0]["image"].split(",", 1)[1]))))
+    assert tiles.ndim == 3 and tiles.shape[2] == 3
+    side = 24 * 2  # 24x24 maps enlarged to at least 48 px
+    assert (tiles[:side, side : side + 4] == 255).all() and not (tiles[:side, :side] == 255).all()
+    assert len({tuple(p) for p in tiles[:side, :side].reshape(-1, 3)}) > 2  # colours, not black and white
     # the answer is cnnzoo predict's, for the same picture
     (tmp_path / "seven.png").write_bytes(png_bytes(7, scale=5))
     same = cnnzoo.load_model(root / RUN).predict(tmp_path / "seven.png", top_k=4)[0]

@@ -154,24 +154,30 @@ def cam_overlay(pixels: torch.Tensor, cam: torch.Tensor) -> np.ndarray:
     return _enlarge(np.clip(base * (1 - alpha) + heat * alpha, 0, 255).astype(np.uint8))
 
 
-def feature_grid(output: torch.Tensor, limit: int = MAX_STAGE_CHANNELS) -> tuple[np.ndarray, int]:
-    """Up to ``limit`` channels of one image's ``[C, H, W]`` stage output side by side (each scaled to 0-255
-    on its own), with a one-pixel gap; and how many channels it shows."""
+MAP_COLOURS = "viridis"  # the colour scale of the feature maps: dark blue = a map's lowest, yellow = its highest
+MAP_GAP = 4  # white pixels between two maps
+
+
+def feature_grid(output: torch.Tensor, limit: int = MAX_STAGE_CHANNELS) -> tuple[np.ndarray, int, list[float]]:
+    """Up to ``limit`` channels of one image's ``[C, H, W]`` stage output side by side, in :data:`MAP_COLOURS`
+    (each map scaled from its own lowest to its own highest value), :data:`MAP_GAP` white pixels apart; how many
+    channels it shows; and the lowest and highest value among them."""
     maps = output[:limit].float()
     count, h, w = maps.shape
     low = maps.flatten(1).amin(dim=1).view(-1, 1, 1)
     high = maps.flatten(1).amax(dim=1).view(-1, 1, 1)
-    scaled = ((maps - low) / (high - low).clamp_min(1e-12) * 255).to(torch.uint8).numpy()
+    scaled = ((maps - low) / (high - low).clamp_min(1e-12)).clamp(0, 1).numpy()
+    coloured = (colormaps[MAP_COLOURS](scaled)[..., :3] * 255).astype(np.uint8)  # [count, h, w, 3]
     cols = min(count, 8)
     rows = -(-count // cols)
     factor = max(1, -(-48 // max(h, w)))  # each map at least ~48 px
-    th, tw = h * factor, w * factor
-    grid = np.full((rows * (th + 1) - 1, cols * (tw + 1) - 1), 255, dtype=np.uint8)
+    th, tw, g = h * factor, w * factor, MAP_GAP
+    grid = np.full((rows * (th + g) - g, cols * (tw + g) - g, 3), 255, dtype=np.uint8)
     for i in range(count):
         r, c = divmod(i, cols)
-        tile = np.repeat(np.repeat(scaled[i], factor, axis=0), factor, axis=1)
-        grid[r * (th + 1) : r * (th + 1) + th, c * (tw + 1) : c * (tw + 1) + tw] = tile
-    return grid, count
+        tile = np.repeat(np.repeat(coloured[i], factor, axis=0), factor, axis=1)
+        grid[r * (th + g) : r * (th + g) + th, c * (tw + g) : c * (tw + g) + tw] = tile
+    return grid, count, [float(low.min()), float(high.max())]
 
 
 def _target_index(target: str | None, classes: Sequence[str]) -> int | None:
@@ -202,12 +208,13 @@ def explain_picture(predictor: Predictor, x: torch.Tensor, pixels: torch.Tensor,
     stages = []
     for stage in stage_activations(predictor.model, x):
         out = stage.output[0]
-        image, shown = None, 0
+        image, shown, values = None, 0, None
         if out.dim() == 3 and min(out.shape[1:]) >= 1:
-            grid, shown = feature_grid(out)
+            grid, shown, values = feature_grid(out)
             image = png_data_url(grid)
         label = getattr(stage, "label", stage.name)
-        stages.append({"name": label, "shape": list(stage.shape[1:]), "channels_shown": shown, "image": image})
+        stages.append({"name": label, "shape": list(stage.shape[1:]), "channels_shown": shown, "image": image,
+                       "values": values})  # fmt: skip
     return {"cam": cam, "stages": stages, "note": None}
 
 

@@ -135,6 +135,9 @@ class StageMapOut(BaseModel):
     shape: list[int]
     channels_shown: int
     image: str | None
+    values: list[float] | None = Field(
+        None, description="the lowest and highest value among the channels shown (each map is coloured from its own)"
+    )
 
 
 class PredictOut(BaseModel):

@@ -434,7 +434,8 @@ function showResult(r) {
   const list = $("#stage-list");
   list.replaceChildren(...r.stages.map((s) => {
     const row = el("div", { class: "stage" });
-    row.appendChild(el("div", {}, `${s.name} → ${shape(s.shape)}` + (s.channels_shown ? ` (first ${s.channels_shown} channels)` : "")));
+    const range = s.values ? `, values ${s.values.map((v) => v.toPrecision(3)).join(" to ")}` : "";
+    row.appendChild(el("div", {}, `${s.name} → ${shape(s.shape)}` + (s.channels_shown ? ` (first ${s.channels_shown} channels${range})` : "")));
     const cell = el("div");
     if (s.image) cell.appendChild(el("img", { src: s.image, alt: `feature maps of ${s.name}` }));
     row.appendChild(cell);
