@@ -5,6 +5,7 @@ test's tmp dir (and, with ``CNNZOO_STUDIO_SCREENSHOTS=DIR``, to DIR: how docs/im
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -245,3 +246,15 @@ def test_the_runs_list_follows_the_root_while_it_is_open(browser, tmp_path, trai
                      what="the finished status")  # fmt: skip
     finally:
         lock.release()
+
+
+def test_a_runs_curves_put_losses_and_accuracies_on_their_own_axes_with_values_on_hover(browser, studio):
+    browser.get(f"{studio.url}/runs/{RUN}")
+    wait_for(browser, lambda d: int(d.find_element("css selector", "#curves").get_attribute("data-points") or 0) > 0,
+             what="the curves")  # fmt: skip
+    labels = {p.get_attribute("data-label") for p in browser.find_elements("css selector", "#curves path.series")}
+    assert {"train loss", "val loss", "test loss", "train acc", "val acc", "test acc"} <= labels, labels
+    axes = [t.text for t in browser.find_elements("css selector", "#curves text.axis-name")]
+    assert axes == ["loss", "accuracy"], axes
+    hover = [t.get_attribute("textContent") for t in browser.find_elements("css selector", "#curves circle title")]
+    assert any(re.fullmatch(r"test acc, epoch 3: [01]\.\d{4}", h) for h in hover), hover

@@ -144,34 +144,55 @@ function diagram(m) {
 // charts
 // ---------------------------------------------------------------------------------------------
 function lineChart(svg, series, opts = {}) {
-  // series: [{label, color, points: [[x, y], ...], dashed}]; returns the number of points drawn.
+  // series: [{label, color, points: [[x, y], ...], dashed, axis}]; axis "acc" puts a series on the right-hand
+  // accuracy scale (its own range), anything else on the left-hand one (losses). Each point's value shows on hover.
+  // Returns the number of points drawn.
   svg.replaceChildren();
   const box = svg.getBoundingClientRect();
   const W = Math.max(320, box.width || 640), H = Math.max(200, box.height || 260);
-  const pad = { l: 46, r: 12, t: 10, b: 30 };
+  const twoAxes = series.some((s) => s.axis === "acc") && series.some((s) => s.axis !== "acc");
+  const pad = { l: 46, r: twoAxes ? 46 : 12, t: 10, b: 30 };
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const all = series.flatMap((s) => s.points);
-  const xmax = Math.max(opts.xmax || 1, ...all.map((p) => p[0]));
-  const ymax = Math.max(1, ...all.map((p) => p[1]));
+  const finite = (s) => s.points.filter((p) => p[1] !== null && Number.isFinite(p[1]));
+  const xmax = Math.max(opts.xmax || 1, ...series.flatMap(finite).map((p) => p[0]));
   const X = (x) => pad.l + (W - pad.l - pad.r) * (x / xmax);
-  const Y = (y) => H - pad.b - (H - pad.t - pad.b) * (y / ymax);
+  const scale = (list) => {  // [low, high] of a y axis: losses from 0, accuracies from a little below their lowest
+    const ys = list.flatMap(finite).map((p) => p[1]);
+    if (!ys.length) return [0, 1];
+    if (list.every((s) => s.axis === "acc")) return [Math.max(0, Math.floor(Math.min(...ys) * 20) / 20 - 0.05), 1];
+    return [0, Math.max(1e-6, ...ys) * 1.05];
+  };
+  const left = scale(series.filter((s) => !twoAxes || s.axis !== "acc"));
+  const right = twoAxes ? scale(series.filter((s) => s.axis === "acc")) : left;
+  const Y = ([lo, hi], y) => H - pad.b - (H - pad.t - pad.b) * ((y - lo) / (hi - lo));
   for (let i = 0; i <= 4; i++) {
-    const v = (ymax * i) / 4;
-    svg.appendChild(el("svg:line", { x1: pad.l, x2: W - pad.r, y1: Y(v), y2: Y(v), stroke: "#e4e8ee" }));
-    svg.appendChild(el("svg:text", { x: 4, y: Y(v) + 4 }, v.toFixed(2)));
+    const v = left[0] + ((left[1] - left[0]) * i) / 4;
+    svg.appendChild(el("svg:line", { x1: pad.l, x2: W - pad.r, y1: Y(left, v), y2: Y(left, v), stroke: "#e4e8ee" }));
+    svg.appendChild(el("svg:text", { x: 4, y: Y(left, v) + 4 }, v.toFixed(2)));
+    if (twoAxes) {
+      const a = right[0] + ((right[1] - right[0]) * i) / 4;
+      svg.appendChild(el("svg:text", { x: W - pad.r + 4, y: Y(right, a) + 4, class: "axis-acc" }, a.toFixed(2)));
+    }
+  }
+  if (twoAxes) {
+    svg.appendChild(el("svg:text", { x: 4, y: pad.t + 2, class: "axis-name" }, "loss"));
+    svg.appendChild(el("svg:text", { x: W - pad.r + 4, y: pad.t + 2, class: "axis-name" }, "accuracy"));
   }
   const step = Math.max(1, Math.ceil(xmax / 10));
   for (let e = 0; e <= xmax; e += step) svg.appendChild(el("svg:text", { x: X(e) - 3, y: H - 12 }, String(e)));
   svg.appendChild(el("svg:text", { x: W / 2, y: H - 1 }, opts.xlabel || "epoch"));
   let drawn = 0, reach = 0;
   for (const s of series) {
-    const pts = s.points.filter((p) => p[1] !== null && Number.isFinite(p[1]));
+    const pts = finite(s);
     if (!pts.length) continue;
-    const d = pts.map((p, i) => `${i ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ");
+    const range = twoAxes && s.axis === "acc" ? right : left;
+    const d = pts.map((p, i) => `${i ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(range, p[1]).toFixed(1)}`).join(" ");
     svg.appendChild(el("svg:path", { d, fill: "none", stroke: s.color, "stroke-width": 2,
       "stroke-dasharray": s.dashed ? "5 4" : "none", class: "series", "data-label": s.label }));
     for (const p of s.dashed ? [] : pts) {
-      svg.appendChild(el("svg:circle", { cx: X(p[0]), cy: Y(p[1]), r: 2.8, fill: s.color, class: "point" }));
+      const dot = el("svg:circle", { cx: X(p[0]), cy: Y(range, p[1]), r: 3.2, fill: s.color, class: "point" });
+      dot.appendChild(el("svg:title", {}, `${s.label}, epoch ${p[0]}: ${p[1].toFixed(4)}`));  // the hover value
+      svg.appendChild(dot);
     }
     drawn += s.dashed ? Math.max(0, pts.length - (s.joined ? 1 : 0)) : pts.length;
     reach = Math.max(reach, ...pts.map((p) => p[0]));
@@ -301,19 +322,23 @@ async function drawCurves(runId) {
   if (state.runId !== runId) return;
   const rows = m.epochs;
   if (m.training) showStatus("training", rows.length);
+  // losses on the left-hand axis, accuracies on the right-hand one (each with its own range)
+  const has = (key) => rows.some((r) => r[key] !== null && r[key] !== undefined);
   const series = [
     { label: "train loss", color: COLORS[0], points: rows.map((r) => [r.epoch, r.train_loss]) },
-    { label: "train acc", color: COLORS[1], points: rows.map((r) => [r.epoch, r.train_acc]) },
+    { label: "train acc", color: COLORS[1], axis: "acc", points: rows.map((r) => [r.epoch, r.train_acc]) },
   ];
-  if (rows.some((r) => r.val_acc !== null && r.val_acc !== undefined)) {
-    series.push({ label: "val acc", color: COLORS[2], points: rows.map((r) => [r.epoch, r.val_acc]) });
+  if (has("val_loss")) series.push({ label: "val loss", color: COLORS[4], points: rows.map((r) => [r.epoch, r.val_loss]) });
+  if (has("test_loss")) series.push({ label: "test loss", color: COLORS[5], points: rows.map((r) => [r.epoch, r.test_loss]) });
+  if (has("val_acc")) {
+    series.push({ label: "val acc", color: COLORS[2], axis: "acc", points: rows.map((r) => [r.epoch, r.val_acc]) });
   }
-  series.push({ label: "test acc", color: COLORS[3], points: rows.map((r) => [r.epoch, r.test_acc]) });
+  series.push({ label: "test acc", color: COLORS[3], axis: "acc", points: rows.map((r) => [r.epoch, r.test_acc]) });
   if (m.live.length) {
     const last = rows[rows.length - 1];
-    for (const [key, color] of [["train_loss", COLORS[0]], ["train_acc", COLORS[1]]]) {
+    for (const [key, color, axis] of [["train_loss", COLORS[0], "loss"], ["train_acc", COLORS[1], "acc"]]) {
       const pts = m.live.map((r) => [r.epoch - 1 + r.fraction, r[key]]);
-      series.push({ label: key, color, dashed: true, hideLegend: true, joined: !!last,
+      series.push({ label: key, color, axis, dashed: true, hideLegend: true, joined: !!last,
         points: last ? [[last.epoch, last[key]], ...pts] : pts });
     }
   }
