@@ -109,6 +109,7 @@ def test_the_zoo_page_draws_a_model_and_the_cost_table(browser, studio):
     assert "lenet" in [r.get_attribute("data-model") for r in rows]
     assert wait_for(browser, lambda d: len(d.find_elements("css selector", "#costs tbody tr")) == 3)
     assert "64×112×112" in browser.find_element("css selector", "#diagram").text
+    assert "multiply-accumulates (MACs) per image" in text(browser, "#diagram-legend")  # what the bars are
     shoot(browser, studio, "zoo")
     rows[[r.get_attribute("data-model") for r in rows].index("lenet")].click()  # a click goes to another model
     wait_for(browser, lambda d: "/zoo/lenet" in d.current_url and text(d, "#model-detail h2") == "lenet")

@@ -102,6 +102,9 @@ async function showModel(name) {
       `${human(m.macs)} MACs per image · accepts sides ${m.min_input_size}` +
       (m.max_input_size ? `-${m.max_input_size}` : " and up")));
   box.appendChild(diagram(m));
+  box.appendChild(el("p", { class: "scale", id: "diagram-legend" },
+    "Boxes: the stages, top to bottom as the data flows, each with the shape it hands on (hover one for its layers). " +
+    "Orange bars: each stage's multiply-accumulates (MACs) per image, against the costliest stage's."));
   const mine = (await loadWeights()).filter((w) => w.model === name);
   if (mine.length) {
     const p = el("p", { id: "model-weights" }, "Trained weights: ");
