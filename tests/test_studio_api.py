@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("fastapi", reason="the studio extra (fastapi) is not installed")
 from fastapi.testclient import TestClient
@@ -482,3 +483,25 @@ def test_simultaneous_first_predictions_load_the_model_once(root, monkeypatch):
     for t in threads:
         t.join(timeout=60)
     assert len(got) == 6 and cache.loads == 1 and len({id(p) for p, _ in got}) == 1
+
+
+def test_the_confusion_matrix_as_numbers_and_the_pictures_behind_a_cell(client, trained_run, fake_train_data):
+    import cnnzoo
+
+    answer = client.get(f"/api/confusion/{RUN}")
+    assert answer.status_code == 200, answer.text[:300]
+    body = answer.json()
+    matrix = torch.tensor(body["matrix"])
+    run = cnnzoo.open_run(trained_run, device="cpu")  # what cnnzoo eval computes for the same checkpoint
+    expected = cnnzoo.evaluate(run.model, run.data, run.config).confusion
+    assert torch.equal(matrix, expected), (matrix, expected)
+    true, predicted = divmod(int(torch.argmax(matrix * (1 - torch.eye(len(matrix), dtype=torch.int64)))), len(matrix))
+    diagonal = client.get(f"/api/confusion/{RUN}/0/0?limit=5").json()
+    assert diagonal["count"] == matrix[0, 0] and len(diagonal["images"]) == min(5, int(matrix[0, 0]))
+    probabilities = [im["probability"] for im in diagonal["images"]]
+    assert probabilities == sorted(probabilities, reverse=True)  # the most confident first
+    assert all(im["image"].startswith("data:image/png;base64,") for im in diagonal["images"])
+    cell = client.get(f"/api/confusion/{RUN}/{true}/{predicted}").json()
+    assert cell["count"] == matrix[true, predicted]
+    assert_error(client.get(f"/api/confusion/{RUN}/10/0"), 404, "no cell (10, 0)")
+    assert_error(client.get("/api/confusion/no-such-run"), 404, "unknown run")

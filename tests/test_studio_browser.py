@@ -259,3 +259,15 @@ def test_a_runs_curves_put_losses_and_accuracies_on_their_own_axes_with_values_o
     assert axes == ["loss", "accuracy"], axes
     hover = [t.get_attribute("textContent") for t in browser.find_elements("css selector", "#curves circle title")]
     assert any(re.fullmatch(r"test acc, epoch 3: [01]\.\d{4}", h) for h in hover), hover
+
+
+def test_a_confusion_cell_opens_its_pictures(browser, studio, fake_train_data):
+    browser.get(f"{studio.url}/runs/{RUN}")
+    cell = "#confusion-table td.cell[data-true='0'][data-predicted='0']"
+    wait_for(browser, lambda d: d.find_elements("css selector", cell), what="the confusion table")
+    count = int(text(browser, cell))
+    browser.find_element("css selector", cell).click()
+    wait_for(browser, lambda d: d.find_elements("css selector", "#cell-images figure.thumb img"), what="the pictures")
+    assert text(browser, "#cell-images p").startswith(f"{count} test pictures of class0 taken for class0")
+    shown = browser.find_elements("css selector", "#cell-images figure.thumb")
+    assert len(shown) == min(count, 24)

@@ -21,7 +21,7 @@ from cnnzoo.explain.figures import (
     filters_figure,
     top_losses_figure,
 )
-from cnnzoo.explain.mistakes import Mistake, class_samples, model_inputs, top_losses
+from cnnzoo.explain.mistakes import Mistake, class_samples, model_inputs, predictions, top_losses
 
 __all__ = [
     "CamResult",
@@ -36,6 +36,7 @@ __all__ = [
     "filters_figure",
     "first_conv_filters",
     "model_inputs",
+    "predictions",
     "stage_activations",
     "top_losses",
     "top_losses_figure",

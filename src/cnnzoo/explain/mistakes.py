@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from cnnzoo.data.batches import DeviceBatches
 from cnnzoo.modes import eval_mode
 
-__all__ = ["Mistake", "class_samples", "model_inputs", "top_losses"]
+__all__ = ["Mistake", "class_samples", "model_inputs", "predictions", "top_losses"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,30 @@ def model_inputs(
             channels_last=False,
         )
     )
+
+
+def predictions(
+    model: nn.Module,
+    images: Tensor,
+    *,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    input_size: int,
+    batch_size: int = 512,
+) -> tuple[Tensor, Tensor]:
+    """The predicted class and its probability for every image (CPU tensors, in the images' order), as
+    :func:`cnnzoo.evaluate` would see them: the run's input size and normalisation, eval mode."""
+    device = _device(model)
+    predicted, confidence = [], []
+    with eval_mode(model), torch.inference_mode():
+        for x, _ in model_inputs(images, mean=mean, std=std, input_size=input_size, batch_size=batch_size,
+                                 device=device):  # fmt: skip
+            top, pred = model(x).float().softmax(dim=1).max(dim=1)
+            predicted.append(pred.cpu())
+            confidence.append(top.cpu())
+    if not predicted:
+        return torch.zeros(0, dtype=torch.int64), torch.zeros(0)
+    return torch.cat(predicted), torch.cat(confidence)
 
 
 def top_losses(

@@ -288,6 +288,44 @@ function showImage(name, detail, id) {
   if (has) $(`#${id}`).src = `/api/runs/${encodeURIComponent(detail.id)}/files/${name}?t=${Date.now()}`;
 }
 
+// The confusion matrix as a table whose cells open their pictures (GET /api/confusion/...: the run's final model
+// classifies its test set once; a finished run only, so the numbers match its confusion.png).
+async function drawConfusionTable(runId, detail) {
+  const box = $("#confusion-cells-box");
+  box.hidden = detail.status !== "finished";
+  $("#cell-images").replaceChildren();
+  if (box.hidden) return;
+  const c = await api(`/api/confusion/${encodeURIComponent(runId)}`);
+  const table = $("#confusion-table");
+  const most = Math.max(1, ...c.matrix.flat());
+  const head = el("tr");
+  head.append(el("th", {}, "true \\ predicted"), ...c.classes.map((name) => el("th", { class: "num" }, name)));
+  const rows = c.matrix.map((counts, i) => {
+    const row = el("tr");
+    row.append(el("th", {}, c.classes[i]), ...counts.map((n, j) => {
+      const cell = el("td", { class: `num cell${i === j ? " diagonal" : ""}`, "data-true": i, "data-predicted": j,
+        style: `--share: ${(n / most).toFixed(3)}`, title: `${n} ${c.classes[i]} taken for ${c.classes[j]}` }, String(n));
+      if (n) cell.addEventListener("click", () => showCell(runId, i, j).catch((e) => showError(e.message)));
+      return cell;
+    }));
+    return row;
+  });
+  table.replaceChildren(head, ...rows);
+}
+
+async function showCell(runId, i, j) {
+  const cell = await api(`/api/confusion/${encodeURIComponent(runId)}/${i}/${j}`);
+  const box = $("#cell-images");
+  const title = el("p", {}, `${cell.count} test pictures of ${cell.true} taken for ${cell.predicted}` +
+    (cell.count > cell.images.length ? ` (the ${cell.images.length} most confident)` : ""));
+  box.replaceChildren(title, ...cell.images.map((im) => {
+    const fig = el("figure", { class: "thumb" });
+    fig.append(el("img", { src: im.image, alt: `test picture ${im.index}` }),
+      el("figcaption", {}, `#${im.index} · ${im.probability.toFixed(2)}`));
+    return fig;
+  }));
+}
+
 async function showRun(runId) {
   state.runId = runId;
   const detail = await api(`/api/runs/${encodeURIComponent(runId)}`);
@@ -295,6 +333,7 @@ async function showRun(runId) {
   state.runDetail = detail;
   showStatus(detail.status, detail.epochs_done);
   showImage("confusion.png", detail, "confusion");
+  drawConfusionTable(runId, detail).catch((e) => showError(e.message));
   showImage("top_losses.png", detail, "top-losses");
   showImage("explained.png", detail, "explained");
   const perClass = $("#per-class tbody");
