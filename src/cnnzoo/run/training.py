@@ -138,10 +138,13 @@ def format_duration(seconds: float) -> str:
 
 
 WARMUP_STEPS = 2  # the first steps of a model create its kernels: not timed
+MIN_TIMED_SECONDS = 1.0  # then steps are timed for at least this long ...
+MAX_TIMED_STEPS = 200  # ... or this many, whichever comes first
 
 
 def estimate(run: Run, *, steps: int = 5) -> Estimate:
-    """:meth:`Run.estimate`: ``steps`` training steps (after :data:`WARMUP_STEPS`) of a copy of ``run.model`` on
+    """:meth:`Run.estimate`: at least ``steps`` training steps, and at least :data:`MIN_TIMED_SECONDS` of them
+    (after :data:`WARMUP_STEPS`), of a copy of ``run.model`` on
     random input of the run's batch, side, device and precision; evaluation counted at a third of a training
     step per image (a forward pass of the three)."""
     config, data = run.config, run.data
@@ -155,23 +158,29 @@ def estimate(run: Run, *, steps: int = 5) -> Estimate:
     y = torch.randint(0, data.num_classes, (batch,), device=setup.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-9)
     loss_fn = nn.CrossEntropyLoss()
-    for i in range(WARMUP_STEPS + steps):
-        if i == WARMUP_STEPS:
-            setup.synchronize()
-            start = time.perf_counter()
+    def step() -> None:
         with setup.autocast():
             loss = loss_fn(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+
+    for _ in range(WARMUP_STEPS):
+        step()
     setup.synchronize()
-    rate = steps * batch / max(time.perf_counter() - start, 1e-9)
+    start, timed = time.perf_counter(), 0
+    # at least ``steps``, and at least MIN_TIMED_SECONDS of them (a small model's first steps are its slowest)
+    while timed < steps or (time.perf_counter() - start < MIN_TIMED_SECONDS and timed < MAX_TIMED_STEPS):
+        step()
+        setup.synchronize()
+        timed += 1
+    rate = timed * batch / max(time.perf_counter() - start, 1e-9)
     done = int(run.resume["epoch"]) if run.resume else 0
     epochs = max(0, config.epochs - done)
     train = data.train_labels.numel()
     evaluated = data.test_labels.numel() + (data.val_labels.numel() if data.val_labels is not None else 0)
     seconds = epochs * (train + evaluated / 3) / rate
-    return Estimate(seconds, rate, epochs, train, evaluated, steps, batch)
+    return Estimate(seconds, rate, epochs, train, evaluated, timed, batch)
 
 
 def _in_notebook() -> bool:
