@@ -204,7 +204,9 @@ def test_a_run_estimates_its_time_without_touching_its_model(blocks):
     assert all(torch.equal(before[k], v) for k, v in run.model.state_dict().items())  # a copy was timed
     assert estimate.epochs == 3 and estimate.batch_size == 32 and estimate.images_per_sec > 0
     assert estimate.train_images == blocks.train_labels.numel() - run.data.val_labels.numel()
-    per_epoch = (estimate.train_images + estimate.eval_images / 3) / estimate.images_per_sec
+    from cnnzoo.run.training import EPOCH_OVERHEAD
+
+    per_epoch = (estimate.train_images + estimate.eval_images / 3) / estimate.images_per_sec + EPOCH_OVERHEAD
     assert estimate.seconds == pytest.approx(3 * per_epoch)
     assert str(estimate).startswith("estimated: about ") and "3 epoch(s) of" in str(estimate)
     assert [format_duration(s) for s in (0.4, 59, 61, 3599, 3725)] == ["0 s", "59 s", "1 min 01 s", "59 min 59 s",

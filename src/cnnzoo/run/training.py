@@ -140,13 +140,15 @@ def format_duration(seconds: float) -> str:
 WARMUP_STEPS = 2  # the first steps of a model create its kernels: not timed
 MIN_TIMED_SECONDS = 1.0  # then steps are timed for at least this long ...
 MAX_TIMED_STEPS = 200  # ... or this many, whichever comes first
+EPOCH_OVERHEAD = 0.3  # seconds an epoch costs beyond its steps (setting up its batches and evaluation, the files)
 
 
 def estimate(run: Run, *, steps: int = 5) -> Estimate:
     """:meth:`Run.estimate`: at least ``steps`` training steps, and at least :data:`MIN_TIMED_SECONDS` of them
     (after :data:`WARMUP_STEPS`), of a copy of ``run.model`` on
     random input of the run's batch, side, device and precision; evaluation counted at a third of a training
-    step per image (a forward pass of the three)."""
+    step per image (a forward pass of the three), and :data:`EPOCH_OVERHEAD` per epoch. Measured against the
+    notebooks' cells on 2 idle cores: within about a third of what they took (benchmarks/notebooks.md)."""
     config, data = run.config, run.data
     setup = setup_device(config.device, config.precision, config.channels_last)
     model = setup.place(copy.deepcopy(run.model)).train()
@@ -179,7 +181,7 @@ def estimate(run: Run, *, steps: int = 5) -> Estimate:
     epochs = max(0, config.epochs - done)
     train = data.train_labels.numel()
     evaluated = data.test_labels.numel() + (data.val_labels.numel() if data.val_labels is not None else 0)
-    seconds = epochs * (train + evaluated / 3) / rate
+    seconds = epochs * ((train + evaluated / 3) / rate + EPOCH_OVERHEAD)
     return Estimate(seconds, rate, epochs, train, evaluated, timed, batch)
 
 
