@@ -746,8 +746,8 @@ def _run_epoch(
         on_log=on_log if callbacks or state.threads is not None else None,
         params=loop.params,
     )
-    if callbacks:
-        on_log(totals)
+    if callbacks or state.threads is not None:
+        on_log(totals)  # the epoch's last interval (and a thread decision, however short the epoch)
     if stopped and totals.step < len(loop.train_batches):
         state.partial = _world_totals(totals, parallel)
         _stop(state, callbacks)

@@ -160,6 +160,7 @@ def estimate(run: Run, *, steps: int = 5) -> Estimate:
     y = torch.randint(0, data.num_classes, (batch,), device=setup.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-9)
     loss_fn = nn.CrossEntropyLoss()
+
     def step() -> None:
         with setup.autocast():
             loss = loss_fn(model(x), y)
