@@ -46,18 +46,22 @@ def start_server(root: Path, env: dict | None = None) -> tuple[subprocess.Popen,
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(root), str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    return proc, wait_until_up(proc, f"http://127.0.0.1:{port}")
+
+
+def wait_until_up(proc: subprocess.Popen, url: str, seconds: float = 60) -> str:
+    """``url`` once the studio in ``proc`` answers its health route; one line if it exits or never answers."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the studio exited ({proc.returncode}): {proc.stderr.read()[-2000:]}")
         try:
             if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                return proc, url
+                return url
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("the studio did not answer within 60 s")
+    raise RuntimeError(f"the studio did not answer within {seconds:g} s")
 
 
 def rss_bytes(pid: int) -> int:

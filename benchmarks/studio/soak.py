@@ -73,18 +73,7 @@ def start_cli(root: Path) -> tuple[subprocess.Popen, str]:
     port = load.free_port()
     argv = [sys.executable, "-m", "cnnzoo", "studio", str(root), "--port", str(port)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the studio exited ({proc.returncode}): {proc.stderr.read()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the studio did not answer within 60 s")
+    return proc, load.wait_until_up(proc, f"http://127.0.0.1:{port}")
 
 
 def _client(url, runs, stop: threading.Event, stopping: threading.Event, seed: int, seen: Counter, lock):
