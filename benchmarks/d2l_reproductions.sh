@@ -15,7 +15,7 @@ for model in resnet18 googlenet densenet; do
   if [ -f "$out/report.md" ]; then echo "done    $model: $(tail -n 2 "$out.log" | head -n 1)"; continue; fi
   echo "start   $model $(date -u +%FT%TZ)"
   if [ -f "$out/last.pt" ]; then
-    "$CNNZOO" train --resume "$out" --quiet >> "$out.log" 2>&1
+    "$CNNZOO" train --resume "$out" --threads 2 --quiet >> "$out.log" 2>&1
   else
     rm -rf "$out"
     "$CNNZOO" train "$model" --recipe d2l --precision bf16-native --channels-last yes --threads 2 --quiet \

@@ -18,7 +18,7 @@ run() {  # NAME ARGS...: cnnzoo train ARGS --threads 2 --quiet --out RUNS/NAME
   if [ -f "$out/report.md" ]; then echo "done    $name"; return 0; fi
   echo "start   $name $(date -u +%FT%TZ)"
   if [ -f "$out/last.pt" ]; then
-    "$CNNZOO" train --resume "$out" --quiet > "$out.log" 2>&1
+    "$CNNZOO" train --resume "$out" --threads 2 --quiet > "$out.log" 2>&1
   else
     rm -rf "$out"
     "$CNNZOO" train "$@" --threads 2 --quiet --out "$out" > "$out.log" 2>&1
