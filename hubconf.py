@@ -20,9 +20,9 @@ _SRC = _Path(__file__).resolve().parent / "src"
 if (_SRC / "cnnzoo" / "__init__.py").is_file() and "cnnzoo" not in _sys.modules and str(_SRC) not in _sys.path:
     _sys.path.insert(0, str(_SRC))
 
-from cnnzoo.errors import ConfigError as _ConfigError  # noqa: E402
-from cnnzoo.registry import get_model_info as _get_model_info  # noqa: E402
-from cnnzoo.registry import list_models as _list_models  # noqa: E402
+from cnnzoo.base.errors import ConfigError as _ConfigError  # noqa: E402
+from cnnzoo.models.registry import get_model_info as _get_model_info  # noqa: E402
+from cnnzoo.models.registry import list_models as _list_models  # noqa: E402
 from cnnzoo.weights import create_model as _create_model  # noqa: E402
 from cnnzoo.weights import list_weights as _list_weights  # noqa: E402
 

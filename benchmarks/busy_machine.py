@@ -24,10 +24,10 @@ CHILD = r"""
 import os, sys, time
 import torch
 from torch import nn
-import cnnzoo, cnnzoo.devices
+import cnnzoo, cnnzoo.base.devices
 model_name, side, seconds, auto = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "auto"
 if auto:
-    cnnzoo.devices.set_threads(None)  # what cnnzoo train/bench/leaderboard do without --threads
+    cnnzoo.base.devices.set_threads(None)  # what cnnzoo train/bench/leaderboard do without --threads
 torch.manual_seed(0)
 model = cnnzoo.create_model(model_name)
 x = torch.randn(256, 1, side, side)

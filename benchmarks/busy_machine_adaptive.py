@@ -8,7 +8,7 @@ Two scenarios, each run once per setting (interleaved), on Fashion-MNIST with ``
   starts after a third of the time and is killed after two thirds.
 * **A neighbour is there at the start.** The competitor runs from before the start to half-way.
 
-Settings: ``adaptive`` is cnnzoo's default (:class:`cnnzoo.devices.ThreadGovernor` re-decides the threads every
+Settings: ``adaptive`` is cnnzoo's default (:class:`cnnzoo.base.devices.ThreadGovernor` re-decides the threads every
 3 s); ``fixed`` is the previous default, the free cores probed once at start-up and kept. Printed and written: the
 training throughput (images/s, training steps only, evaluation excluded) in 5-second windows, the thread count,
 and each phase's mean.
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import cnnzoo
 from cnnzoo import devices
-from cnnzoo.engine import Callback
+from cnnzoo.train.state import Callback
 
 WINDOW = 5.0
 

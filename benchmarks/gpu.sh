@@ -261,9 +261,9 @@ from pathlib import Path
 import torch
 
 from cnnzoo.cli import main
-from cnnzoo.config import d2l_models
-from cnnzoo.references import D2L_FIGURES, D2L_SOURCE, reference_key
-from cnnzoo.registry import get_model_info
+from cnnzoo.train.recipes import d2l_models
+from cnnzoo.models.references import D2L_FIGURES, D2L_SOURCE, reference_key
+from cnnzoo.models.registry import get_model_info
 
 out, cap, mode, common = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 import cnnzoo
-from cnnzoo.devices import setup_device
-from cnnzoo.engine import fit, make_batches, xavier_init
+from cnnzoo.base.devices import setup_device
+from cnnzoo.train.loop import fit, make_batches
+from cnnzoo.train.optim import xavier_init
 
 BATCH = 256
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from cnnzoo.data import ImageDataset
-from cnnzoo.registry import list_models, register_model
+from cnnzoo.models.registry import list_models, register_model
 
 TESTS_DIR = Path(__file__).resolve().parent
 CLASSES = [f"class{k}" for k in range(10)]
@@ -100,7 +100,7 @@ def register_test_models() -> None:
 
 def unregister_test_models() -> None:
     """Undo :func:`register_test_models`: other tests enumerate the registry and must not see these."""
-    from cnnzoo import registry
+    from cnnzoo.models import registry
 
     for name in TEST_MODELS:
         registry._REGISTRY.pop(name, None)

@@ -9,7 +9,7 @@
 2. The first segment (launch -> config.json) split without editing cnnzoo: `python -c pass` (the bare
    interpreter), `python -c "from cnnzoo.cli import main"` (what the console script imports first), and an
    instrumented twin of the CLI's steps on cnnzoo's public API (cnnzoo.load_fashion_mnist, cnnzoo.new_run,
-   cnnzoo.devices.set_threads, cnnzoo.run.start_training, Training.train) with timestamps between the calls.
+   cnnzoo.base.devices.set_threads, cnnzoo.run.start_training, Training.train) with timestamps between the calls.
    The twin is a second process; its figures are its own, quoted beside the CLI's.
 Each figure is the median over --repeats runs. Nothing here is timed inside the real CLI process.
 """
@@ -35,9 +35,9 @@ t = {"process_start": float(sys.argv[3])}
 t["python_ready"] = time.time()
 import cnnzoo
 from cnnzoo.cli import main  # what the console script imports
-from cnnzoo.devices import set_threads
-from cnnzoo.engine import Callback
-from cnnzoo.progress import default_callbacks
+from cnnzoo.base.devices import set_threads
+from cnnzoo.train.state import Callback
+from cnnzoo.run.progress import default_callbacks
 from cnnzoo.run import start_training
 t["imported"] = time.time()
 set_threads(None)  # the CLI's default: the free cores, a 0.1 s probe

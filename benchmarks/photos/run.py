@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/photos/run.py RUN_DIR [RUN_DIR ...] [--n 1000] [--seed 0]
 
 For each run: top-1 on ``n`` photo-like renderings of the first ``n`` Fashion-MNIST *test* images
-(:func:`cnnzoo.data.photolike.photo_benchmark`: JPEG files read by ``Predictor.predict``) and on the same
+(:func:`cnnzoo.bench.photos.photo_benchmark`: JPEG files read by ``Predictor.predict``) and on the same
 images unmodified (saved as PNG files, read the same way), each with ``--preprocess auto`` and ``none``;
 then the share of pictures that get a warning: real test images, photo-like ones (the first ``2 * unlike``),
 and pictures unlike the
@@ -27,8 +27,9 @@ import torch
 from PIL import Image, ImageDraw
 
 import cnnzoo
+from cnnzoo.bench.photos import photo_benchmark
 from cnnzoo.data import load_fashion_mnist
-from cnnzoo.data.photolike import photo_benchmark, photo_like_jpegs
+from cnnzoo.data.photolike import photo_like_jpegs
 
 
 def png(array: np.ndarray) -> bytes:

@@ -17,8 +17,8 @@ import time
 import torch
 
 import cnnzoo
-from cnnzoo.config import recipe_values
 from cnnzoo.run.environment import cpu_model
+from cnnzoo.train.recipes import recipe_values
 
 
 def main(models: list[str]) -> None:

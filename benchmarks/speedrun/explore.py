@@ -24,13 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnzoo.config import resolve_config
+from cnnzoo.base.devices import setup_device
 from cnnzoo.data import load_fashion_mnist
 from cnnzoo.data.dataset import ImageDataset, hold_out_validation
-from cnnzoo.devices import setup_device
-from cnnzoo.engine import build_optimizer, build_scheduler, fit, make_batches
 from cnnzoo.models.lenet import lenet_bn
 from cnnzoo.models.speednet import conv_bn, speednet, speednet_wide
+from cnnzoo.train.loop import fit, make_batches
+from cnnzoo.train.optim import build_optimizer, build_scheduler
+from cnnzoo.train.recipes import resolve_config
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.jsonl"

@@ -5,7 +5,7 @@ p50/p95 latency, the status codes seen and the server's resident memory before a
 
 It starts the studio on 127.0.0.1 in a subprocess (``RUN_DIR`` as its root), warms it up, fires the requests
 with httpx from threads, and writes a Markdown record (command, date, CPU, torch version, model, machine load).
-``tests/test_studio_load.py`` uses the same functions with fewer requests.
+``tests/studio/test_studio_load.py`` uses the same functions with fewer requests.
 """
 
 from __future__ import annotations

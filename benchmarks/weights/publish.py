@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnnzoo.atomic import atomic_write_bytes, atomic_write_text
+from cnnzoo.base.atomic import atomic_write_bytes, atomic_write_text
 from cnnzoo.run import load_data
 from cnnzoo.weights import catalog
 from cnnzoo.weights.cards import draw_card_images, write_cards
@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
 def add_bounds() -> int:
     """Each weight without meta.low_confidence (published before it was recorded) gets it: its file evaluated
     in fp32 on its validation split, as publish_runs does."""
-    from cnnzoo.checkpoint import model_from_checkpoint
-    from cnnzoo.config import config_from_dict
-    from cnnzoo.metrics import low_confidence_bound
+    from cnnzoo.train.checkpoint import model_from_checkpoint
+    from cnnzoo.train.config import config_from_dict
+    from cnnzoo.train.metrics import low_confidence_bound
     from cnnzoo.weights.files import weight_checkpoint
     from cnnzoo.weights.publish import evaluate_fp32
 
@@ -105,7 +105,7 @@ def weight_is_here(weight) -> bool:
 
 
 def read_seed_config(run: Path):
-    from cnnzoo.config import config_from_dict
+    from cnnzoo.train.config import config_from_dict
 
     return config_from_dict(json.loads((run / "config.json").read_text())["config"])
 

@@ -1,5 +1,5 @@
-"""``cnnzoo bench``: synthetic throughput (:mod:`cnnzoo.bench`), or the race against the book's pipeline
-(:mod:`cnnzoo.race`)."""
+"""``cnnzoo bench``: synthetic throughput (:mod:`cnnzoo.bench.throughput`), or the race against the book's pipeline
+(:mod:`cnnzoo.bench.race`)."""
 
 from __future__ import annotations
 
@@ -7,66 +7,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from cnnzoo.cli.common import add_batch_size, add_channels_last, add_input_size, add_precision
-from cnnzoo.config import TrainConfig
-from cnnzoo.errors import ConfigError
+from cnnzoo.base.atomic import atomic_write_text
+from cnnzoo.base.devices import set_threads, setup_device
+from cnnzoo.base.errors import ConfigError
+from cnnzoo.base.outputs import claim_output, marker_comment
+from cnnzoo.base.plots import save_figure
+from cnnzoo.bench import race, throughput
+from cnnzoo.models.registry import get_model_info, list_models
+from cnnzoo.run import load_data
+from cnnzoo.train.config import TrainConfig
 
-if TYPE_CHECKING:  # annotations only: cnnzoo.bench (and torch) is imported by the command
-    from cnnzoo import bench
-from cnnzoo.outputs import claim_output, marker_comment
-
-
-def add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bench",
-        help="throughput of models on synthetic input, or cnnzoo's training raced against d2l's pipeline",
-        description="Without --pipeline: images/s, ms/step, parameters, MACs and peak memory of each MODEL (or "
-        "all) on synthetic input, after warm-up and with device synchronisation, as the median of --repeats "
-        "timed blocks with their spread (a spread over 10% is noted as noisy); out of memory retries at half "
-        "the batch. With --pipeline MODEL: one epoch of cnnzoo's training against one of the book's pipeline "
-        "(torchvision + DataLoader(4 workers) + train_ch6), interleaved, and the median ratio.",
-    )
-    p.add_argument("models", metavar="MODEL", nargs="*", help="registered model names, or all (the default)")
-    p.add_argument("--pipeline", metavar="MODEL", help="race cnnzoo's training against d2l's pipeline")
-    p.add_argument("--mode", choices=("train", "infer", "both"), default="train", help="default train")
-    add_batch_size(p, "default 16 on CPU, 256 on GPU; --pipeline: the book's batch")
-    add_input_size(p, "default: each model's own; clipped into its range")
-    p.add_argument("--device", default="auto")
-    add_precision(p, default="auto")
-    add_channels_last(p, default="auto")
-    p.add_argument("--compile", action="store_true", help="torch.compile (compilation happens in the warm-up)")
-    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: the cores other programs leave free)")
-    g = p.add_argument_group("timing (throughput)")
-    g.add_argument("--warmup", type=int, default=3, metavar="STEPS", help="untimed steps first (default 3)")
-    g.add_argument("--steps", type=int, default=10, help="timed steps, at least (default 10)")
-    g.add_argument("--min-time", type=float, default=0.0, metavar="S", help="keep timing for at least S seconds")
-    g.add_argument(
-        "--repeats",
-        type=int,
-        default=5,
-        metavar="N",
-        help="timed blocks per row, each of --steps and --min-time; the row reports their median and spread "
-        "(IQR, or min-max under 4) and notes a spread over 10%% as noisy (default 5)",
-    )
-    g = p.add_argument_group("--pipeline")
-    g.add_argument("--rounds", type=int, default=3, help="interleaved epochs of each side (default 3)")
-    g.add_argument("--train-images", type=int, metavar="N", help="training images per epoch (default all)")
-    g.add_argument("--test-images", type=int, metavar="N", help="test images per epoch (default all, or N/6)")
-    g.add_argument("--lr", type=float, help="learning rate of both sides (default: the book's)")
-    g.add_argument("--workers", type=int, help="the book's DataLoader workers (default: the book's, 4)")
-    g.add_argument("--data-root", metavar="DIR")
-    g = p.add_argument_group("output")
-    g.add_argument("--csv", metavar="PATH")
-    g.add_argument("--json", metavar="PATH")
-    g.add_argument("--markdown", metavar="PATH")
-    g.add_argument("--png", metavar="PATH", help="bar chart (default: beside --csv/--json/--markdown)")
-    g.add_argument(
-        "--force", action="store_true", help="replace output files cnnzoo did not write (never a checkpoint)"
-    )
-    p.set_defaults(func=cmd_bench)
-
+__all__ = ["cmd_bench"]
 
 _COUNTS = {
     "batch_size": 1,
@@ -90,7 +42,6 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from cnnzoo.devices import set_threads
 
     _check_counts(args)
     set_threads(args.threads)
@@ -106,15 +57,14 @@ _KINDS = {"csv": "--csv", "json": "--json", "markdown": "--markdown"}
 
 
 def _claim_outputs(args: argparse.Namespace) -> dict[str, Path]:
-    """The output files, each one cnnzoo may write (:func:`cnnzoo.outputs.claim_output`), before anything runs;
+    """The output files, each one cnnzoo may write (:func:`cnnzoo.base.outputs.claim_output`), before anything runs;
     the chart's path (given or beside them) too, as ``args.png``."""
-    from cnnzoo import bench
 
     outputs = {}
     for kind, flag in _KINDS.items():
         value = getattr(args, kind)
         if value is not None:
-            header = bench.rows_to_csv([]).strip() if kind == "csv" else None
+            header = throughput.rows_to_csv([]).strip() if kind == "csv" else None
             outputs[kind] = claim_output(value, kind, flag=flag, force=args.force, header=header)
     if not args.pipeline and (args.png is not None or outputs):
         png = args.png if args.png is not None else next(iter(outputs.values())).with_suffix(".png")
@@ -124,10 +74,6 @@ def _claim_outputs(args: argparse.Namespace) -> dict[str, Path]:
 
 def _race(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
     """``--pipeline MODEL``: the race, its headline lines, and its --json/--markdown."""
-    from cnnzoo import race
-    from cnnzoo.atomic import atomic_write_text
-    from cnnzoo.registry import get_model_info
-    from cnnzoo.run import load_data
 
     if args.models:
         raise ConfigError("--pipeline takes one model (--pipeline MODEL); drop the other model names")
@@ -162,7 +108,7 @@ def _race(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
         print(f"wrote {path}")
 
 
-def _progress(row: bench.BenchRow) -> str:
+def _progress(row: throughput.BenchRow) -> str:
     """One row as it finishes: the median, and the spread when there are blocks to spread."""
 
     text = f"{row.images_per_sec:,.1f} images/s"
@@ -175,11 +121,6 @@ def _progress(row: bench.BenchRow) -> str:
 
 def _throughput(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
     """``MODEL...|all``: the synthetic-input table, its files and the chart."""
-    from cnnzoo import bench
-    from cnnzoo.atomic import atomic_write_text
-    from cnnzoo.devices import setup_device
-    from cnnzoo.plots import save_figure
-    from cnnzoo.registry import get_model_info, list_models
 
     names = args.models or ["all"]
     if "all" in names:
@@ -187,33 +128,29 @@ def _throughput(args: argparse.Namespace, outputs: dict[str, Path]) -> None:
     for name in names:
         get_model_info(name)  # unknown names fail before anything runs
     setup = setup_device(args.device, args.precision, args.channels_last)
-    batch = args.batch_size or bench.default_bench_batch_size(setup.device)
-    modes = bench.BENCH_MODES if args.mode == "both" else (args.mode,)
+    batch = args.batch_size or throughput.default_bench_batch_size(setup.device)
+    modes = throughput.BENCH_MODES if args.mode == "both" else (args.mode,)
     print(f"benchmarking {len(names)} model(s), {'/'.join(modes)}, batch {batch} on {setup.describe()}", flush=True)
-    rows = bench.bench(
+    rows = throughput.bench(
         names,
         modes=modes,
         batch_size=batch,
         input_size=args.resize,
         setup=setup,
-        compile=args.compile,
-        warmup=args.warmup,
-        steps=args.steps,
-        min_seconds=args.min_time,
-        repeats=args.repeats,
+        timing=throughput.Timing(args.compile, args.warmup, args.steps, args.min_time, args.repeats),
         on_row=lambda r: print(f"  {r.model} {r.mode}: {_progress(r)}", flush=True),
     )
     print()
-    print(bench.format_bench_table(rows))
+    print(throughput.format_bench_table(rows))
     writers = {
-        "csv": bench.rows_to_csv,
-        "json": lambda rows: bench.rows_to_json(rows, {"written_by": "cnnzoo bench"}),
-        "markdown": lambda rows: bench.rows_to_markdown(rows) + "\n" + marker_comment("bench"),
+        "csv": throughput.rows_to_csv,
+        "json": lambda rows: throughput.rows_to_json(rows, {"written_by": "cnnzoo bench"}),
+        "markdown": lambda rows: throughput.rows_to_markdown(rows) + "\n" + marker_comment("bench"),
     }
     for kind, path in outputs.items():
         atomic_write_text(path, writers[kind](rows))
         print(f"wrote {path}")
     png = args.png  # claimed with the others (given, or beside them)
     if png is not None:
-        save_figure(bench.bench_chart(rows), png)
+        save_figure(throughput.bench_chart(rows), png)
         print(f"wrote {png}")

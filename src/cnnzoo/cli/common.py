@@ -1,21 +1,25 @@
-"""What every subcommand shares: exit codes, the one-line error parser, and the flags spelled the same everywhere."""
+"""What every command shares: the exit codes, SIGTERM as an exception, the flags a run takes, and the one place
+that finds a subcommand's function from its name.
+
+The parser (:mod:`cnnzoo.cli.flags`) names each subcommand's function as ``"module:function"``; :func:`command_of`
+imports that module when the command runs, so building the parser imports no torch (``cnnzoo --help`` answers at
+once) while every command module imports what it uses at its top."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+from collections.abc import Callable
 
-from cnnzoo.config import CHANNELS_LAST, PRECISIONS, TrainConfig
+from cnnzoo.train.config import TrainConfig
 
 __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
-    "Parser",
     "Terminated",
-    "add_batch_size",
-    "add_channels_last",
-    "add_input_size",
-    "add_precision",
+    "command_of",
+    "raise_terminated",
     "train_overrides",
 ]
 
@@ -34,50 +38,13 @@ def raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with the project's one-line error format (argparse already exits 2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
-
-
-def add_input_size(group: argparse._ActionsContainer, help: str) -> None:
-    """``--input-size SIDE`` (``--resize``, the older spelling, still works): the square input side.
-
-    Stored as ``resize``, the :class:`~cnnzoo.config.TrainConfig` field (and the key config.json keeps)."""
-    group.add_argument("--input-size", "--resize", dest="resize", type=int, metavar="SIDE", help=help)
-
-
-def add_batch_size(group: argparse._ActionsContainer, help: str | None = None) -> None:
-    group.add_argument("-b", "--batch-size", dest="batch_size", type=int, metavar="N", help=help)
-
-
-def add_precision(group: argparse._ActionsContainer, default: str | None = None) -> None:
-    group.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=default,
-        help="auto: bf16 autocast on a GPU that supports it, else fp32; bf16-native: bf16 wherever the hardware "
-        "computes it (also CPUs with AVX512-BF16 or AMX), else fp32",
-    )
-
-
-def add_channels_last(group: argparse._ActionsContainer, default: str | None = None) -> None:
-    """``--channels-last [auto|yes|no]`` (a bare ``--channels-last`` is yes; ``--no-channels-last`` is no)."""
-    group.add_argument(
-        "--channels-last",
-        nargs="?",
-        const="yes",
-        choices=CHANNELS_LAST,
-        default=default,
-        help="NHWC memory format: auto (on CUDA only), yes or no",
-    )
-    group.add_argument(
-        "--no-channels-last", dest="channels_last", action="store_const", const="no", help=argparse.SUPPRESS
-    )
-
-
 def train_overrides(args: argparse.Namespace) -> dict:
     """The :class:`TrainConfig` fields the user gave on the command line (``None``: not given)."""
     names = [f for f in TrainConfig.__dataclass_fields__ if f not in ("model", "model_kwargs", "recipe")]
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def command_of(args: argparse.Namespace) -> Callable[[argparse.Namespace], int | None]:
+    """The function of the subcommand ``args`` was parsed for: its ``func``, ``"cnnzoo.cli.MODULE:FUNCTION"``."""
+    module, _, name = args.func.partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from cnnzoo.data import fetch_fashion_mnist, load_fashion_mnist
+from cnnzoo.models.inspection import format_models_table, models_table, parse_input_size, shape_trace, summary
+from cnnzoo.models.registry import create_model, get_model_info
 
-def add_data(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "data",
-        help="find, verify and describe Fashion-MNIST (or download it with --fetch)",
-        description="Show where Fashion-MNIST was found, its checksum status and per-class counts.",
-    )
-    p.add_argument("--root", help="directory holding the four IDX files (.gz or raw)")
-    p.add_argument("--fetch", action="store_true", help="download the dataset into the user cache first")
-    p.set_defaults(func=cmd_data)
+__all__ = ["cmd_data", "cmd_models", "cmd_summary"]
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from cnnzoo.data import fetch_fashion_mnist, load_fashion_mnist
 
     if args.fetch:
         path = fetch_fashion_mnist(args.root)
@@ -37,13 +31,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_models(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list every model with its input size, parameters and MACs")
-    p.set_defaults(func=cmd_models)
-
-
 def cmd_models(args: argparse.Namespace) -> int:
-    from cnnzoo.inspection import format_models_table, models_table
 
     print(format_models_table(models_table()))
     print("\ninput: the default input size (the CLI resizes to it); accepts: the input sides the network takes.")
@@ -51,19 +39,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_summary(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("summary", help="print a model's shape trace and per-layer table")
-    p.add_argument("model")
-    p.add_argument("--input-size", help="CxHxW (or H) — defaults to the model's own input size")
-    p.add_argument("--depth", type=int, help="show modules nested at most this deep (default: all)")
-    p.set_defaults(func=cmd_summary)
-
-
 def cmd_summary(args: argparse.Namespace) -> int:
     import torch
-
-    from cnnzoo.inspection import parse_input_size, shape_trace, summary
-    from cnnzoo.registry import create_model, get_model_info
 
     get_model_info(args.model)  # an unknown name fails here, with close matches, before any parsing
     size = parse_input_size(args.input_size) if args.input_size else None

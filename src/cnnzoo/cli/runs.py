@@ -7,48 +7,21 @@ import json
 import sys
 from pathlib import Path
 
-from cnnzoo.errors import CnnzooError, ConfigError, ModelError
-from cnnzoo.outputs import claim_output
+from cnnzoo.base.devices import setup_device
+from cnnzoo.base.errors import CnnzooError, ConfigError, ModelError
+from cnnzoo.base.outputs import claim_output
+from cnnzoo.base.plots import confusion_figure, overlay_figure, save_figure
+from cnnzoo.run import open_run
+from cnnzoo.serve.export import export_checkpoint, verify_onnx
+from cnnzoo.serve.predictor import format_records, load_model, warning_summary
+from cnnzoo.train.loop import evaluate
+from cnnzoo.train.metrics import per_class_rows, read_metrics
+from cnnzoo.weights import get_weight
 
-
-def add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "eval",
-        help="test accuracy, per-class accuracy and confusion matrix of a checkpoint",
-        description="Rebuild the model a checkpoint describes, evaluate it on the test split of the dataset it was "
-        "trained on (Fashion-MNIST unless the run said --dataset; a folder's held-out split is drawn again with the "
-        "run's seed), print the accuracy and a per-class table, and write a confusion-matrix PNG. A run directory "
-        "means its last.pt; a weight's name (lenet_bn.fashion_mnist) means that trained weight, evaluated in fp32.",
-    )
-    p.add_argument(
-        "checkpoint",
-        metavar="RUN_DIR|CKPT|WEIGHT",
-        help="a run directory (its last.pt), a checkpoint "
-        "file, or a weight's name (cnnzoo weights): a weight prints its card's test accuracy",
-    )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--png", metavar="PATH", help="confusion matrix PNG (default: eval-<ckpt>-confusion.png beside it)")
-    p.add_argument("--data-root", metavar="DIR", help="where the dataset's files are (as given to train)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    add_force(p, "--png")
-    p.set_defaults(func=cmd_eval)
-
-
-def add_force(p: argparse.ArgumentParser, flag: str) -> None:
-    """``--force``: let an output flag replace an existing file cnnzoo did not write (never a checkpoint)."""
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help=f"replace {flag}'s file even when cnnzoo did not write it (never a directory, checkpoint or input)",
-    )
+__all__ = ["cmd_eval", "cmd_export", "cmd_plot", "cmd_predict"]
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cnnzoo.devices import setup_device
-    from cnnzoo.engine import evaluate
-    from cnnzoo.plots import confusion_figure, save_figure
-    from cnnzoo.run import open_run
-    from cnnzoo.weights import get_weight
 
     run = open_run(args.checkpoint, device=args.device, data_root=args.data_root)
     config, ckpt_path, epoch = run.config, run.checkpoint, run.resume["epoch"]
@@ -73,7 +46,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _print_eval(args: argparse.Namespace, run, result, png: Path, where: str, weight) -> None:
     """``cnnzoo eval``'s answer: JSON, or the per-class table, the accuracy and, for a weight, its card's."""
-    from cnnzoo.metrics import per_class_rows
 
     classes, ckpt_path = run.data.classes, run.checkpoint
     rows = per_class_rows(result.confusion, classes)
@@ -102,48 +74,7 @@ def _print_per_class(rows: list[dict], classes: list[str]) -> None:
         print(f"{r['label']:>5}  {r['class']:<{width}}  {r['images']:>6}  {r['accuracy']:>8.4f}  {confused}")
 
 
-def add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "predict",
-        help="classify your own images with a trained checkpoint",
-        description="PNG/JPEG of any size or mode -> grayscale, polarity matched to Fashion-MNIST (light object on "
-        "a dark background), background levelled and cropped to the object (a photo of paper: --preprocess), padded "
-        "square, resized to the model's input; prints the top classes, and a warning where the picture does not "
-        "look like the training data or the model is unsure.",
-    )
-    p.add_argument(
-        "checkpoint",
-        metavar="RUN_DIR|CKPT|WEIGHT",
-        help="a run directory (its last.pt), a checkpoint file, or a weight's name (cnnzoo weights)",
-    )
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files, directories of images, or glob patterns")
-    p.add_argument("--top-k", type=int, default=3, metavar="K")
-    p.add_argument(
-        "--invert",
-        choices=("auto", "yes", "no"),
-        help="auto: decide by the border (the default for models trained on Fashion-MNIST, MNIST or KMNIST, whose "
-        "objects are light on black); no: keep the pixels (the default for other datasets, your own folders)",
-    )
-    p.add_argument(
-        "--preprocess",
-        choices=("auto", "none"),
-        help="auto: level the background and crop to the object, so it fills the frame as in the training data "
-        "(the default for Fashion-MNIST, MNIST and KMNIST models); none: the whole picture as it is (the default "
-        "for other datasets, your own folders)",
-    )
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument(
-        "--save-input",
-        metavar="DIR",
-        help="also write each picture exactly as the model sees it (its input size, before normalisation) to DIR",
-    )
-    p.set_defaults(func=cmd_predict)
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cnnzoo.predict import format_records, warning_summary
-    from cnnzoo.predictor import load_model
 
     predictor = load_model(args.checkpoint, device=args.device, invert=args.invert, preprocess=args.preprocess)
     records = predictor.predict(args.images, top_k=args.top_k, save_input=args.save_input)
@@ -155,39 +86,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export",
-        help="write a checkpoint as ONNX (for onnxruntime and friends) or safetensors (the weights)",
-        description="ONNX: the network in eval mode, input 'input' [batch, C, S, S] (normalised as the checkpoint "
-        "says: mean/std in the model's metadata), output 'logits' [batch, classes], dynamic batch; checked against "
-        "onnxruntime when it is installed. Every step that prepares a picture is in the metadata's "
-        "cnnzoo.preprocess (JSON). safetensors: the state_dict with the same metadata. ONNX needs "
-        "pip install 'cnnzoo[export]'.",
-    )
-    p.add_argument(
-        "checkpoint",
-        metavar="RUN_DIR|CKPT|WEIGHT",
-        help="a run directory (its last.pt), a checkpoint file, or a weight's name (cnnzoo weights)",
-    )
-    p.add_argument("--format", dest="fmt", choices=("onnx", "safetensors"), default="onnx", help="default onnx")
-    p.add_argument(
-        "--output",
-        metavar="PATH",
-        help="default: the checkpoint's path with .onnx or .safetensors (a weight: NAME.onnx here)",
-    )
-    p.add_argument(
-        "--with-preprocessing",
-        action="store_true",
-        help="ONNX: the graph takes uint8 pictures 'image' [batch, C, H, W] of any size (padded to a square) and "
-        "resizes and normalises them itself; the other steps are in the metadata's cnnzoo.preprocess",
-    )
-    add_force(p, "--output")
-    p.set_defaults(func=cmd_export)
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    from cnnzoo.export import export_checkpoint, verify_onnx
 
     path = export_checkpoint(
         args.checkpoint, args.fmt, args.output, force=args.force, with_preprocessing=args.with_preprocessing
@@ -205,17 +104,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_plot(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="overlay several runs' curves in one PNG (runs without metrics yet are skipped)")
-    p.add_argument("runs", metavar="RUN_DIR", nargs="+")
-    p.add_argument("--out", default="compare.png", metavar="PNG", help="output file (default compare.png)")
-    add_force(p, "--out")
-    p.set_defaults(func=cmd_plot)
-
-
 def cmd_plot(args: argparse.Namespace) -> int:
-    from cnnzoo.metrics import read_metrics
-    from cnnzoo.plots import overlay_figure, save_figure
 
     out = claim_output(args.out, "png", flag="--out", force=args.force, inputs=args.runs)
     runs, skipped = [], []

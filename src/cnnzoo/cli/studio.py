@@ -19,30 +19,17 @@ import time
 import webbrowser
 from pathlib import Path
 
+from cnnzoo.base.errors import ConfigError, MissingExtraError
 from cnnzoo.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
-from cnnzoo.errors import ConfigError, MissingExtraError
+from cnnzoo.studio import create_app
+from cnnzoo.studio.app import LOOPBACK_NAMES
 
-__all__ = ["add_studio", "cmd_studio", "is_loopback"]
+__all__ = ["cmd_studio", "is_loopback"]
 
 EXTRA = "error: cnnzoo studio needs the studio extra: pip install 'cnnzoo[studio]'"
 
 
 GRACE_SECONDS = 1  # after SIGTERM, requests in flight get this long; then the studio stops regardless
-
-
-def add_studio(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "studio",
-        help="a local web app: the zoo, your runs, and a model to try",
-        description="Serve the zoo, the runs under PATH (live while they train) and a page to try a model, at "
-        "http://HOST:PORT/. Read-only: it never writes into run directories.",
-    )
-    p.add_argument("path", nargs="?", default="runs", metavar="PATH", help="a run directory or a directory of runs "
-                   "(default: runs/)")  # fmt: skip
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free port)")
-    p.add_argument("--open", action="store_true", help="open the studio in the web browser")
-    p.set_defaults(func=cmd_studio)
 
 
 def is_loopback(host: str) -> bool:
@@ -81,8 +68,6 @@ def cmd_studio(args: argparse.Namespace) -> int:
     try:
         import uvicorn  # lazy: the studio extra is optional
 
-        from cnnzoo.studio import create_app
-        from cnnzoo.studio.app import LOOPBACK_NAMES
     except ImportError:
         raise MissingExtraError(EXTRA.removeprefix("error: ")) from None
     root, fresh = _root(args.path)

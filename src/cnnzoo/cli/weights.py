@@ -6,44 +6,23 @@ import argparse
 import json
 import sys
 
-from cnnzoo.cli.common import Parser
-from cnnzoo.cli.train import add_train
-from cnnzoo.config import config_from_dict
-from cnnzoo.errors import CheckpointError, ConfigError
+from cnnzoo.base.errors import CheckpointError, ConfigError
+from cnnzoo.cli.common import command_of
+from cnnzoo.cli.flags.shared import Parser
+from cnnzoo.cli.flags.train import add_train
+from cnnzoo.data.cache import cache_dir
+from cnnzoo.models.inspection import human
+from cnnzoo.run import load_data
+from cnnzoo.train.checkpoint import load_checkpoint
+from cnnzoo.train.config import config_from_dict
+from cnnzoo.weights import get_weight, list_weights
+from cnnzoo.weights.catalog import FILES_DIR
+from cnnzoo.weights.obtain import build_argv, build_dir, describe_sources, fetch_weight, finish_build
 
-
-def add_weights(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "weights",
-        help="list the trained weights (cnnzoo predict lenet_bn.fashion_mnist shoe.jpg), build or fetch the others",
-        description="Without an action: every named weight with its input side, size, test accuracy (of the file, "
-        "as cnnzoo eval prints it), the mean and spread over its recipe's seeds, and where it is. A weight's name "
-        "goes wherever a run directory does (predict, eval, explain, export); its card is docs/weights/NAME.md.",
-    )
-    p.add_argument("--json", action="store_true", help="the catalog entries as JSON")
-    actions = p.add_subparsers(dest="action", metavar="ACTION")
-    b = actions.add_parser(
-        "build",
-        help="train a weight that is not shipped on this machine, with its card's command",
-        description="Runs the weight's own `cnnzoo train` command (its card's) into ~/.cache/cnnzoo/weights/runs/ "
-        "(Ctrl-C stops it; the same command resumes it), then stores its best.pt as the weight's file in the cache "
-        "and prints the test accuracy it reaches here beside the card's.",
-    )
-    b.add_argument("name", metavar="WEIGHT")
-    f = actions.add_parser(
-        "fetch",
-        help="download a weight's published file from a mirror you name, checked against its SHA-256",
-        description="Downloads MIRROR/FILE into ~/.cache/cnnzoo/weights/, bounded in time and size, and keeps it "
-        "only if its SHA-256 is the catalog's.",
-    )
-    f.add_argument("name", metavar="WEIGHT")
-    f.add_argument("--mirror", required=True, metavar="URL", help="base URL holding the weight files")
-    p.set_defaults(func=cmd_weights)
+__all__ = ["cmd_weights"]
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from cnnzoo.weights import get_weight
-    from cnnzoo.weights.obtain import fetch_weight
 
     if args.action == "build":
         return _build(args)
@@ -59,11 +38,6 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     """The table of every weight, where its file is, and how to try one."""
-    from cnnzoo.data.cache import cache_dir
-    from cnnzoo.inspection import human
-    from cnnzoo.weights import list_weights
-    from cnnzoo.weights.catalog import FILES_DIR
-    from cnnzoo.weights.obtain import describe_sources
 
     weights = list_weights()
     if args.json:
@@ -92,10 +66,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from cnnzoo.checkpoint import load_checkpoint
-    from cnnzoo.run import load_data
-    from cnnzoo.weights import get_weight
-    from cnnzoo.weights.obtain import build_argv, build_dir, finish_build
 
     weight = get_weight(args.name)
     if weight.shipped:
@@ -125,4 +95,4 @@ def _train(argv: list[str]) -> int:
     parser = Parser(prog="cnnzoo")
     add_train(parser.add_subparsers(dest="command", parser_class=Parser))
     train = parser.parse_args(argv)
-    return int(train.func(train) or 0)
+    return int(command_of(train)(train) or 0)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from cnnzoo.atomic import atomic_write
+from cnnzoo.base.atomic import atomic_write
 
 __all__ = ["cache_dir", "read_decoded", "tensor_digest", "write_decoded"]
 

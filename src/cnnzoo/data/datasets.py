@@ -10,7 +10,7 @@
 
 ``ROOT`` is the ``root`` argument, by default the user cache ``$XDG_CACHE_HOME/cnnzoo/<name>``
 (``~/.cache/...``). A missing dataset is downloaded there by torchvision's own downloader when
-``download=True``; what cannot be found or fetched is a :class:`~cnnzoo.errors.DataNotFoundError` saying
+``download=True``; what cannot be found or fetched is a :class:`~cnnzoo.base.errors.DataNotFoundError` saying
 where it looked and how to fix it. The built-in sets keep their native size (28x28, CIFAR-10 32x32): the
 device-resident batches resize them to the model's input size.
 
@@ -23,12 +23,12 @@ not an image type are skipped *with a warning* naming them, and so are FIFOs, so
 links (never opened), cnnzoo run directories (a folder holding only runs, ``runs/``, is never a class) and
 links to a directory already scanned: every real directory is scanned once, so links make neither loops
 nor duplicates. A scan meeting more than :data:`MAX_SCAN_ENTRIES` entries stops. Each image is prepared as
-:func:`cnnzoo.predict.load_image` prepares a picture to classify, so training and prediction see the same
+:func:`cnnzoo.data.pictures.load_image` prepares a picture to classify, so training and prediction see the same
 pixels: EXIF orientation applied, transparency over white, 16-bit scaled (not clipped), mapped to
 ``in_channels`` (1: grayscale ``L``, 3: ``RGB``; default 1 when every image is grayscale, else 3), padded to a
 square with its border's colour (no distortion, nothing cropped) and resized to ``image_size`` (default: the
 median of the images' longer sides, at most :data:`DEFAULT_MAX_SIDE`; the CLI passes the model's input
-size). A file that cannot be decoded is a :class:`~cnnzoo.errors.DataCorruptError` naming it: nothing is
+size). A file that cannot be decoded is a :class:`~cnnzoo.base.errors.DataCorruptError` naming it: nothing is
 dropped silently. The uint8 size is computed before decoding and refused over ``max_bytes`` (4 GiB), and
 the decoded tensors are cached in ``$XDG_CACHE_HOME/cnnzoo/folders/`` under a key made of the path, size and
 modification time of every file and the requested size and channels, so the second load is one
@@ -60,14 +60,16 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from cnnzoo import predict  # as a module: folders and predictions share one load_image and MAX_PIXELS
-from cnnzoo.data import fashion_mnist
+from cnnzoo.base.errors import ConfigError, DataCorruptError, DataError, DataNotFoundError, ImageError
+from cnnzoo.base.rundirs import is_run_dir
+from cnnzoo.data import (  # pictures as a module: folders and predictions share one load_image and MAX_PIXELS
+    fashion_mnist,
+    pictures,
+)
 from cnnzoo.data.cache import cache_dir, read_decoded, write_decoded
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.fashion_mnist import load_fashion_mnist
 from cnnzoo.data.idx import MAX_IDX_BYTES, check_idx_file
-from cnnzoo.errors import ConfigError, DataCorruptError, DataError, DataNotFoundError, ImageError
-from cnnzoo.rundirs import is_run_dir
 
 __all__ = [
     "DATASETS",
@@ -652,7 +654,7 @@ def _decode_folder(
 
     def decode(path: Path) -> Tensor:
         try:
-            return predict.load_image(path, size=image_size, in_channels=in_channels, invert="no").pixels
+            return pictures.load_image(path, size=image_size, in_channels=in_channels, invert="no").pixels
         except ImageError as exc:
             raise DataCorruptError(f"{exc}; remove or replace the file") from None
 
@@ -685,12 +687,12 @@ def _read_header(path: Path) -> tuple[int, bool]:
         raise DataCorruptError(f"{path}: not an image file PIL can read: remove or replace it") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DataCorruptError(f"{path}: cannot read it as an image ({_one_line(exc)}): remove or replace it") from None
-    if width * height > predict.MAX_PIXELS:
+    if width * height > pictures.MAX_PIXELS:
         raise DataError(
-            f"{path}: {width}x{height} pixels is over the {predict.MAX_PIXELS // 1_000_000}-megapixel limit "
+            f"{path}: {width}x{height} pixels is over the {pictures.MAX_PIXELS // 1_000_000}-megapixel limit "
             "(a decompression bomb?): shrink or remove it"
         )
-    if (why := predict.check_size(path, width, height)) is not None:
+    if (why := pictures.check_size(path, width, height)) is not None:
         raise DataError(f"{why}, or remove it")
     if width < 1 or height < 1:
         raise DataCorruptError(f"{path}: the image is empty ({width}x{height}): remove it")

@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnzoo.base.errors import DataCorruptError, DataError, DataNotFoundError
 from cnnzoo.data.cache import cache_dir, read_decoded, write_decoded
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.data.download import Limits, reason, stream
 from cnnzoo.data.idx import MAX_IDX_BYTES, read_idx, read_maybe_gzip
-from cnnzoo.errors import DataCorruptError, DataError, DataNotFoundError
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -122,8 +122,8 @@ def find_fashion_mnist(root: str | os.PathLike[str] | None = None) -> tuple[Path
 def load_fashion_mnist(root: str | os.PathLike[str] | None = None, download: bool = True) -> ImageDataset:
     """Load Fashion-MNIST as uint8 tensors: ``train_images`` [60000, 28, 28], ``train_labels`` [60000], ...
 
-    Raises :class:`~cnnzoo.errors.DataNotFoundError` (every place looked and the two fixes) or
-    :class:`~cnnzoo.errors.DataCorruptError` (which file, what is wrong).
+    Raises :class:`~cnnzoo.base.errors.DataNotFoundError` (every place looked and the two fixes) or
+    :class:`~cnnzoo.base.errors.DataCorruptError` (which file, what is wrong).
     """
     if root is not None and Path(root).expanduser().is_file():
         raise DataNotFoundError(f"{root} is a file: give the directory that holds the four Fashion-MNIST files")

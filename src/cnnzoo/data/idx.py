@@ -2,7 +2,7 @@
 
 IDX layout: two zero bytes, a dtype code, the number of dimensions ``d``, then ``d`` big-endian
 uint32 sizes, then the payload in big-endian C order. Anything else — wrong magic, unknown dtype code,
-a payload shorter or longer than the sizes say — raises :class:`~cnnzoo.errors.IdxFormatError` with a
+a payload shorter or longer than the sizes say — raises :class:`~cnnzoo.base.errors.IdxFormatError` with a
 one-line message naming the file. Files may be gzip-compressed; that is detected from the content, not
 the file name.
 
@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from cnnzoo.errors import DataCorruptError, IdxFormatError
+from cnnzoo.base.errors import DataCorruptError, IdxFormatError
 
 __all__ = ["IDX_DTYPES", "MAX_IDX_BYTES", "check_idx_file", "parse_idx", "read_idx", "read_maybe_gzip", "write_idx"]
 

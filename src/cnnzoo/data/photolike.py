@@ -1,4 +1,4 @@
-"""Fashion-MNIST pictures made to look like phone photos, and the accuracy a :class:`~cnnzoo.predictor.Predictor`
+"""Fashion-MNIST pictures made to look like phone photos, and the accuracy a :class:`~cnnzoo.serve.predictor.Predictor`
 reaches on them.
 
 A model that scores 90 % on the test set can fall to chance on a photo of the same garment: the photo shows a
@@ -19,19 +19,17 @@ does not depend on the others):
 from __future__ import annotations
 
 import io
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-if TYPE_CHECKING:
-    from cnnzoo.predictor import Predictor
+__all__ = ["PhotoLook", "photo_like", "photo_like_jpegs"]
 
-__all__ = ["PhotoLook", "photo_benchmark", "photo_like", "photo_like_jpegs"]
+if TYPE_CHECKING:
+    pass
 
 
 @dataclass(frozen=True)
@@ -71,25 +69,6 @@ def photo_like(
         with Image.open(io.BytesIO(data)) as img:
             out.append(img.convert("L"))
     return out
-
-
-def photo_benchmark(
-    predictor: Predictor, images: np.ndarray, labels: Sequence[int] | np.ndarray, *, seed: int = 0, size: int = 224
-) -> float:
-    """Top-1 accuracy of ``predictor`` on :func:`photo_like` renderings of ``images``: each is written as a
-    JPEG file and classified by ``predictor.predict`` (the files a user would give)."""
-    labels = np.asarray(labels)
-    if len(labels) != len(images) or len(labels) == 0:
-        raise ValueError(f"{len(images)} images and {len(labels)} labels: give as many of each, at least one")
-    with tempfile.TemporaryDirectory(prefix="cnnzoo-photos-") as tmp:
-        paths = []
-        for i, data in enumerate(photo_like_jpegs(images, seed=seed, size=size)):
-            path = Path(tmp) / f"{i:06d}.jpg"
-            path.write_bytes(data)
-            paths.append(path)
-        records = predictor.predict(paths, top_k=1)
-    predicted = np.array([r["top"][0]["label"] for r in records])
-    return float((predicted == labels).mean())
 
 
 def _render(image: np.ndarray, rng: np.random.Generator, size: int, look: PhotoLook) -> bytes:

@@ -1,7 +1,7 @@
 """What each stage of a network makes of a picture, and what its first layer looks for.
 
 :func:`stage_activations` is the book's shape trace with the tensors kept: the same top-level stages
-(:func:`cnnzoo.inspection.shape_trace` prints their shapes), their outputs for a real input, ready to be
+(:func:`cnnzoo.models.inspection.shape_trace` prints their shapes), their outputs for a real input, ready to be
 drawn as feature maps. :func:`first_conv_filters` gives the first convolution's kernels, the one layer whose
 weights can be read as pictures (the later ones act on feature maps, not on pixels).
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from cnnzoo.errors import ConfigError
-from cnnzoo.modes import eval_mode
+from cnnzoo.base.errors import ConfigError
+from cnnzoo.base.modes import eval_mode
 
 __all__ = ["StageActivation", "first_conv_filters", "stage_activations"]
 

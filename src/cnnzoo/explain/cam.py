@@ -10,15 +10,15 @@ disturbing the model, and brings the maps to the input's size and to [0, 1].
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from cnnzoo.errors import ConfigError
-from cnnzoo.modes import eval_mode
+from cnnzoo.base.errors import ConfigError
+from cnnzoo.base.modes import eval_mode
+from cnnzoo.models.inspection import Call, tracing
 
 __all__ = ["COARSE", "MIN_SIDE", "CamResult", "cam_layer", "class_activation_maps", "eval_mode"]
 
@@ -59,28 +59,10 @@ def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return p.device, p.dtype if p.is_floating_point() else torch.get_default_dtype()
 
 
-@contextmanager
-def _recording_shapes(model: nn.Module) -> Iterator[list[tuple[str, tuple[int, ...] | None]]]:
-    """While the block runs, ``(qualified name, output shape)`` of every module call, in the order calls end."""
-    calls: list[tuple[str, tuple[int, ...] | None]] = []
-
-    def hook_for(name: str):
-        def record(_module: nn.Module, _inputs: tuple, output: object) -> None:
-            calls.append((name, tuple(output.shape) if isinstance(output, Tensor) else None))
-
-        return record
-
-    handles = [m.register_forward_hook(hook_for(name)) for name, m in model.named_modules() if name]
-    try:
-        yield calls
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def _pick_layer(model: nn.Module, calls: Sequence[tuple[str, tuple[int, ...] | None]]) -> str:
-    """:func:`cam_layer`'s rule applied to the calls of one forward pass."""
-    maps = [(name, shape) for name, shape in calls if shape is not None and len(shape) == 4]
+def _pick_layer(model: nn.Module, calls: Sequence[Call]) -> str:
+    """:func:`cam_layer`'s rule applied to the calls of one forward pass (taken in the order they ended)."""
+    ends = sorted(calls, key=lambda call: call.ended)
+    maps = [(c.name, c.output_shape) for c in ends if c.output_shape is not None and len(c.output_shape) == 4]
     if not maps:
         raise ConfigError(f"{type(model).__name__} makes no 4-D feature map: a class-activation map needs a CNN")
     sharp = [(name, shape) for name, shape in maps if min(shape[2:]) >= MIN_SIDE]
@@ -104,7 +86,7 @@ def cam_layer(model: nn.Module, input_size: int, in_channels: int = 1) -> str:
     """
     device, dtype = _device_dtype(model)
     x = torch.zeros((1, in_channels, input_size, input_size), device=device, dtype=dtype)
-    with _recording_shapes(model) as calls, eval_mode(model), torch.no_grad():
+    with tracing(model) as calls, eval_mode(model), torch.no_grad():
         model(x)
     return _pick_layer(model, calls)
 
@@ -143,7 +125,7 @@ def class_activation_maps(
     with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
         x = x.detach().clone()  # a normal tensor even when x was made under inference_mode
         # One plain forward pass gives the probabilities, the predicted classes and (hooked) the layer.
-        with _recording_shapes(model) as calls, torch.no_grad():
+        with tracing(model) as calls, torch.no_grad():
             probabilities = torch.softmax(model(x).float(), dim=1)
         name = layer if layer is not None else _pick_layer(model, calls)
         module = _module(model, name)

@@ -1,7 +1,7 @@
 """The pictures of :mod:`cnnzoo.explain`: CAM overlays, feature maps, filters, top losses, a class grid.
 
-Each function returns a :class:`matplotlib.figure.Figure` (Agg, no pyplot state, as :mod:`cnnzoo.plots`);
-write it with :func:`cnnzoo.plots.save_figure` after :func:`cnnzoo.outputs.claim_output`. Images are given
+Each function returns a :class:`matplotlib.figure.Figure` (Agg, no pyplot state, as :mod:`cnnzoo.base.plots`);
+write it with :func:`cnnzoo.base.plots.save_figure` after :func:`cnnzoo.base.outputs.claim_output`. Images are given
 as the model sees them before normalisation: uint8 ``[N, C, H, W]`` / ``[N, H, W]``, or float in [0, 1].
 """
 

@@ -1,7 +1,7 @@
 """The files explanations leave: what ``cnnzoo explain`` writes for pictures and runs, and the two figures of a
 finished run's report (``top_losses.png``, ``explained.png``).
 
-Every path is claimed (:func:`cnnzoo.outputs.claim_output`) before anything is computed or written, so a
+Every path is claimed (:func:`cnnzoo.base.outputs.claim_output`) before anything is computed or written, so a
 foreign file in the way stops the command before it has done half its work; PNGs carry cnnzoo's mark, so a
 rerun replaces its own files.
 """
@@ -17,8 +17,10 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from cnnzoo.base.errors import ConfigError, OutputError
+from cnnzoo.base.outputs import claim_output
+from cnnzoo.base.plots import save_figure
 from cnnzoo.data.dataset import ImageDataset
-from cnnzoo.errors import ConfigError, OutputError
 from cnnzoo.explain.activations import first_conv_filters, stage_activations
 from cnnzoo.explain.cam import CamResult, class_activation_maps
 from cnnzoo.explain.figures import (
@@ -29,12 +31,10 @@ from cnnzoo.explain.figures import (
     top_losses_figure,
 )
 from cnnzoo.explain.mistakes import Mistake, class_samples, model_inputs, top_losses
-from cnnzoo.outputs import claim_output
-from cnnzoo.plots import save_figure
 
 
 class Predictor(Protocol):
-    """What :func:`explain_images` needs of a :class:`cnnzoo.predictor.Predictor` (described, not imported:
+    """What :func:`explain_images` needs of a :class:`cnnzoo.serve.predictor.Predictor` (described, not imported:
     the predictor imports the run layer, which imports this module for the report)."""
 
     model: nn.Module

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cnnzoo.base.modes import eval_mode
 from cnnzoo.data.batches import DeviceBatches
-from cnnzoo.modes import eval_mode
 
 __all__ = ["Mistake", "class_samples", "model_inputs", "predictions", "top_losses"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 
 __all__ = ["alexnet"]
 

@@ -22,7 +22,7 @@ train without resizing (three transitions take 28 to 3).
 
 Differences from the book, and why:
 
-* Blocks take ``norm_layer`` (e.g. cnnzoo's hand-written :class:`~cnnzoo.layers.BatchNorm2d`).
+* Blocks take ``norm_layer`` (e.g. cnnzoo's hand-written :class:`~cnnzoo.models.batchnorm.BatchNorm2d`).
 * ``in_channels`` and ``num_classes`` are arguments (the book fixes 1 and 10); initialization of
   ``densenet`` is PyTorch's default (the book's ``train_ch6`` re-initializes with Xavier at train time).
 """
@@ -35,7 +35,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 
 __all__ = ["DenseBlock", "conv_block", "densenet", "densenet121", "transition_block"]
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 
 __all__ = ["Inception", "googlenet"]
 

@@ -7,7 +7,7 @@ LeCun et al., "Gradient-based learning applied to document recognition" (1998); 
 average pooling, then a 120-84-classes MLP with sigmoid. ``lenet_bn`` is the book's BatchNorm LeNet
 (no padding, so the classifier sees 16x4x4; a norm layer between every conv/linear layer and its
 sigmoid), built on ``nn.BatchNorm2d``/``nn.BatchNorm1d``; ``lenet_bn_scratch`` is the same network on
-cnnzoo's hand-written :mod:`cnnzoo.layers.batchnorm`, with identical ``state_dict`` keys.
+cnnzoo's hand-written :mod:`cnnzoo.models.batchnorm`, with identical ``state_dict`` keys.
 
 Differences from the book, and why:
 
@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from cnnzoo import layers
-from cnnzoo.registry import register_model
+from cnnzoo.models import batchnorm
+from cnnzoo.models.registry import register_model
 
 __all__ = ["lenet", "lenet_bn", "lenet_bn_scratch"]
 
@@ -73,4 +73,4 @@ def lenet_bn(*, num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
 @register_model(input_size=28, min_input_size=28, max_input_size=31)
 def lenet_bn_scratch(*, num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
     """LeNet with batch normalization, on cnnzoo's hand-written BatchNorm2d/1d (D2L 8.5)."""
-    return _lenet_bn(num_classes, in_channels, layers.BatchNorm2d, layers.BatchNorm1d)
+    return _lenet_bn(num_classes, in_channels, batchnorm.BatchNorm2d, batchnorm.BatchNorm1d)

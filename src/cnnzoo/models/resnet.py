@@ -19,7 +19,7 @@ max-pool, so a 28x28 image reaches the last stage as 4x4 instead of 1x1 and need
 
 Differences from the book, and why:
 
-* Blocks take ``norm_layer`` (e.g. cnnzoo's hand-written :class:`~cnnzoo.layers.BatchNorm2d`).
+* Blocks take ``norm_layer`` (e.g. cnnzoo's hand-written :class:`~cnnzoo.models.batchnorm.BatchNorm2d`).
 * The book's unused ``self.relu`` module is gone and ``if self.conv3:`` (truthiness of a module) became
   ``is not None``; the book's in-place ``Y += X`` is kept (it is safe: ``Y`` is a fresh tensor).
 * ``in_channels`` and ``num_classes`` are arguments (the book fixes 1 and 10); initialization of
@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 
 __all__ = ["BasicBlock", "Bottleneck", "Residual", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
@@ -248,49 +248,27 @@ def _resnet(
     return model
 
 
-@register_model(input_size=96, min_input_size=1)
-def resnet34(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    small_input: bool = False,
-    norm_layer: NormLayer = nn.BatchNorm2d,
-) -> nn.Sequential:
-    """ResNet-34: basic blocks (3, 4, 6, 3), torchvision layout."""
-    return _resnet(BasicBlock, (3, 4, 6, 3), num_classes, in_channels, small_input, norm_layer)
+def _torchvision_depth(
+    name: str, block: type[BasicBlock | Bottleneck], blocks_per_stage: tuple[int, int, int, int]
+) -> Callable[..., nn.Sequential]:
+    """Register torchvision's ResNet of that depth: the builder every registered model has, for one layout."""
+
+    def build(
+        *,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        small_input: bool = False,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> nn.Sequential:
+        return _resnet(block, blocks_per_stage, num_classes, in_channels, small_input, norm_layer)
+
+    kind = "basic" if block is BasicBlock else "bottleneck"
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"ResNet-{name.removeprefix('resnet')}: {kind} blocks {blocks_per_stage}, torchvision layout."
+    return register_model(input_size=96, min_input_size=1)(build)
 
 
-@register_model(input_size=96, min_input_size=1)
-def resnet50(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    small_input: bool = False,
-    norm_layer: NormLayer = nn.BatchNorm2d,
-) -> nn.Sequential:
-    """ResNet-50: bottleneck blocks (3, 4, 6, 3), torchvision layout."""
-    return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, in_channels, small_input, norm_layer)
-
-
-@register_model(input_size=96, min_input_size=1)
-def resnet101(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    small_input: bool = False,
-    norm_layer: NormLayer = nn.BatchNorm2d,
-) -> nn.Sequential:
-    """ResNet-101: bottleneck blocks (3, 4, 23, 3), torchvision layout."""
-    return _resnet(Bottleneck, (3, 4, 23, 3), num_classes, in_channels, small_input, norm_layer)
-
-
-@register_model(input_size=96, min_input_size=1)
-def resnet152(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    small_input: bool = False,
-    norm_layer: NormLayer = nn.BatchNorm2d,
-) -> nn.Sequential:
-    """ResNet-152: bottleneck blocks (3, 8, 36, 3), torchvision layout."""
-    return _resnet(Bottleneck, (3, 8, 36, 3), num_classes, in_channels, small_input, norm_layer)
+resnet34 = _torchvision_depth("resnet34", BasicBlock, (3, 4, 6, 3))
+resnet50 = _torchvision_depth("resnet50", Bottleneck, (3, 4, 6, 3))
+resnet101 = _torchvision_depth("resnet101", Bottleneck, (3, 4, 23, 3))
+resnet152 = _torchvision_depth("resnet152", Bottleneck, (3, 8, 36, 3))

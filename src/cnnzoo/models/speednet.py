@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 
 __all__ = ["SpeedNet", "conv_bn", "speednet", "speednet_wide"]
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from cnnzoo.registry import register_model
+from cnnzoo.models.registry import register_model
 
 __all__ = ["VGG11_ARCH", "vgg", "vgg11", "vgg11_small", "vgg_block"]
 

@@ -5,7 +5,8 @@ config, a model and data (:mod:`cnnzoo.run.setup`), trains it where the user ask
 (:mod:`cnnzoo.run.training`), and owns that directory's layout (:mod:`cnnzoo.run.directory`).
 """
 
-from cnnzoo.run.directory import RunDirectory, new_run_dir, resolve_run_dir
+from cnnzoo.base.rundirs import new_run_dir, resolve_run_dir
+from cnnzoo.run.directory import RunDirectory
 from cnnzoo.run.environment import cpu_model, environment_info
 from cnnzoo.run.setup import RESUMABLE, Run, build_model, load_data, make_config, new_run, open_run, resume_run
 from cnnzoo.run.training import Outcome, Training, start_training

@@ -13,7 +13,7 @@ them, atomically and at most every :data:`WRITE_SECONDS`, as::
 checkpoint's history, which stays the source of truth. ``state`` is ``training`` or ``stopped`` (Ctrl-C: the
 half epoch ``--resume`` continues). When training ends any other way (finished, diverged, a full disk) the file
 is removed: a finished run's directory holds what it held before live curves existed. Whether a process still
-trains in the directory is its lock's business (:func:`cnnzoo.run.directory.lock_holder`), not this file's: a
+trains in the directory is its lock's business (:func:`cnnzoo.base.rundirs.lock_holder`), not this file's: a
 killed run leaves ``training`` behind.
 
 The file is progress, not a result: a failure to write it (a full disk) is ignored, never a reason to stop
@@ -30,9 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cnnzoo.atomic import atomic_write_text
-from cnnzoo.engine import Callback, EpochTotals, TrainState
-from cnnzoo.reading import LIMIT, read_json
+from cnnzoo.base.atomic import atomic_write_text
+from cnnzoo.base.reading import LIMIT, read_json
+from cnnzoo.train.state import Callback, EpochTotals, TrainState
 
 __all__ = ["LIVE_NAME", "MAX_ROWS", "WRITE_SECONDS", "LiveCurves", "live_row", "read_live"]
 
@@ -130,7 +130,7 @@ class LiveCurves(Callback):
 def read_live(run_dir: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
     """The record in ``run_dir/live.json``, or None when there is none or it is not one (a viewer shows no
     live rows rather than an error: the file is progress, written best-effort). Read safely
-    (:mod:`cnnzoo.reading`), and only inside ``root`` when given."""
+    (:mod:`cnnzoo.base.reading`), and only inside ``root`` when given."""
     path = Path(run_dir) / LIVE_NAME
     try:
         record = read_json(path, limit=LIMIT["live"], root=root)

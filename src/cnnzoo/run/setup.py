@@ -14,7 +14,7 @@ the rules live once:
 * only a few settings may change when a run is resumed (:data:`RESUMABLE`), and a finished run is not
   trained again by accident.
 
-No argparse, no printing: errors are :class:`~cnnzoo.errors.ConfigError` with one-line messages.
+No argparse, no printing: errors are :class:`~cnnzoo.base.errors.ConfigError` with one-line messages.
 """
 
 from __future__ import annotations
@@ -29,23 +29,24 @@ import torch
 from torch import nn
 
 import cnnzoo.data as data_mod
-from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
-from cnnzoo.config import (
+from cnnzoo.base.errors import ArgumentTypeError, CheckpointError, ConfigError
+from cnnzoo.base.rundirs import check_unlocked, resolve_run_dir
+from cnnzoo.data.dataset import ImageDataset, auto_validation_size
+from cnnzoo.models.registry import ModelSpec, create_model, meta_model, parse_model_spec
+from cnnzoo.run.sources import init_from_trained, load_trained
+from cnnzoo.run.training import Run
+from cnnzoo.train.checkpoint import load_checkpoint, model_from_checkpoint
+from cnnzoo.train.config import (
     DEFAULT_MODEL,
     FEW_IMAGES,
     TrainConfig,
     config_from_dict,
-    resolve_config,
     small_data_settings,
     validate_config,
 )
-from cnnzoo.data.dataset import ImageDataset, auto_validation_size
-from cnnzoo.engine import patience_reached, time_to_target, xavier_init
-from cnnzoo.errors import ArgumentTypeError, CheckpointError, ConfigError
-from cnnzoo.registry import ModelSpec, create_model, meta_model, parse_model_spec
-from cnnzoo.run.directory import check_unlocked, resolve_run_dir
-from cnnzoo.run.sources import init_from_trained, load_trained
-from cnnzoo.run.training import Run
+from cnnzoo.train.history import patience_reached, time_to_target
+from cnnzoo.train.optim import xavier_init
+from cnnzoo.train.recipes import resolve_config
 from cnnzoo.weights import list_weights
 
 __all__ = [
@@ -217,8 +218,8 @@ def new_run(
 def _scale_to_folder(
     config: TrainConfig, data: ImageDataset, spec, recipe: str, overrides
 ) -> tuple[TrainConfig, list[str]]:
-    """A folder's run with the fast recipe, on fewer than :data:`~cnnzoo.config.SMALL_DATA` images: the recipe
-    scaled to them (:func:`~cnnzoo.config.small_data_settings`), and what to say about it."""
+    """A folder's run with the fast recipe, on fewer than :data:`~cnnzoo.train.config.SMALL_DATA` images: the recipe
+    scaled to them (:func:`~cnnzoo.train.config.small_data_settings`), and what to say about it."""
     if recipe != "fast" or not config.dataset.startswith("folder:"):
         return config, []
     n_train = int(data.train_labels.numel())
@@ -251,7 +252,7 @@ def resume_run(
 ) -> Run:
     """The run in ``run_dir`` (or the run a checkpoint file belongs to), ready to continue from its last
     checkpoint, with the :data:`RESUMABLE` settings in ``overrides`` changed. A run another live process is
-    training is refused (:class:`~cnnzoo.errors.RunLockedError`).
+    training is refused (:class:`~cnnzoo.base.errors.RunLockedError`).
 
     ``model`` (a spec), when given, must name the run's model. A run that finished its epochs, or reached
     its ``target_acc``, is refused unless ``overrides`` raise the number of epochs or the target.

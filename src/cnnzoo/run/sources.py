@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
-from cnnzoo.errors import ConfigError
-from cnnzoo.registry import list_models
-from cnnzoo.run.directory import resolve_run_dir
+from cnnzoo.base.errors import ConfigError
+from cnnzoo.base.rundirs import resolve_run_dir
+from cnnzoo.models.registry import list_models
+from cnnzoo.train.checkpoint import load_checkpoint, model_from_checkpoint
 from cnnzoo.weights import get_weight, weight_checkpoint
 from cnnzoo.weights.catalog import NAME_RE
 

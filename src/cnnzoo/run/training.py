@@ -23,18 +23,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnzoo.config import TrainConfig
+from cnnzoo.base.devices import DeviceSetup, enable_determinism, setup_device
+from cnnzoo.base.errors import ConfigError, FileWriteError, TrainingDivergedError
+from cnnzoo.base.rundirs import RunLock, check_new_run_target, new_run_dir
 from cnnzoo.data.dataset import ImageDataset
-from cnnzoo.devices import DeviceSetup, enable_determinism, setup_device
-from cnnzoo.distributed import Distributed, ParallelContext, from_env
-from cnnzoo.engine import Callback, TrainState, evaluate, fit
-from cnnzoo.errors import ConfigError, FileWriteError, TrainingDivergedError
-from cnnzoo.inspection import summary
-from cnnzoo.run.directory import RunDirectory, RunLock, check_new_run_target, new_run_dir
+from cnnzoo.models.inspection import summary
+from cnnzoo.run.directory import RunDirectory
 from cnnzoo.run.environment import environment_info
 from cnnzoo.run.live import LiveCurves
+from cnnzoo.run.progress import default_callbacks, in_notebook
 from cnnzoo.run.sources import InitReport
-from cnnzoo.tensorboard import TensorBoardLogger, summary_writer_class
+from cnnzoo.run.tensorboard import TensorBoardLogger, summary_writer_class
+from cnnzoo.train.config import TrainConfig
+from cnnzoo.train.distributed import Distributed, ParallelContext, from_env
+from cnnzoo.train.loop import evaluate, fit, random_batch, training_step
+from cnnzoo.train.state import Callback, TrainState
 
 __all__ = ["Estimate", "Outcome", "Run", "Training", "format_duration", "start_training"]
 
@@ -80,10 +83,8 @@ class Run:
         notebook when no ``callbacks`` are given, and not elsewhere.
         """
         if progress is None:
-            progress = not callbacks and _in_notebook()
+            progress = not callbacks and in_notebook()
         if progress:
-            from cnnzoo.progress import default_callbacks
-
             callbacks = [*default_callbacks(), *callbacks]
         if out is None or out is False:
             return fit(
@@ -154,19 +155,8 @@ def estimate(run: Run, *, steps: int = 5) -> Estimate:
     model = setup.place(copy.deepcopy(run.model)).train()
     side = config.resize or model.default_input_size
     batch = min(config.batch_size, max(1, data.train_labels.numel()))
-    x = torch.randn(batch, data.in_channels, side, side, device=setup.device)
-    if setup.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, data.num_classes, (batch,), device=setup.device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-9)
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step() -> None:
-        with setup.autocast():
-            loss = loss_fn(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    x, y = random_batch(setup, batch, data.in_channels, side, data.num_classes)
+    step = training_step(model, x, y, torch.optim.SGD(model.parameters(), lr=1e-9), setup)
 
     for _ in range(WARMUP_STEPS):
         step()
@@ -184,12 +174,6 @@ def estimate(run: Run, *, steps: int = 5) -> Estimate:
     evaluated = data.test_labels.numel() + (data.val_labels.numel() if data.val_labels is not None else 0)
     seconds = epochs * ((train + evaluated / 3) / rate + EPOCH_OVERHEAD)
     return Estimate(seconds, rate, epochs, train, evaluated, timed, batch)
-
-
-def _in_notebook() -> bool:
-    from cnnzoo.progress import in_notebook
-
-    return in_notebook()
 
 
 def _new_out(run: Run, out: str | os.PathLike[str]) -> Path | None:
@@ -308,18 +292,20 @@ def start_training(
 ) -> Training:
     """Set ``run`` up to train: device, torchrun process group (when launched by torchrun) and, on rank 0,
     the run directory (``run.directory`` when resuming, else ``out`` or a fresh ``runs/<model>-<time>``),
-    locked (:class:`~cnnzoo.run.directory.RunLock`) until :meth:`Training.train` ends: a second process
+    locked (:class:`~cnnzoo.base.rundirs.RunLock`) until :meth:`Training.train` ends: a second process
     training or resuming the same directory is refused with one line naming this one.
 
     ``command`` is recorded in config.json and the report. ``dist_timeout``: under torchrun, how long a collective
-    waits for a stalled rank (:func:`cnnzoo.distributed.from_env`).
+    waits for a stalled rank (:func:`cnnzoo.train.distributed.from_env`).
     """
     config = run.config
     if config.deterministic:
         enable_determinism()  # before anything runs on the device (CUBLAS_WORKSPACE_CONFIG)
     if config.tensorboard:
         summary_writer_class()  # a missing extra is reported before anything is written
-    ddp = from_env(timeout=dist_timeout)  # launched by torchrun: data parallel (cnnzoo.distributed); None when alone
+    ddp = from_env(
+        timeout=dist_timeout
+    )  # launched by torchrun: data parallel (cnnzoo.train.distributed); None when alone
     device = ddp.device_for(config) if ddp is not None else config.device
     setup = setup_device(device, config.precision, config.channels_last)
     training = Training(run, setup, ddp)

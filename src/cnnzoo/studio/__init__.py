@@ -5,7 +5,7 @@ MACs, and the book's Inception cost table), the **runs** (curves that grow while
 matrix, per-class accuracy, top losses, several runs overlaid) and **try it** (upload or draw a picture: the
 top classes, the class-activation map, each stage's feature maps and what the model sees). Everything the pages
 show comes from a JSON API (``/api/...``, described at ``/openapi.json`` and on the ``/api`` page) that calls the
-library: :mod:`cnnzoo.inspection` and :mod:`cnnzoo.registry` for the zoo, :mod:`cnnzoo.run` for runs,
+library: :mod:`cnnzoo.models.inspection` and :mod:`cnnzoo.models.registry` for the zoo, :mod:`cnnzoo.run` for runs,
 :func:`cnnzoo.load_model` and :mod:`cnnzoo.explain` for predictions.
 
 Safe by default: it binds 127.0.0.1, reads run directories but never writes into them, serves only a fixed

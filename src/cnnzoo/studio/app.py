@@ -1,7 +1,7 @@
 """The studio's FastAPI application: :func:`create_app` puts the routers, the pages, the limits and the error
 answers together.
 
-Errors: a :class:`~cnnzoo.errors.CnnzooError` raised anywhere becomes a 4xx with ``{"error": "<its one line>"}``
+Errors: a :class:`~cnnzoo.base.errors.CnnzooError` raised anywhere becomes a 4xx with ``{"error": "<its one line>"}``
 (404 for what is not there, 413 for an upload over the limit, 415 for an upload that is no picture, 400 for the
 rest), as do FastAPI's own validation errors and unknown routes; only a bug answers 500, with one line too.
 
@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cnnzoo._version import __version__
-from cnnzoo.errors import CnnzooError, ConfigError, UnknownModelError
+from cnnzoo.base.errors import CnnzooError, ConfigError, UnknownModelError
 from cnnzoo.studio import confusion, inference, runs, weights, zoo
 from cnnzoo.studio.inference import ModelCache, UnsupportedUploadError, UploadTooLargeError, too_large
 from cnnzoo.studio.limits import HEAVY_AT_ONCE, ROUTE_SECONDS, WorkLimit
@@ -160,7 +160,7 @@ def create_app(
     """The studio for the runs under ``root`` (a directory of run directories, or one run directory).
 
     ``max_upload``: the largest picture accepted, in bytes; ``cache_size``: how many runs' models stay loaded.
-    A ``root`` that is not a directory is a :class:`~cnnzoo.errors.ConfigError`, unless ``missing_ok`` and it does
+    A ``root`` that is not a directory is a :class:`~cnnzoo.base.errors.ConfigError`, unless ``missing_ok`` and it does
     not exist (a fresh install: no runs yet, the trained weights to try). ``hosts``: the names a request's Host
     may give (:class:`GuardOrigin`); None takes any (a studio bound to every address on purpose).
     ``heavy_at_once`` and ``route_seconds``: the model work done at once, and the longest any request takes to be

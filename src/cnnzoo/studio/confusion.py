@@ -19,10 +19,12 @@ import numpy as np
 import torch
 from fastapi import APIRouter, Query, Request
 
-from cnnzoo.errors import CnnzooError
-from cnnzoo.metrics import confusion_matrix
+from cnnzoo.base.errors import CnnzooError
+from cnnzoo.explain import predictions
+from cnnzoo.run import open_run
 from cnnzoo.studio.inference import png_data_url
 from cnnzoo.studio.runs import NotFoundError, RunIndex
+from cnnzoo.train.metrics import confusion_matrix
 
 __all__ = ["CONFUSION_CACHE", "Predictions", "router"]
 
@@ -34,9 +36,6 @@ class Predictions:
     """The test split of a run, and what its final model says of each picture."""
 
     def __init__(self, path: Path) -> None:
-        from cnnzoo.explain import predictions  # lazy: the explain package is heavy, only these routes need it
-        from cnnzoo.run import open_run
-
         run = open_run(path, device="cpu")
         config, data = run.config, run.data
         mean, std = data.stats if config.normalize else (None, None)

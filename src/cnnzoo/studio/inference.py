@@ -27,10 +27,11 @@ from matplotlib import colormaps
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from cnnzoo.errors import CnnzooError, ConfigError, ImageError
+from cnnzoo.base.errors import CnnzooError, ConfigError, ImageError
+from cnnzoo.data.pictures import PreparedImage
+from cnnzoo.explain import class_activation_maps, stage_activations
 from cnnzoo.explain.files import class_index
-from cnnzoo.predict import PreparedImage
-from cnnzoo.predictor import Predictor, load_model
+from cnnzoo.serve.predictor import Predictor, load_model
 from cnnzoo.studio.runs import NotFoundError
 from cnnzoo.studio.schemas import PredictOut
 from cnnzoo.studio.weights import weight_rows
@@ -189,12 +190,10 @@ def _target_index(target: str | None, classes: Sequence[str]) -> int | None:
 
 def explain_picture(predictor: Predictor, x: torch.Tensor, pixels: torch.Tensor, target: int | None) -> dict[str, Any]:
     """The CAM overlay and the stage maps of one normalised picture ``x`` (``[1, C, S, S]``)."""
-    try:
-        # lazy: captum, which Grad-CAM uses, takes a while to import, and only this page needs it
-        from cnnzoo.explain import class_activation_maps, stage_activations
+    try:  # captum, which Grad-CAM uses, is imported by the first call
+        cams = class_activation_maps(predictor.model, x, None if target is None else [target])
     except ImportError as exc:
-        return {"cam": None, "stages": [], "note": f"no class-activation maps: cnnzoo.explain is unavailable ({exc})"}
-    cams = class_activation_maps(predictor.model, x, None if target is None else [target])
+        return {"cam": None, "stages": [], "note": f"no class-activation maps: captum is unavailable ({exc})"}
     index = cams.targets[0]
     cam = {
         "target": index,

@@ -19,13 +19,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from cnnzoo.errors import CnnzooError, MetricsFileError
-from cnnzoo.metrics import read_metrics
-from cnnzoo.reading import LIMIT, read_bytes, read_json, read_text
-from cnnzoo.run.directory import lock_holder
+from cnnzoo.base.errors import CnnzooError, MetricsFileError
+from cnnzoo.base.reading import LIMIT, read_bytes, read_json, read_text
+from cnnzoo.base.rundirs import is_run_dir, lock_holder
+from cnnzoo.models.registry import parse_number
 from cnnzoo.run.live import read_live
-from cnnzoo.rundirs import is_run_dir
 from cnnzoo.studio.schemas import MetricsOut, RunDetailOut, RunOut
+from cnnzoo.train.metrics import read_metrics
 
 __all__ = ["RUN_FILES", "NotFoundError", "RunIndex", "clean", "router"]
 
@@ -212,19 +212,8 @@ def _per_class(path: Path, root: Path) -> list[dict[str, Any]]:
         return []
     out = []
     for row in rows[:1000]:
-        out.append({k: _number(v) for k, v in row.items() if isinstance(k, str)})
+        out.append({k: parse_number(v) if isinstance(v, str) else None for k, v in row.items() if isinstance(k, str)})
     return out
-
-
-def _number(text: Any) -> Any:
-    if not isinstance(text, str):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 # ------------------------------------------------------------------------------------------------

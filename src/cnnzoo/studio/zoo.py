@@ -1,6 +1,6 @@
 """The zoo page's API: every registered model, its stages, and the book's Inception cost table.
 
-Models are built on PyTorch's meta device (:func:`cnnzoo.registry.meta_model`): shapes, parameters and MACs
+Models are built on PyTorch's meta device (:func:`cnnzoo.models.registry.meta_model`): shapes, parameters and MACs
 without memory or arithmetic. Results are cached per registry content (a test or a user may register models
 after the app starts), so the page is instant after the first visit.
 """
@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from cnnzoo.inspection import LayerRow, inception_cost_table, models_table, summary
-from cnnzoo.registry import get_model_info, list_models, meta_model
+from cnnzoo.models.inspection import LayerRow, inception_cost_table, models_table, summary
+from cnnzoo.models.registry import get_model_info, list_models, meta_model
 from cnnzoo.studio.schemas import CostRowOut, ModelDetailOut, ModelOut
 
 __all__ = ["model_detail", "model_rows", "router"]
@@ -27,7 +27,7 @@ def _table(names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
 
 
 def model_rows() -> list[dict[str, Any]]:
-    """:func:`cnnzoo.inspection.models_table` as plain rows (cached)."""
+    """:func:`cnnzoo.models.inspection.models_table` as plain rows (cached)."""
     return [dict(r) for r in _table(tuple(list_models()))]
 
 
@@ -56,7 +56,7 @@ def _detail(name: str, builder: object) -> dict[str, Any]:
 def model_detail(name: str) -> dict[str, Any]:
     """A model's row and its stages (top-level children) with their layers, per image (cached).
 
-    An unknown name raises :class:`~cnnzoo.errors.UnknownModelError` (404)."""
+    An unknown name raises :class:`~cnnzoo.base.errors.UnknownModelError` (404)."""
     info = get_model_info(name)
     row = next((r for r in model_rows() if r["name"] == name), None)
     if row is None:  # registered after the table was cached

@@ -16,9 +16,9 @@ from typing import Any
 
 from torch import nn
 
-from cnnzoo.checkpoint import model_from_checkpoint
-from cnnzoo.errors import ConfigError
-from cnnzoo.registry import create_model as _build
+from cnnzoo.base.errors import ConfigError
+from cnnzoo.models.registry import create_model as _build
+from cnnzoo.train.checkpoint import model_from_checkpoint
 from cnnzoo.weights.catalog import (
     UnknownWeightError,
     Weight,
@@ -39,7 +39,7 @@ __all__ = [
 
 
 def create_model(name: str, *, weights: str | Weight | None = None, **kwargs: Any) -> nn.Module:
-    """:func:`cnnzoo.registry.create_model`, with trained ``weights`` when given: a dataset name
+    """:func:`cnnzoo.models.registry.create_model`, with trained ``weights`` when given: a dataset name
     (``"fashion_mnist"``: the model's default weight on it), a weight's full name, ``"DEFAULT"``, or a
     :class:`Weight`. The model comes in training mode, as torchvision's do: call ``.eval()`` to classify.
     Its ``weights`` attribute is the :class:`Weight`; its input side is the weight's (``weights.input_size``)."""

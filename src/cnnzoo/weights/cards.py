@@ -15,15 +15,15 @@ from typing import Any
 
 import torch
 
-from cnnzoo.atomic import atomic_write_text
-from cnnzoo.checkpoint import model_from_checkpoint
+from cnnzoo.base.atomic import atomic_write_text
+from cnnzoo.base.outputs import marker_comment
+from cnnzoo.base.plots import confusion_figure, curves_figure, save_figure
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.explain.files import write_top_losses
-from cnnzoo.inspection import human
-from cnnzoo.outputs import marker_comment
-from cnnzoo.plots import confusion_figure, curves_figure, save_figure
-from cnnzoo.references import D2L_FIGURES, PUBLIC_FIGURES, reference_key
-from cnnzoo.registry import get_model_info
+from cnnzoo.models.inspection import human
+from cnnzoo.models.references import D2L_FIGURES, PUBLIC_FIGURES, reference_key
+from cnnzoo.models.registry import get_model_info
+from cnnzoo.train.checkpoint import model_from_checkpoint
 from cnnzoo.weights.catalog import Weight, list_weights
 from cnnzoo.weights.files import weight_checkpoint
 
@@ -86,7 +86,7 @@ def _hours(seconds: float) -> str:
 
 
 def _warning_row(meta: dict) -> list[str]:
-    """The card's row on the low-confidence warning (cnnzoo.metrics.low_confidence_bound), when it has one."""
+    """The card's row on the low-confidence warning (cnnzoo.train.metrics.low_confidence_bound), when it has one."""
     bound = meta.get("low_confidence")
     if bound is None:
         return []

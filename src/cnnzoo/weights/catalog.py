@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnzoo.errors import ConfigError
+from cnnzoo.base.errors import ConfigError
 
 __all__ = [
     "CATALOG",

@@ -7,7 +7,7 @@ recorded in ``NAME.built.json`` beside it with its SHA-256 and the figures this 
 
 Every read checks the file's size against the catalog's bound and its SHA-256, so a file changed on disk is
 refused in one line instead of loaded. :func:`weight_checkpoint` gives the weight as a checkpoint dict of
-the one checkpoint format (:mod:`cnnzoo.checkpoint`) without its training state, so everything that takes a
+the one checkpoint format (:mod:`cnnzoo.train.checkpoint`) without its training state, so everything that takes a
 run's checkpoint (``eval``, ``predict``, ``explain``, ``export``, the studio) takes a weight the same way.
 """
 
@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from cnnzoo._version import __version__
-from cnnzoo.checkpoint import FORMAT, VERSION
+from cnnzoo.base.errors import CheckpointError
+from cnnzoo.base.reading import LIMIT, UnsafeFileError, read_bytes, read_json
 from cnnzoo.data.cache import cache_dir
-from cnnzoo.errors import CheckpointError
-from cnnzoo.reading import LIMIT, UnsafeFileError, read_bytes, read_json
+from cnnzoo.train.checkpoint import FORMAT, VERSION
 from cnnzoo.weights.catalog import FILES_DIR, Weight, get_weight
 from cnnzoo.weights.storage import decode
 
@@ -91,7 +91,7 @@ def read_weight(weight: Weight) -> tuple[dict[str, Any], dict[str, str], Path]:
 
 
 def weight_checkpoint(name: str | Weight) -> dict[str, Any]:
-    """The weight ``name`` as a checkpoint dict (:mod:`cnnzoo.checkpoint`'s format), its training state
+    """The weight ``name`` as a checkpoint dict (:mod:`cnnzoo.train.checkpoint`'s format), its training state
     reduced to the epoch and history its card reports; ``path`` is the weight file, ``weight`` its name."""
     weight = name if isinstance(name, Weight) else get_weight(name)
     state, _, path = read_weight(weight)

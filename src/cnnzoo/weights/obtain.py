@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnzoo.atomic import atomic_write_bytes, atomic_write_text
-from cnnzoo.checkpoint import load_checkpoint, model_from_checkpoint
-from cnnzoo.config import config_from_dict
+from cnnzoo.base.atomic import atomic_write_bytes, atomic_write_text
+from cnnzoo.base.errors import CheckpointError, ConfigError, DataNotFoundError
 from cnnzoo.data.download import Limits, reason, stream
 from cnnzoo.data.fashion_mnist import DOWNLOAD_DEADLINE, MIN_RATE, RATE_WINDOW
-from cnnzoo.errors import CheckpointError, ConfigError, DataNotFoundError
+from cnnzoo.train.checkpoint import load_checkpoint, model_from_checkpoint
+from cnnzoo.train.config import config_from_dict
 from cnnzoo.weights.catalog import Weight
 from cnnzoo.weights.files import built_record, cached_file
 from cnnzoo.weights.publish import evaluate_fp32, weight_file_of

@@ -27,15 +27,16 @@ from typing import Any
 import torch
 
 from cnnzoo._version import __version__
-from cnnzoo.checkpoint import export_metadata, load_checkpoint, model_from_checkpoint
-from cnnzoo.config import TrainConfig, config_from_dict
+from cnnzoo.base.devices import DeviceSetup
+from cnnzoo.base.errors import CheckpointError
 from cnnzoo.data.dataset import ImageDataset
-from cnnzoo.devices import DeviceSetup
-from cnnzoo.engine import EvalResult, evaluate_batches, make_batches
-from cnnzoo.errors import CheckpointError
-from cnnzoo.inspection import count_macs
-from cnnzoo.metrics import low_confidence_bound, per_class_rows
-from cnnzoo.registry import get_model_info
+from cnnzoo.models.inspection import count_macs
+from cnnzoo.models.registry import get_model_info
+from cnnzoo.train.checkpoint import export_metadata, load_checkpoint, model_from_checkpoint
+from cnnzoo.train.config import TrainConfig, config_from_dict
+from cnnzoo.train.loop import evaluate_batches, make_batches
+from cnnzoo.train.metrics import low_confidence_bound, per_class_rows
+from cnnzoo.train.state import EvalResult
 from cnnzoo.weights.catalog import weight_name
 from cnnzoo.weights.storage import decode, encode
 

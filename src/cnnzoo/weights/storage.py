@@ -27,8 +27,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load
 
-from cnnzoo.errors import CheckpointError
-from cnnzoo.reading import loads_json
+from cnnzoo.base.errors import CheckpointError
+from cnnzoo.base.reading import loads_json
 
 __all__ = ["STORAGES", "decode", "encode", "file_sha256"]
 

@@ -1,0 +1,273 @@
+"""``cnnzoo studio`` in a real headless Chromium: every page loads directly, a picture uploaded and one drawn on
+the canvas come back classified, and the curves of a run grow on the page while it trains. Screenshots go to the
+test's tmp dir (and, with ``CNNZOO_STUDIO_SCREENSHOTS=DIR``, to DIR: how docs/images/studio-*.png are made)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the studio extra (fastapi) is not installed")
+from helpers_train import start_cli
+from test_studio_api import RUN, ServerThread, png_bytes, studio_root
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def _no_browser(why: str) -> None:
+    if os.environ.get("CI") and os.geteuid() == 0:
+        pytest.fail(f"no chromium in CI ({why}): `make test` installs chromium and chromium-driver with apt as root")
+    pytest.skip(f"no chromium: {why}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module (it takes seconds to start)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _no_browser("selenium is not installed")
+    if not CHROMIUM or not CHROMEDRIVER:
+        _no_browser("install chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                "--disable-extensions", "--no-first-run", "--proxy-server=127.0.0.1:9"):  # fmt: skip
+        options.add_argument(arg)
+    options.add_argument("--proxy-bypass-list=127.0.0.1")  # only the studio answers: anything else fails to load
+    try:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    except Exception as exc:  # a browser that cannot start here is "no browser", in one line
+        _no_browser(f"chromium did not start ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, trained_run):
+    base = tmp_path_factory.mktemp("studio-browser")
+    root = studio_root(base, trained_run)
+    with ServerThread(root) as server:
+        server.root, server.base, server.shots = root, base, base / "screenshots"
+        server.shots.mkdir()
+        yield server
+
+
+@pytest.fixture
+def slow_run(studio):
+    """A training that takes a while: slow_test_net sleeps 40 ms a step, ~58 steps an epoch at batch 8."""
+    proc = start_cli("train", "slow_test_net", "--epochs", "3", "--batch-size", "8", "--augment", "none",
+                     "--out", str(studio.root / "slow-live"), "--quiet", cwd=studio.base)  # fmt: skip
+    yield proc
+    proc.kill()
+    proc.communicate()
+
+
+def wait_for(driver, condition, timeout=20.0, what="the page"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition(driver)
+        except Exception:  # an element not there yet, or replaced while read
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    shown = driver.find_element("tag name", "body").text[:500]
+    raise AssertionError(f"{what} did not happen within {timeout} s; the page shows: {shown}")
+
+
+def shoot(driver, studio, name):
+    path = studio.shots / f"studio-{name}.png"
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 5000  # a real picture of a page, not an empty one
+    extra = os.environ.get("CNNZOO_STUDIO_SCREENSHOTS")
+    if extra:
+        shutil.copy(path, Path(extra) / path.name)
+
+
+def text(driver, css):
+    return driver.find_element("css selector", css).text
+
+
+def test_the_zoo_page_draws_a_model_and_the_cost_table(browser, studio):
+    browser.get(f"{studio.url}/zoo/vgg11")
+    wait_for(
+        browser, lambda d: len(d.find_elements("css selector", "#diagram g.stage-row")) == 14, what="vgg11's diagram"
+    )
+    assert "vgg11" in text(browser, "#model-detail h2")
+    assert "128,806,154 parameters" in text(browser, "#model-detail")
+    rows = browser.find_elements("css selector", "#models tbody tr")
+    assert "lenet" in [r.get_attribute("data-model") for r in rows]
+    assert wait_for(browser, lambda d: len(d.find_elements("css selector", "#costs tbody tr")) == 3)
+    assert "64×112×112" in browser.find_element("css selector", "#diagram").text
+    assert "multiply-accumulates (MACs) per image" in text(browser, "#diagram-legend")  # what the bars are
+    shoot(browser, studio, "zoo")
+    rows[[r.get_attribute("data-model") for r in rows].index("lenet")].click()  # a click goes to another model
+    wait_for(browser, lambda d: "/zoo/lenet" in d.current_url and text(d, "#model-detail h2") == "lenet")
+
+
+def test_try_it_classifies_an_upload_and_a_drawing(browser, studio, tmp_path):
+    browser.get(f"{studio.url}/try")
+    wait_for(browser, lambda d: d.find_element("css selector", "#try-run").get_attribute("value") == RUN)
+    picture = tmp_path / "my-photo.txt"  # judged by its bytes, whatever its name
+    picture.write_bytes(png_bytes(7, scale=6, dark_on_light=True, mode="RGB"))
+    browser.find_element("css selector", "#try-file").send_keys(str(picture))
+    wait_for(browser, lambda d: d.find_element("css selector", "#result").get_attribute("data-state") == "done")
+    assert text(browser, "#top-class") == "class7"
+    assert browser.find_element("css selector", "#cam").get_attribute("src").startswith("data:image/png")
+    assert len(browser.find_elements("css selector", "#stage-list .stage img")) == 8  # the 4-D stages of lenet_bn
+    shoot(browser, studio, "try")
+    # a drawing: a bright block where class 0's block is (rows 3-9, columns 2-6 of 28), on black
+    browser.execute_script(
+        "const c = document.querySelector('#pad').getContext('2d'); c.fillStyle = '#fff';"
+        "c.fillRect(2 * 10, 3 * 10, 4 * 10, 6 * 10);"
+    )
+    from selenium.webdriver import ActionChains
+
+    pad = browser.find_element("css selector", "#pad")  # and a stroke drawn with the mouse, as a person would
+    # a stroke inside the block: (35, 45) to (45, 75), 22 px wide; offsets are from the pad's centre (140, 140)
+    stroke = ActionChains(browser).move_to_element_with_offset(pad, -105, -95).click_and_hold()
+    stroke.move_by_offset(10, 30).release().perform()
+    browser.execute_script("document.querySelector('#result').dataset.state = 'waiting'")
+    browser.find_element("css selector", "#pad-classify").click()
+    wait_for(browser, lambda d: d.find_element("css selector", "#result").get_attribute("data-state") == "done")
+    assert text(browser, "#top-class") == "class0"
+    assert "drawing.png: 280×280" in text(browser, "#result-note")
+
+
+def test_a_bad_upload_is_one_line_on_the_page(browser, studio, tmp_path):
+    browser.get(f"{studio.url}/try")
+    wait_for(browser, lambda d: d.find_element("css selector", "#try-run").get_attribute("value") == RUN)
+    fake = tmp_path / "shoe.png"
+    fake.write_text("this is not a picture")
+    browser.find_element("css selector", "#try-file").send_keys(str(fake))
+    message = wait_for(browser, lambda d: text(d, "#error"), what="the error line")
+    assert message.startswith("the upload is not a picture") and "\n" not in message
+
+
+def test_the_curves_grow_on_the_page_while_a_run_trains(browser, studio, slow_run):
+    run = studio.root / "slow-live"
+    wait_for(browser, lambda d: (run / "live.json").exists(), timeout=60, what="the slow run's start")
+    browser.get(f"{studio.url}/runs/slow-live")
+    progress = []  # how far along the x axis (epochs) the curves reach, at each redraw of the page
+
+    def further(d):
+        x = float(d.find_element("css selector", "#curves").get_attribute("data-progress"))
+        if not progress or x != progress[-1]:
+            progress.append(x)
+        return len(progress) >= 4
+
+    wait_for(browser, further, timeout=60, what="the curves growing")
+    assert progress == sorted(progress) and progress[-1] > progress[1] > 0, progress  # live: within an epoch too
+    assert any(x % 1 > 0 for x in progress), progress  # a point part-way through an epoch
+    assert "training" in text(browser, "#runs tbody tr[data-run='slow-live']")
+    shoot(browser, studio, "runs")
+    assert (run / "live.json").exists()  # what the page read: the run layer's live file (cnnzoo.run.live)
+
+
+def test_a_fresh_install_with_no_runs_tries_the_shipped_weights_from_the_zoo(browser, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "runs").mkdir()
+    picture = tmp_path / "trousers.png"  # two dark legs on paper: a photo-like pair of trousers
+    image = Image.new("RGB", (120, 160), (235, 232, 225))
+    for x in (30, 66):
+        image.paste((40, 40, 70), (x, 10, x + 24, 150))
+    image.paste((40, 40, 70), (30, 10, 90, 40))
+    image.save(picture)
+    with ServerThread(tmp_path / "runs") as server:
+        browser.get(f"{server.url}/zoo/lenet_bn")
+        link = wait_for(browser, lambda d: d.find_element("css selector", "#model-weights a"), what="the weights link")
+        assert link.text == "lenet_bn.fashion_mnist" and "test accuracy" in text(browser, "#model-weights")
+        link.click()
+        wait_for(browser, lambda d: d.find_element("css selector", "#try-run").get_attribute("value")
+                 == "weight:lenet_bn.fashion_mnist", what="the weight chosen on Try it")  # fmt: skip
+        assert not browser.find_element("css selector", "#error").is_displayed()  # no "no runs" complaint
+        browser.find_element("css selector", "#try-file").send_keys(str(picture))
+        wait_for(browser, lambda d: d.find_element("css selector", "#result").get_attribute("data-state") == "done")
+        assert text(browser, "#top-class") == "Trouser"  # (0.74 with the shipped file)
+
+
+def test_try_it_starts_with_the_best_run_or_the_best_shipped_weight(browser, tmp_path, trained_run):
+    import json
+    import shutil
+
+    from cnnzoo.weights import list_weights
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    best = max((w for w in list_weights() if w.shipped), key=lambda w: w.test_acc)
+    with ServerThread(root) as server:  # no runs: the shipped weight with the best test accuracy
+        browser.get(f"{server.url}/try")
+        wait_for(browser, lambda d: d.find_element("css selector", "#try-run").get_attribute("value")
+                 == f"weight:{best.name}", what=f"weight:{best.name} chosen")  # fmt: skip
+    for name, val in (("newer-worse", 0.5), ("older-better", 0.9)):  # the best validation accuracy, not the newest
+        shutil.copytree(trained_run, root / name)
+        rows = [json.loads(line) for line in (root / name / "metrics.jsonl").read_text().splitlines()]
+        text_rows = "".join(json.dumps({**r, "val_acc": val}) + "\n" for r in rows)
+        (root / name / "metrics.jsonl").write_text(text_rows)
+    for name in ("config.json", "metrics.jsonl", "live.json"):  # the better run is the older one: listed second
+        if (root / "older-better" / name).exists():
+            os.utime(root / "older-better" / name, (1, 1))
+    with ServerThread(root) as server:
+        browser.get(f"{server.url}/try")
+        wait_for(browser, lambda d: d.find_element("css selector", "#try-run").get_attribute("value")
+                 == "older-better", what="the run with the best validation accuracy")  # fmt: skip
+
+
+def test_the_runs_list_follows_the_root_while_it_is_open(browser, tmp_path, trained_run):
+    import shutil
+
+    from cnnzoo.base.rundirs import RunLock
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(trained_run, root / "first")
+    shutil.copytree(trained_run, root / "busy")
+    lock = RunLock(root / "busy").acquire()
+    try:
+        with ServerThread(root) as server:
+            browser.get(f"{server.url}/runs")
+            row = "#runs tbody tr[data-run='{}']"
+            wait_for(browser, lambda d: d.find_elements("css selector", row.format("first")), what="the first run")
+            assert "training" in text(browser, row.format("busy"))
+            shutil.copytree(trained_run, root / "started-later")  # a run that appears after the page opened
+            wait_for(browser, lambda d: d.find_elements("css selector", row.format("started-later")), what="new run")
+            lock.release()  # the training ends: its row says so without a reload
+            wait_for(browser, lambda d: "finished" in d.find_element("css selector", row.format("busy")).text,
+                     what="the finished status")  # fmt: skip
+    finally:
+        lock.release()
+
+
+def test_a_runs_curves_put_losses_and_accuracies_on_their_own_axes_with_values_on_hover(browser, studio):
+    browser.get(f"{studio.url}/runs/{RUN}")
+    wait_for(browser, lambda d: int(d.find_element("css selector", "#curves").get_attribute("data-points") or 0) > 0,
+             what="the curves")  # fmt: skip
+    labels = {p.get_attribute("data-label") for p in browser.find_elements("css selector", "#curves path.series")}
+    assert {"train loss", "val loss", "test loss", "train acc", "val acc", "test acc"} <= labels, labels
+    axes = [t.text for t in browser.find_elements("css selector", "#curves text.axis-name")]
+    assert axes == ["loss", "accuracy"], axes
+    hover = [t.get_attribute("textContent") for t in browser.find_elements("css selector", "#curves circle title")]
+    assert any(re.fullmatch(r"test acc, epoch 3: [01]\.\d{4}", h) for h in hover), hover
+
+
+def test_a_confusion_cell_opens_its_pictures(browser, studio, fake_train_data):
+    browser.get(f"{studio.url}/runs/{RUN}")
+    cell = "#confusion-table td.cell[data-true='0'][data-predicted='0']"
+    wait_for(browser, lambda d: d.find_elements("css selector", cell), what="the confusion table")
+    count = int(text(browser, cell))
+    browser.find_element("css selector", cell).click()
+    wait_for(browser, lambda d: d.find_elements("css selector", "#cell-images figure.thumb img"), what="the pictures")
+    assert text(browser, "#cell-images p").startswith(f"{count} test pictures of class0 taken for class0")
+    shown = browser.find_elements("css selector", "#cell-images figure.thumb")
+    assert len(shown) == min(count, 24)
