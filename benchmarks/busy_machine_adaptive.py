@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import cnnzoo
-from cnnzoo import devices
+from cnnzoo.base import devices
 from cnnzoo.train.state import Callback
 
 WINDOW = 5.0

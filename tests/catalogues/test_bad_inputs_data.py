@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import test_bad_inputs
 from test_bad_inputs import Case, _both, _copy_run, _dataset, _files, check_case
 from test_bounded_data import gzip_bomb, idx_header, png_bytes, sparse_file, time_limit, tiny_png

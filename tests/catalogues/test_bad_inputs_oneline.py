@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_bad_inputs import Case, _checkpoint_as, _copy_run, _files, _run_with, check_case
 
 _EDITED = "Use the run's other checkpoint (best.pt) or train again; a checkpoint edited by hand cannot be loaded."

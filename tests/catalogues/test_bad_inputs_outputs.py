@@ -8,10 +8,10 @@ import importlib.util
 import json
 
 import pytest
+from test_bad_inputs import Case, _both, _copy_run, _files, _png_bytes, check_case
 
 from cnnzoo.base.rundirs import RunLock
 from cnnzoo.cli import main
-from test_bad_inputs import Case, _both, _copy_run, _files, _png_bytes, check_case
 
 _HELD: list[RunLock] = []  # locks this test process holds, as a training process would
 

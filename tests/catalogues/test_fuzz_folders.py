@@ -17,10 +17,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from test_bounded_data import time_limit
 
 from cnnzoo.base.errors import CnnzooError
 from cnnzoo.data import load_dataset
-from test_bounded_data import time_limit
 
 NAMES = st.sampled_from(["a", "b", "c", "train", "test", "val", "runs", ".hidden", "x.png", "y.jpg", "z.txt"])
 MODES = st.sampled_from(["L", "1", "P", "RGB", "RGBA", "LA", "I;16"])

@@ -86,7 +86,9 @@ def regenerate(text: str) -> str:
 def test_the_doc_is_what_the_tests_generate():
     text = DOC.read_text(encoding="utf-8")
     assert sorted(m.group(2) for m in _BLOCK.finditer(text)) == sorted(RENDERERS)
-    assert text == regenerate(text), "docs/reliability.md is stale: run `python tests/catalogues/test_reliability_doc.py --write`"
+    assert text == regenerate(text), (
+        "docs/reliability.md is stale: run `python tests/catalogues/test_reliability_doc.py --write`"
+    )
 
 
 def test_the_doc_lists_at_least_130_cases_and_every_case():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import cnnzoo.base.devices as devices
+import cnnzoo.cli.train
 from cnnzoo.base.errors import CheckpointError, ConfigError
 from cnnzoo.base.failures import is_collective_timeout
 from cnnzoo.cli import main
@@ -138,7 +138,7 @@ def test_out_of_memory_is_one_line_suggesting_a_smaller_batch(exc, monkeypatch, 
     def boom(threads):
         raise exc
 
-    monkeypatch.setattr(devices, "set_threads", boom)  # what cnnzoo train calls first
+    monkeypatch.setattr(cnnzoo.cli.train, "set_threads", boom)  # what cnnzoo train calls first
     assert main(["train", "lenet_bn"]) == 2
     err = capsys.readouterr().err
     assert err == "error: out of memory while running `cnnzoo train`: try a smaller --batch-size or --input-size\n"
@@ -148,7 +148,7 @@ def test_other_runtime_errors_keep_their_traceback(monkeypatch):
     def boom(threads):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(devices, "set_threads", boom)  # what cnnzoo train calls first
+    monkeypatch.setattr(cnnzoo.cli.train, "set_threads", boom)  # what cnnzoo train calls first
     with pytest.raises(RuntimeError, match="a bug"):
         main(["train", "lenet_bn"])
 
@@ -160,7 +160,7 @@ def test_a_stalled_rank_is_one_line(monkeypatch, capsys):
         raise error("[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(OpType=ALLREDUCE) ran for "
                     "1800000 milliseconds before timing out.\nmore")  # fmt: skip
 
-    monkeypatch.setattr(devices, "set_threads", boom)  # what cnnzoo train calls first
+    monkeypatch.setattr(cnnzoo.cli.train, "set_threads", boom)  # what cnnzoo train calls first
     assert main(["train", "lenet_bn"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: a data-parallel rank stopped answering") and err.count("\n") == 1

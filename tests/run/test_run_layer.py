@@ -98,7 +98,7 @@ def test_fit_with_out_leaves_a_run_directory_that_load_model_opens(blocks, tmp_p
     import cnnzoo.run.training as training
 
     # In a notebook, progress is shown by default (here the console part of it: no IPython display in pytest).
-    monkeypatch.setattr(training, "_in_notebook", lambda: True)
+    monkeypatch.setattr(training, "in_notebook", lambda: True)
     monkeypatch.setattr(cnnzoo.run.progress, "in_notebook", lambda: False)
     run = cnnzoo.new_run("lenet_bn", overrides={"epochs": 2, "batch_size": 64, "device": "cpu"}, data=blocks)
     out = tmp_path / "my-run"

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi", reason="the studio extra (fastapi) is not installed")
-from helpers_train import start_cli
 from test_studio_api import RUN, ServerThread, png_bytes, studio_root
+
+from helpers_train import start_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")

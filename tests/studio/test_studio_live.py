@@ -63,7 +63,7 @@ def test_a_training_run_writes_live_json_while_it_trains_and_removes_it_at_the_e
     tmp_path, fake_train_data, test_models, monkeypatch
 ):
     """`cnnzoo train` gets the callback from start_training: live.json exists mid-epoch, is gone at the end."""
-    import cnnzoo.run.progress
+    import cnnzoo.cli.train
 
     out = tmp_path / "run"
     seen = []
@@ -75,7 +75,7 @@ def test_a_training_run_writes_live_json_while_it_trains_and_removes_it_at_the_e
 
     monkeypatch.setattr(cnnzoo.train.loop, "LOG_EVERY", 4)
     monkeypatch.setattr(LiveCurves, "__init__", _no_throttle(LiveCurves.__init__))
-    monkeypatch.setattr(cnnzoo.run.progress, "default_callbacks", lambda show=True: [Peek()])  # what cnnzoo train uses
+    monkeypatch.setattr(cnnzoo.cli.train, "default_callbacks", lambda show=True: [Peek()])  # what cnnzoo train uses
     argv = ["train", "tiny_test_net", "--epochs", "1", "--batch-size", "32", "--quiet", "--out", str(out)]
     assert main(argv) == 0
     mid = [(step, rows) for step, rows in seen if rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnzoo.data import fetch_fashion_mnist, load_fashion_mnist
+import cnnzoo.data as data_mod  # as a module: tests swap its loader for a fake dataset
 from cnnzoo.models.inspection import format_models_table, models_table, parse_input_size, shape_trace, summary
 from cnnzoo.models.registry import create_model, get_model_info
 
@@ -14,9 +14,9 @@ __all__ = ["cmd_data", "cmd_models", "cmd_summary"]
 def cmd_data(args: argparse.Namespace) -> int:
 
     if args.fetch:
-        path = fetch_fashion_mnist(args.root)
+        path = data_mod.fetch_fashion_mnist(args.root)
         print(f"fetched into {path}")
-    ds = load_fashion_mnist(args.root, download=False)
+    ds = data_mod.load_fashion_mnist(args.root, download=False)
     print(f"dataset:   {ds.name}")
     print(f"found in:  {ds.source}")
     how = ds.extra.get("verified_by", "MD5 of the uncompressed content")
