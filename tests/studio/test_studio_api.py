@@ -505,3 +505,33 @@ def test_the_confusion_matrix_as_numbers_and_the_pictures_behind_a_cell(client, 
     assert cell["count"] == matrix[true, predicted]
     assert_error(client.get(f"/api/confusion/{RUN}/10/0"), 404, "no cell (10, 0)")
     assert_error(client.get("/api/confusion/no-such-run"), 404, "unknown run")
+
+
+def test_an_upload_is_normalised_once_and_the_model_runs_twice(trained_run, monkeypatch):
+    """One plain forward pass gives the prediction, the feature maps and Grad-CAM's layer; Grad-CAM adds its own
+    pass. The answer is what `cnnzoo predict` and the explain functions say of the same picture."""
+    from cnnzoo.explain import class_activation_maps, stage_activations
+    from cnnzoo.studio.inference import predict_upload
+
+    predictor = cnnzoo.load_model(trained_run, device="cpu")
+    buffer = io.BytesIO()
+    block_picture(3, scale=4, dark_on_light=True, mode="L").save(buffer, format="PNG")
+    normalised, passes = [], []
+    real_input = type(predictor).model_input
+    monkeypatch.setattr(type(predictor), "model_input", lambda self, p: normalised.append(1) or real_input(self, p))
+    hook = predictor.model.register_forward_pre_hook(lambda module, args: passes.append(1))
+    try:
+        answer = predict_upload(predictor, buffer.getvalue(), "shirt.png", top_k=3, target=None)
+    finally:
+        hook.remove()
+    assert len(normalised) == 1 and len(passes) == 2
+    monkeypatch.undo()
+    prepared = predictor.prepare_bytes(buffer.getvalue(), "shirt.png")
+    (expected,) = predictor.classify([prepared], top_k=3)
+    assert [t["class"] for t in answer["top"]] == [t["class"] for t in expected["top"]]
+    assert [t["probability"] for t in answer["top"]] == pytest.approx([t["probability"] for t in expected["top"]])
+    assert answer["warning"] == expected["warning"]
+    x = predictor.model_input(prepared.pixels.unsqueeze(0))
+    cam = class_activation_maps(predictor.model, x)
+    assert answer["cam"]["layer"] == cam.layer and answer["cam"]["target"] == cam.targets[0]
+    assert [s["shape"] for s in answer["stages"]] == [list(s.shape[1:]) for s in stage_activations(predictor.model, x)]

@@ -13,7 +13,7 @@ None of it changes the model: every call runs it in eval mode and restores its f
 """
 
 from cnnzoo.explain.activations import StageActivation, first_conv_filters, stage_activations
-from cnnzoo.explain.cam import CamResult, cam_layer, class_activation_maps
+from cnnzoo.explain.cam import CamResult, Look, cam_layer, class_activation_maps, look_at
 from cnnzoo.explain.figures import (
     cam_figure,
     class_grid_figure,
@@ -25,6 +25,7 @@ from cnnzoo.explain.mistakes import Mistake, class_samples, model_inputs, predic
 
 __all__ = [
     "CamResult",
+    "Look",
     "Mistake",
     "StageActivation",
     "cam_figure",
@@ -35,6 +36,7 @@ __all__ = [
     "feature_maps_figure",
     "filters_figure",
     "first_conv_filters",
+    "look_at",
     "model_inputs",
     "predictions",
     "stage_activations",

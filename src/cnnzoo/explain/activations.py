@@ -8,6 +8,8 @@ weights can be read as pictures (the later ones act on feature maps, not on pixe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +18,7 @@ from torch import Tensor, nn
 from cnnzoo.base.errors import ConfigError
 from cnnzoo.base.modes import eval_mode
 
-__all__ = ["StageActivation", "first_conv_filters", "stage_activations"]
+__all__ = ["StageActivation", "first_conv_filters", "keeping_stages", "stage_activations"]
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,10 @@ class StageActivation:
         return self.name if not self.type or self.type == self.name else f"{self.name} ({self.type})"
 
 
-def stage_activations(model: nn.Module, x: Tensor) -> list[StageActivation]:
-    """The output of every top-level stage of ``model`` for the normalised input ``x`` (``[N, C, H, W]``, on the
-    model's device), in call order; the model runs once in eval mode without autograd, its flags restored.
-    A stage whose output is not a tensor is left out."""
+@contextmanager
+def keeping_stages(model: nn.Module) -> Iterator[list[StageActivation]]:
+    """While the block runs, the output of every call of a top-level stage of ``model``, kept (detached, on the
+    CPU), in call order. A stage whose output is not a tensor is left out."""
     found: list[StageActivation] = []
 
     def hook_for(name: str, module: nn.Module):
@@ -51,11 +53,18 @@ def stage_activations(model: nn.Module, x: Tensor) -> list[StageActivation]:
 
     handles = [child.register_forward_hook(hook_for(name, child)) for name, child in model.named_children()]
     try:
-        with eval_mode(model), torch.no_grad():
-            model(x)
+        yield found
     finally:
         for handle in handles:
             handle.remove()
+
+
+def stage_activations(model: nn.Module, x: Tensor) -> list[StageActivation]:
+    """The output of every top-level stage of ``model`` for the normalised input ``x`` (``[N, C, H, W]``, on the
+    model's device), in call order; the model runs once in eval mode without autograd, its flags restored.
+    A stage whose output is not a tensor is left out."""
+    with keeping_stages(model) as found, eval_mode(model), torch.no_grad():
+        model(x)
     return found
 
 

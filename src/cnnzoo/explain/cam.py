@@ -18,9 +18,10 @@ from torch import Tensor, nn
 
 from cnnzoo.base.errors import ConfigError
 from cnnzoo.base.modes import eval_mode
+from cnnzoo.explain.activations import StageActivation, keeping_stages
 from cnnzoo.models.inspection import Call, tracing
 
-__all__ = ["COARSE", "MIN_SIDE", "CamResult", "cam_layer", "class_activation_maps", "eval_mode"]
+__all__ = ["COARSE", "MIN_SIDE", "CamResult", "Look", "cam_layer", "class_activation_maps", "grad_cam", "look_at"]
 
 # The map's layer: the last feature map at least MIN_SIDE on its shorter side (LeNet's 10x10, not its 5x5; a
 # ResNet-18 at 32x32 its 8x8 stage, not the 1x1 one), so the map says *where* at a useful resolution; when no map
@@ -115,26 +116,58 @@ def class_activation_maps(
     part dropped, and each scaled to a maximum of 1. The model runs in eval mode; its flags and weights are
     left as they were, and no ``.grad`` is accumulated (captum takes gradients with ``torch.autograd.grad``).
     """
+    _check_input(x)
+    with tracing(model) as calls, eval_mode(model), torch.no_grad():
+        probabilities = torch.softmax(model(x).float(), dim=1)
+    return grad_cam(model, x, probabilities, layer if layer is not None else _pick_layer(model, calls), targets)
+
+
+@dataclass(frozen=True)
+class Look:
+    """What a model makes of some pictures: its softmax ``[N, num_classes]`` (on the CPU), each top-level stage's
+    output, and the Grad-CAM maps."""
+
+    probabilities: Tensor
+    stages: list[StageActivation]
+    cam: CamResult
+
+
+def look_at(model: nn.Module, x: Tensor, targets: Sequence[int] | None = None) -> Look:
+    """The prediction, each stage's output and the Grad-CAM maps of the normalised input ``x``, in two passes of
+    the model: one plain forward pass gives the probabilities, the stages and the layer Grad-CAM reads (as
+    :func:`cam_layer` picks it); Grad-CAM adds captum's forward and backward pass. The model runs in eval mode,
+    its flags restored."""
+    _check_input(x)
+    with keeping_stages(model) as stages, tracing(model) as calls, eval_mode(model), torch.no_grad():
+        probabilities = torch.softmax(model(x).float(), dim=1)
+    cam = grad_cam(model, x, probabilities, _pick_layer(model, calls), targets)
+    return Look(probabilities=cam.probabilities, stages=stages, cam=cam)
+
+
+def _check_input(x: Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"x must be [N, C, H, W], got shape {tuple(x.shape)}")
+
+
+def grad_cam(
+    model: nn.Module, x: Tensor, probabilities: Tensor, layer: str, targets: Sequence[int] | None = None
+) -> CamResult:
+    """Grad-CAM maps of ``model`` for ``x`` at the module named ``layer`` (captum: one forward and one backward
+    pass), given the model's ``probabilities`` for ``x`` (they choose the class when ``targets`` is None)."""
     # Imported here: captum costs ~0.4 s, and every `cnnzoo` command imports this package (the run layer
     # writes the report's example with it), most of them without ever drawing a map.
     from captum.attr import LayerAttribution, LayerGradCam
 
-    if x.dim() != 4:
-        raise ValueError(f"x must be [N, C, H, W], got shape {tuple(x.shape)}")
     n, _, h, w = x.shape
+    module = _module(model, layer)
+    chosen = probabilities.argmax(dim=1).tolist() if targets is None else [int(t) for t in targets]
+    if len(chosen) != n:
+        raise ValueError(f"{n} images but {len(chosen)} targets")
+    k = probabilities.shape[1]
+    if any(not 0 <= t < k for t in chosen):
+        raise ConfigError(f"target classes {chosen}: the model has classes 0-{k - 1}")
     with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
         x = x.detach().clone()  # a normal tensor even when x was made under inference_mode
-        # One plain forward pass gives the probabilities, the predicted classes and (hooked) the layer.
-        with tracing(model) as calls, torch.no_grad():
-            probabilities = torch.softmax(model(x).float(), dim=1)
-        name = layer if layer is not None else _pick_layer(model, calls)
-        module = _module(model, name)
-        chosen = probabilities.argmax(dim=1).tolist() if targets is None else [int(t) for t in targets]
-        if len(chosen) != n:
-            raise ValueError(f"{n} images but {len(chosen)} targets")
-        k = probabilities.shape[1]
-        if any(not 0 <= t < k for t in chosen):
-            raise ConfigError(f"target classes {chosen}: the model has classes 0-{k - 1}")
         raw = LayerGradCam(model, module).attribute(x, target=chosen)
     if isinstance(raw, tuple):
         raw = raw[0]
@@ -142,5 +175,5 @@ def class_activation_maps(
     peak = maps.flatten(1).amax(dim=1).view(n, 1, 1)
     maps = torch.where(peak > 0, maps / peak.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
     grid = (int(raw.shape[-2]), int(raw.shape[-1]))
-    return CamResult(maps=maps.clamp(0, 1).cpu(), targets=chosen, probabilities=probabilities.cpu(), layer=name,
+    return CamResult(maps=maps.clamp(0, 1).cpu(), targets=chosen, probabilities=probabilities.cpu(), layer=layer,
                      grid=grid)  # fmt: skip

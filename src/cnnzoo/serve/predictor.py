@@ -159,6 +159,16 @@ class Predictor:
             records += prediction_records(batch, values, indices, self.classes, low_confidence=self.low_confidence)
         return records
 
+    def records_of(
+        self, prepared: Sequence[PreparedImage], probabilities: torch.Tensor, *, top_k: int = 3
+    ) -> list[dict[str, Any]]:
+        """The records :meth:`classify` makes, from the model's softmax ``[N, num_classes]`` for ``prepared``
+        computed elsewhere (the studio's one forward pass also feeds Grad-CAM and the feature maps)."""
+        _check_top_k(top_k)
+        values, indices = probabilities.topk(max(1, min(top_k, probabilities.shape[1])), dim=1)
+        return prediction_records(prepared, values.cpu(), indices.cpu(), self.classes,
+                                  low_confidence=self.low_confidence)  # fmt: skip
+
     def predict(
         self,
         images: Any,

@@ -1,8 +1,8 @@
 """The try-it page's API: one uploaded picture through a run's model, with what the model makes of it.
 
 ``POST /api/predict`` takes a multipart form (``file``, ``run``, optional ``top_k`` and ``target``) and answers
-with the top classes, the Grad-CAM overlay (:func:`cnnzoo.explain.class_activation_maps`), each stage's feature
-maps (:func:`cnnzoo.explain.stage_activations`) and the picture as the model sees it, all images as PNG data URLs.
+with the top classes, the Grad-CAM overlay, each stage's feature maps (:func:`cnnzoo.explain.look_at`: two passes
+of the model) and the picture as the model sees it, all images as PNG data URLs.
 
 An upload is judged by its first bytes (:func:`sniff`), never by its name or its declared content type, and is
 prepared exactly as ``cnnzoo predict`` prepares a file (:meth:`cnnzoo.Predictor.prepare`; the decoder's pixel
@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cnnzoo.base.errors import CnnzooError, ConfigError, ImageError
 from cnnzoo.data.pictures import PreparedImage
-from cnnzoo.explain import class_activation_maps, stage_activations
+from cnnzoo.explain import CamResult, StageActivation, look_at
 from cnnzoo.explain.files import class_index
 from cnnzoo.serve.predictor import Predictor, load_model
 from cnnzoo.studio.runs import NotFoundError
@@ -188,47 +188,53 @@ def _target_index(target: str | None, classes: Sequence[str]) -> int | None:
     return class_index(target, classes, what="target")
 
 
-def explain_picture(predictor: Predictor, x: torch.Tensor, pixels: torch.Tensor, target: int | None) -> dict[str, Any]:
-    """The CAM overlay and the stage maps of one normalised picture ``x`` (``[1, C, S, S]``)."""
-    try:  # captum, which Grad-CAM uses, is imported by the first call
-        cams = class_activation_maps(predictor.model, x, None if target is None else [target])
-    except ImportError as exc:
-        return {"cam": None, "stages": [], "note": f"no class-activation maps: captum is unavailable ({exc})"}
-    index = cams.targets[0]
-    cam = {
+def _cam_record(predictor: Predictor, pixels: torch.Tensor, cam: CamResult) -> dict[str, Any]:
+    index = cam.targets[0]
+    return {
         "target": index,
         "class": predictor.classes[index],
-        "probability": float(cams.probabilities[0, index]),
-        "layer": cams.layer,
-        "grid": list(cams.grid),
-        "note": cams.note(0),
-        "overlay": png_data_url(cam_overlay(pixels, cams.maps[0])),
+        "probability": float(cam.probabilities[0, index]),
+        "layer": cam.layer,
+        "grid": list(cam.grid),
+        "note": cam.note(0),
+        "overlay": png_data_url(cam_overlay(pixels, cam.maps[0])),
     }
-    stages = []
-    for stage in stage_activations(predictor.model, x):
-        out = stage.output[0]
+
+
+def _stage_records(stages: Sequence[StageActivation]) -> list[dict[str, Any]]:
+    out = []
+    for stage in stages:
+        first = stage.output[0]
         image, shown, values = None, 0, None
-        if out.dim() == 3 and min(out.shape[1:]) >= 1:
-            grid, shown, values = feature_grid(out)
+        if first.dim() == 3 and min(first.shape[1:]) >= 1:
+            grid, shown, values = feature_grid(first)
             image = png_data_url(grid)
-        label = getattr(stage, "label", stage.name)
-        stages.append({"name": label, "shape": list(stage.shape[1:]), "channels_shown": shown, "image": image,
-                       "values": values})  # fmt: skip
-    return {"cam": cam, "stages": stages, "note": None}
+        out.append({"name": stage.label, "shape": list(stage.shape[1:]), "channels_shown": shown, "image": image,
+                    "values": values})  # fmt: skip
+    return out
 
 
 def predict_upload(
     predictor: Predictor, data: bytes, filename: str, *, top_k: int, target: str | None
 ) -> dict[str, Any]:
-    """The whole answer of ``POST /api/predict`` for one upload (the caller holds the model's lock)."""
+    """The whole answer of ``POST /api/predict`` for one upload (the caller holds the model's lock): the upload is
+    decoded and normalised once; one plain forward pass gives the prediction (the records ``cnnzoo predict``
+    prints, warning included), the feature maps and Grad-CAM's layer, and Grad-CAM adds its own pass."""
     sniff(data)
     if not 1 <= top_k <= 100:
         raise ConfigError(f"top_k {top_k}: give a number from 1 to 100")
     wanted = _target_index(target, predictor.classes)
     prepared = prepare_upload(predictor, data, filename)
-    record = predictor.classify([prepared], top_k=top_k)[0]  # what cnnzoo predict says of it, warning included
-    pixels = prepared.pixels.unsqueeze(0)
-    explained = explain_picture(predictor, predictor.model_input(pixels), prepared.pixels, wanted)
+    x = predictor.model_input(prepared.pixels.unsqueeze(0))
+    try:  # captum, which Grad-CAM uses, is imported by the first call
+        seen = look_at(predictor.model, x, None if wanted is None else [wanted])
+    except ImportError as exc:
+        record = predictor.classify([prepared], top_k=top_k)[0]
+        explained = {"cam": None, "stages": [], "note": f"no class-activation maps: captum is unavailable ({exc})"}
+    else:
+        record = predictor.records_of([prepared], seen.probabilities, top_k=top_k)[0]
+        explained = {"cam": _cam_record(predictor, prepared.pixels, seen.cam), "stages": _stage_records(seen.stages),
+                     "note": None}  # fmt: skip
     return {
         "filename": filename,
         "size": record["size"],
