@@ -1,6 +1,7 @@
 # cnnzoo: two commands do all the set-up.
 #   make demo   create .venv, install cnnzoo, obtain Fashion-MNIST, train the default model on this machine
 #   make test   create/update .venv with the dev extras, obtain the real dataset, run the whole suite
+#   make check  the fast tier for the edit-test loop: the suite without the tests marked slow (under a minute)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -9,7 +10,7 @@ CNNZOO := $(VENV)/bin/cnnzoo
 # so the long tests at the end do not leave one core waiting)
 JOBS   ?= 2
 
-.PHONY: demo test data browser install install-dev lint format clean help
+.PHONY: demo test check data browser install install-dev lint format clean help
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -72,6 +73,10 @@ browser:
 test: $(VENV)/.dev-stamp data browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -n $(JOBS) --dist worksteal -q
+
+check: $(VENV)/.dev-stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -n $(JOBS) --dist worksteal -q -m "not slow and not killloop"
 
 lint: $(VENV)/.dev-stamp
 	$(VENV)/bin/ruff check .

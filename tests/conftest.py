@@ -139,3 +139,24 @@ def trained_run(tmp_path_factory, blocks):
     finally:
         cnnzoo.data.load_fashion_mnist = original
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# the fast tier: `make check` runs `-m "not slow and not killloop"`; tests/slow_tests.txt lists the slow ones
+# ------------------------------------------------------------------------------------------------
+SLOW_TESTS = Path(__file__).with_name("slow_tests.txt")
+
+
+def slow_test_ids() -> set[str]:
+    """The node ids tests/slow_tests.txt lists (comments and blank lines skipped)."""
+    lines = SLOW_TESTS.read_text(encoding="utf-8").splitlines()
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
+def pytest_collection_modifyitems(config, items):
+    slow = slow_test_ids()
+    for item in items:
+        path, _, name = item.nodeid.partition("::")
+        # a node id, a test with all its parameters, or a whole file (whose module fixture is the slow part)
+        if {item.nodeid, f"{path}::{name.split('[', 1)[0]}", path} & slow:
+            item.add_marker(pytest.mark.slow)

@@ -299,3 +299,22 @@ def test_cnnzoo_help_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------------
+# the fast tier
+# ------------------------------------------------------------------------------------------------
+def test_every_test_the_slow_list_names_exists():
+    """tests/slow_tests.txt (what `make check` leaves out) names tests that exist: a renamed or moved test would
+    otherwise slip into the fast tier unnoticed."""
+    from conftest import slow_test_ids
+
+    missing = []
+    for node in sorted(slow_test_ids()):
+        path, _, name = node.partition("::")
+        source = ROOT / path
+        function = name.split("[", 1)[0]
+        if not source.is_file() or (name and f"def {function}(" not in source.read_text(encoding="utf-8")):
+            missing.append(node)
+    assert missing == []
+    assert len(slow_test_ids()) > 50

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -35,7 +36,7 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from cnnzoo.base.devices import DeviceSetup, free_device_memory
+from cnnzoo.base.devices import DeviceSetup, collecting_only_new_objects, free_device_memory
 from cnnzoo.base.errors import ConfigError
 from cnnzoo.base.failures import is_out_of_memory
 from cnnzoo.models.inspection import count_macs, human
@@ -240,7 +241,13 @@ class _PeakMemory:
 
 
 def _count_macs(name: str, size: int) -> int:
-    """MACs per image with :func:`cnnzoo.models.inspection.count_macs`, on a meta-device copy (no memory, fast)."""
+    """MACs per image with :func:`cnnzoo.models.inspection.count_macs`, on a meta-device copy (no memory, fast);
+    counted once per builder and size (a table measures each model in two modes)."""
+    return _macs_of(get_model_info(name).builder, name, size)
+
+
+@functools.lru_cache(maxsize=128)
+def _macs_of(builder: Callable[..., Any], name: str, size: int) -> int:
     with torch.device("meta"):
         meta = create_model(name)
     return count_macs(meta, size)
@@ -354,6 +361,20 @@ def bench(
     as noisy. ``measure`` replaces :func:`bench_model` (tests).
     """
     measure = measure or bench_model
+    with collecting_only_new_objects():  # free_device_memory's collections between models: milliseconds each
+        return _bench_rows(names, modes, batch_size, input_size, setup, timing, on_row, measure)
+
+
+def _bench_rows(
+    names: Sequence[str],
+    modes: Sequence[str],
+    batch_size: int,
+    input_size: int | None,
+    setup: DeviceSetup,
+    timing: Timing,
+    on_row: Callable[[BenchRow], None] | None,
+    measure: Callable[..., BenchRow],
+) -> list[BenchRow]:
     rows = []
     for name in names:
         size, size_note = bench_input_size(name, input_size)
