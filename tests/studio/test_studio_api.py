@@ -535,3 +535,22 @@ def test_an_upload_is_normalised_once_and_the_model_runs_twice(trained_run, monk
     cam = class_activation_maps(predictor.model, x)
     assert answer["cam"]["layer"] == cam.layer and answer["cam"]["target"] == cam.targets[0]
     assert [s["shape"] for s in answer["stages"]] == [list(s.shape[1:]) for s in stage_activations(predictor.model, x)]
+
+
+def test_the_routes_take_the_run_index_as_a_dependency_a_test_can_swap(root, tmp_path):
+    """The run index reaches the routes through FastAPI's dependencies (``RunsDep``), not app.state lookups in each
+    route: swapping it swaps what every runs route and the predict route see."""
+    from cnnzoo.studio.runs import RunIndex, run_index
+
+    app = create_app(root)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app.dependency_overrides[run_index] = lambda: RunIndex(empty)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        assert c.get("/api/runs").json() == []
+        assert c.get("/api/health").json()["root"] == str(empty)
+        assert c.get(f"/api/runs/{RUN}").status_code == 404
+        assert_error(predict(c, png_bytes()), 404)
+    app.dependency_overrides.clear()
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        assert RUN in [r["id"] for r in c.get("/api/runs").json()]

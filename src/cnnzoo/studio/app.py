@@ -30,7 +30,7 @@ from cnnzoo.base.errors import CnnzooError, ConfigError, UnknownModelError
 from cnnzoo.studio import confusion, inference, runs, weights, zoo
 from cnnzoo.studio.inference import ModelCache, UnsupportedUploadError, UploadTooLargeError, too_large
 from cnnzoo.studio.limits import HEAVY_AT_ONCE, ROUTE_SECONDS, WorkLimit
-from cnnzoo.studio.runs import NotFoundError, RunIndex
+from cnnzoo.studio.runs import NotFoundError, RunIndex, RunsDep
 
 __all__ = ["MAX_UPLOAD_BYTES", "PAGES", "STATIC", "BodyLimit", "create_app", "status_of"]
 
@@ -240,6 +240,5 @@ def _add_pages(app: FastAPI) -> None:
     app.add_api_route("/docs", docs_page, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
 
     @app.get("/api/health", tags=["studio"], summary="the studio is up: its version and root")
-    async def health(request: Request) -> dict[str, Any]:  # on the event loop: no worker thread needed
-        index: RunIndex = request.app.state.runs
+    async def health(index: RunsDep) -> dict[str, Any]:  # on the event loop: no worker thread needed
         return {"ok": True, "version": __version__, "root": str(index.root), "single_run": index.single}

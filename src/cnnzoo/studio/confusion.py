@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from cnnzoo.base.errors import CnnzooError
 from cnnzoo.explain import predictions
 from cnnzoo.run import open_run
 from cnnzoo.studio.inference import png_data_url
-from cnnzoo.studio.runs import NotFoundError, RunIndex
+from cnnzoo.studio.runs import NotFoundError, RunIndex, RunsDep
 from cnnzoo.train.metrics import confusion_matrix
 
 __all__ = ["CONFUSION_CACHE", "Predictions", "router"]
@@ -76,8 +76,7 @@ _cache = _Cache(CONFUSION_CACHE)
 router = APIRouter(prefix="/api", tags=["runs"])
 
 
-def _predictions(request: Request, run_id: str) -> Predictions:
-    index: RunIndex = request.app.state.runs
+def _predictions(index: RunIndex, run_id: str) -> Predictions:
     return _cache.get(index.path(run_id))
 
 
@@ -89,8 +88,8 @@ def _thumbnail(image: torch.Tensor) -> str:
 
 
 @router.get("/confusion/{run_id}", summary="a run's confusion matrix on its test split, as numbers")
-def get_confusion(run_id: str, request: Request) -> dict[str, Any]:
-    found = _predictions(request, run_id)
+def get_confusion(run_id: str, index: RunsDep) -> dict[str, Any]:
+    found = _predictions(index, run_id)
     return {"run": run_id, "classes": found.classes, "matrix": found.matrix.tolist()}
 
 
@@ -99,10 +98,10 @@ def get_confusion_cell(
     run_id: str,
     true: int,
     predicted: int,
-    request: Request,
+    index: RunsDep,
     limit: int = Query(_SHOWN, ge=1, le=100, description="how many pictures, the most confident first"),
 ) -> dict[str, Any]:
-    found = _predictions(request, run_id)
+    found = _predictions(index, run_id)
     k = len(found.classes)
     if not (0 <= true < k and 0 <= predicted < k):
         raise NotFoundError(f"no cell ({true}, {predicted}): the classes are 0 to {k - 1}")

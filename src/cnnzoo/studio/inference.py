@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from matplotlib import colormaps
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
@@ -32,7 +32,7 @@ from cnnzoo.data.pictures import PreparedImage
 from cnnzoo.explain import CamResult, StageActivation, look_at
 from cnnzoo.explain.files import class_index
 from cnnzoo.serve.predictor import Predictor, load_model
-from cnnzoo.studio.runs import NotFoundError
+from cnnzoo.studio.runs import NotFoundError, RunIndex, RunsDep
 from cnnzoo.studio.schemas import PredictOut
 from cnnzoo.studio.weights import weight_rows
 
@@ -125,6 +125,20 @@ class ModelCache:
 # ------------------------------------------------------------------------------------------------
 # preparing the upload and drawing what comes back
 # ------------------------------------------------------------------------------------------------
+def model_cache(request: Request) -> ModelCache:
+    """The studio's :class:`ModelCache`."""
+    return request.app.state.models
+
+
+def upload_limit(request: Request) -> int:
+    """The studio's upload size limit, in bytes."""
+    return request.app.state.max_upload
+
+
+ModelsDep = Annotated[ModelCache, Depends(model_cache)]
+UploadLimitDep = Annotated[int, Depends(upload_limit)]
+
+
 def prepare_upload(predictor: Predictor, data: bytes, name: str) -> PreparedImage:
     """``data`` prepared exactly as :meth:`Predictor.prepare` prepares a file (the decoder sniffs the format)."""
     return predictor.prepare_bytes(data, name)
@@ -277,7 +291,9 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
     responses={400: {}, 404: {}, 413: {}, 415: {}},
 )
 async def post_predict(
-    request: Request,
+    index: RunsDep,
+    models: ModelsDep,
+    max_upload: UploadLimitDep,
     file: Annotated[UploadFile, File(description="the picture (PNG, JPEG, GIF, BMP, TIFF, WebP: judged by its bytes)")],
     run: Annotated[str | None, Form(description="a run id from GET /api/runs (or give weight)")] = None,
     weight: Annotated[str | None, Form(description="a weight's name from GET /api/weights (or give run)")] = None,
@@ -286,25 +302,24 @@ async def post_predict(
         str | None, Form(description="the class the CAM explains (label or name; default: the top)")
     ] = None,
 ) -> dict[str, Any]:
-    studio = request.app.state
-    source, label = _source(studio, run, weight)
-    data = await read_upload(file, studio.max_upload)
+    source, label = _source(index, run, weight)
+    data = await read_upload(file, max_upload)
     name = Path(file.filename or "upload").name[:200] or "upload"
 
     def work() -> dict[str, Any]:
-        predictor, lock = studio.models.get(source)
+        predictor, lock = models.get(source)
         with lock:
             return predict_upload(predictor, data, name, top_k=top_k, target=target)
 
     return {"run": label, **await run_in_threadpool(work)}
 
 
-def _source(studio: Any, run: str | None, weight: str | None) -> tuple[Path | str, str]:
+def _source(index: RunIndex, run: str | None, weight: str | None) -> tuple[Path | str, str]:
     """What ``POST /api/predict`` classifies with: a run's directory, or an available weight's name."""
     if (run is None) == (weight is None):
         raise ConfigError("give either run (a run id from GET /api/runs) or weight (a name from GET /api/weights)")
     if run is not None:
-        return studio.runs.path(run), run
+        return index.path(run), run
     found = next((w for w in weight_rows() if w["name"] == weight), None)
     if found is None:
         raise NotFoundError(f"unknown weight {weight[:80]!r}: see GET /api/weights")

@@ -14,9 +14,9 @@ import io
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from cnnzoo.base.errors import CnnzooError, MetricsFileError
@@ -222,13 +222,17 @@ def _per_class(path: Path, root: Path) -> list[dict[str, Any]]:
 router = APIRouter(prefix="/api", tags=["runs"])
 
 
-def _index(request: Request) -> RunIndex:
+def run_index(request: Request) -> RunIndex:
+    """The studio's :class:`RunIndex` (one per app, made by :func:`cnnzoo.studio.create_app`)."""
     return request.app.state.runs
 
 
+# A route asks for ``index: RunsDep``; a test swaps the index with ``app.dependency_overrides[run_index]``.
+RunsDep = Annotated[RunIndex, Depends(run_index)]
+
+
 @router.get("/runs", response_model=list[RunOut], summary="the runs under the studio's root")
-def get_runs(request: Request) -> list[dict[str, Any]]:
-    index = _index(request)
+def get_runs(index: RunsDep) -> list[dict[str, Any]]:
     out = []
     for run_id in index.ids():
         try:
@@ -239,13 +243,13 @@ def get_runs(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/runs/{run_id}", response_model=RunDetailOut, summary="one run: config, per-class table, files")
-def get_run(run_id: str, request: Request) -> dict[str, Any]:
-    return _index(request).detail(run_id)
+def get_run(run_id: str, index: RunsDep) -> dict[str, Any]:
+    return index.detail(run_id)
 
 
 @router.get("/runs/{run_id}/metrics", response_model=MetricsOut, summary="completed epochs and the live rows")
-def get_metrics(run_id: str, request: Request) -> dict[str, Any]:
-    return _index(request).metrics(run_id)
+def get_metrics(run_id: str, index: RunsDep) -> dict[str, Any]:
+    return index.metrics(run_id)
 
 
 FILE_LIMIT = {"image/png": 8 * 2**20}  # cnnzoo's figures are well under 1 MB; its text files, a few kB
@@ -257,8 +261,7 @@ TEXT_LIMIT = 4 * 2**20
     summary="one of the run's files: " + ", ".join(RUN_FILES),
     response_class=Response,
 )
-def get_file(run_id: str, name: str, request: Request) -> Response:
-    index = _index(request)
+def get_file(run_id: str, name: str, index: RunsDep) -> Response:
     path = index.file(run_id, name)
     media = RUN_FILES[name]
     try:  # read whole and bounded, the safe way: a file swapped for a FIFO or grown to gigabytes is not served
