@@ -126,6 +126,20 @@ def test_main_restores_the_sigterm_handler():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_an_interrupted_command_called_in_process_leaves_the_signal_handlers_as_they_were(monkeypatch, capsys):
+    """main(argv) in a process that goes on (a test runner, a notebook) must not leave Ctrl-C ignored: every child
+    process started afterwards would inherit it, and Ctrl-C could not stop them."""
+
+    def interrupted(threads):
+        raise KeyboardInterrupt
+
+    sigint, sigterm = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cnnzoo.cli.train, "set_threads", interrupted)
+    assert main(["train", "lenet_bn"]) == 130
+    assert "interrupted (Ctrl-C)" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is sigint and signal.getsignal(signal.SIGTERM) is sigterm
+
+
 # ------------------------------------------------------------------------------------------------
 # resources
 # ------------------------------------------------------------------------------------------------

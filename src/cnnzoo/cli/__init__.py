@@ -33,6 +33,10 @@ __all__ = ["build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``cnnzoo`` command and return its exit status. ``argv`` None means this process's own command line
+    (the ``cnnzoo`` program, ``python -m cnnzoo``): the process ends when main returns, so after a Ctrl-C or
+    SIGTERM it ignores further ones. Called with an ``argv`` (a test, a notebook), it leaves every handler as it
+    found it."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -45,9 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = _run(args)
         return status
     finally:
-        if in_main_thread and status in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        if in_main_thread and argv is None and status in (EXIT_INTERRUPTED, EXIT_TERMINATED):
             # Stopped by a signal, its checkpoint saved, the process is ending: one more Ctrl-C or SIGTERM
             # during the interpreter's shutdown must neither print a traceback nor turn 143 into a kill (-15).
+            # (Only then: a process that goes on, such as a test runner, would otherwise pass an ignored SIGINT
+            # on to every child it starts, which Ctrl-C could then not stop.)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         elif in_main_thread:
