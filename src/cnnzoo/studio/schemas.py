@@ -48,10 +48,23 @@ class LayerOut(BaseModel):
     macs: int
 
 
+class BlockOut(BaseModel):
+    """A block as the book draws it (:func:`cnnzoo.models.graphs.block_graph`): ``kind`` layer, sequence,
+    inception, residual, dense or nin; ``paths``: each path's layers, top to bottom, of a block whose input takes
+    several paths, and ``join``: how they meet; ``blocks``: the parts of a sequence."""
+
+    kind: str
+    label: str
+    paths: list[list[str]]
+    join: str
+    blocks: list[BlockOut]
+
+
 class StageOut(LayerOut):
-    """A top-level stage of the network and the layers inside it."""
+    """A top-level stage of the network, the layers inside it, and its graph."""
 
     children: list[LayerOut]
+    graph: BlockOut
 
 
 class WeightOut(BaseModel):

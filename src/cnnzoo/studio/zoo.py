@@ -1,4 +1,5 @@
-"""The zoo page's API: every registered model, its stages, and the book's Inception cost table.
+"""The zoo page's API: every registered model, its stages (each with its graph: Inception's paths, residual
+shortcuts, dense concatenation, NiN blocks; :mod:`cnnzoo.models.graphs`), and the book's Inception cost table.
 
 Models are built on PyTorch's meta device (:func:`cnnzoo.models.registry.meta_model`): shapes, parameters and MACs
 without memory or arithmetic. Results are cached per registry content (a test or a user may register models
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from cnnzoo.models.graphs import block_graph
 from cnnzoo.models.inspection import LayerRow, inception_cost_table, models_table, summary
 from cnnzoo.models.registry import get_model_info, list_models, meta_model
 from cnnzoo.studio.schemas import CostRowOut, ModelDetailOut, ModelOut
@@ -43,7 +45,7 @@ def _detail(name: str, builder: object) -> dict[str, Any]:
     stages: list[dict[str, Any]] = []
     for row in found.rows:
         if row.depth == 1:
-            stages.append({**_layer(row), "children": []})
+            stages.append({**_layer(row), "children": [], "graph": block_graph(model.get_submodule(row.name))})
         elif stages:
             stages[-1]["children"].append(_layer(row))
     return {

@@ -105,6 +105,7 @@ async function showModel(name) {
   box.appendChild(el("p", { class: "scale", id: "diagram-legend" },
     "Boxes: the stages, top to bottom as the data flows, each with the shape it hands on (hover one for its layers). " +
     "Orange bars: each stage's multiply-accumulates (MACs) per image, against the costliest stage's."));
+  box.appendChild(stageGraphs(m));
   const mine = (await loadWeights()).filter((w) => w.model === name);
   if (mine.length) {
     const p = el("p", { id: "model-weights" }, "Trained weights: ");
@@ -116,6 +117,54 @@ async function showModel(name) {
     p.append(" · try it with a picture of yours.");
     box.insertBefore(p, box.querySelector("#diagram"));
   }
+}
+
+function stageGraphs(m) {
+  // Each stage opens into its real graph: Inception's four paths, a residual block's main path and shortcut,
+  // a dense block's concatenations, NiN's 1x1 convolutions (GET /api/models/NAME: stages[].graph).
+  const box = el("div", { id: "stage-graphs" });
+  box.appendChild(el("h3", {}, "Inside each stage"));
+  box.appendChild(el("p", { class: "scale", id: "graph-legend" },
+    "Open a stage to see its blocks, top to bottom as the data flows. Paths side by side take the same input: " +
+    "⧺ concatenates their outputs along the channels (Inception's paths, DenseNet's connections), ⊕ adds them " +
+    "(a residual block's shortcut, dashed). A NiN block is one convolution followed by two 1×1 convolutions."));
+  for (const s of m.stages) {
+    const d = el("details", { class: "stage-graph", "data-stage": s.name });
+    d.appendChild(el("summary", {}, `${s.name} (${s.type}) → ${shape(s.output_shape)}`));
+    d.appendChild(renderBlock(s.graph));
+    box.appendChild(d);
+  }
+  return box;
+}
+
+function renderBlock(g) {
+  if (g.kind === "layer") return el("div", { class: "node" }, g.label);
+  if (g.kind === "sequence") {
+    const seq = el("div", { class: "seq" });
+    g.blocks.forEach((b) => seq.appendChild(renderBlock(b)));
+    return seq;
+  }
+  const block = el("div", { class: `block ${g.kind}` });
+  block.appendChild(el("div", { class: "block-title" }, g.label));
+  if (g.kind === "dense") {
+    for (const step of g.paths[0]) {
+      block.append(el("div", { class: "node" }, step), el("div", { class: "join concat" }, "⧺ its output concatenated to its input"));
+    }
+    return block;
+  }
+  const paths = el("div", { class: "paths" });
+  g.paths.forEach((p, i) => {
+    const col = el("div", { class: "path" + (g.kind === "residual" && i === 1 ? " shortcut" : "") });
+    if (g.kind === "residual") col.appendChild(el("div", { class: "path-title" }, i === 0 ? "main path" : "shortcut"));
+    p.forEach((label) => col.appendChild(el("div", { class: "node" }, label)));
+    paths.appendChild(col);
+  });
+  block.appendChild(paths);
+  if (g.join) {
+    const add = g.kind === "residual";
+    block.appendChild(el("div", { class: `join ${add ? "add" : "concat"}` }, `${add ? "⊕" : "⧺"} ${g.join}`));
+  }
+  return block;
 }
 
 function diagram(m) {
