@@ -116,6 +116,9 @@ def test_the_zoo_page_draws_a_model_and_the_cost_table(browser, studio):
     wait_for(browser, lambda d: "/zoo/lenet" in d.current_url and text(d, "#model-detail h2") == "lenet")
 
 
+BOOK_SECTION = {"googlenet": "7.4", "resnet18": "8.6", "densenet": "8.7", "nin": "7.3"}
+
+
 def _open_stage(driver, stage: str):
     details = driver.find_element("css selector", f'details.stage-graph[data-stage="{stage}"]')
     details.find_element("css selector", "summary").click()
@@ -143,7 +146,13 @@ def test_the_zoo_draws_each_network_as_its_real_graph(browser, studio, model, st
     for word in words:
         assert word in opened.text, (word, opened.text[:400])
     assert "⊕ adds them" in text(browser, "#graph-legend") and "⧺ concatenates" in text(browser, "#graph-legend")
+    assert f"The book ({BOOK_SECTION[model]})" in opened.find_element("css selector", "p.why").text  # what it is for
+    ties = text(browser, "#book-ties")
+    assert f"section {BOOK_SECTION[model]}" in ties
+    if model != "nin":  # the book shows NiN's training as a plot only
+        assert "The book printed a test accuracy of" in ties
     if model == "googlenet":
+        assert "0.886 for GoogLeNet" in ties and "public Fashion-MNIST table: 0.937" in ties
         browser.execute_script("arguments[0].scrollIntoView()", opened)
         shoot(browser, studio, "zoo-googlenet-inception")
 

@@ -17,8 +17,22 @@ from cnnzoo.models.densenet import DenseBlock, _DenseBlock, _DenseLayer
 from cnnzoo.models.googlenet import Inception
 from cnnzoo.models.resnet import BasicBlock, Bottleneck, Residual
 
-__all__ = ["block_graph", "layer_label"]
+__all__ = ["BOOK_SAYS", "block_graph", "layer_label"]
 
+# What the book says each kind of block is for, in one sentence (the studio shows it with the block).
+BOOK_SAYS = {
+    "inception": "The book (7.4): the four paths look at the same input through 1×1, 3×3 and 5×5 filters and a "
+    "pooling, and the 1×1 convolutions first cut the channels, so that the wide filters stay cheap.",
+    "residual": "The book (8.6): the shortcut lets the block learn only what it adds to its input, so a deeper "
+    "network can always do at least as well as a shallower one, and gradients flow back through the addition.",
+    "dense": "The book (8.7): instead of adding its input as a residual block does, each conv block concatenates "
+    "its output to its input, so every later layer sees every earlier feature; transition layers keep the "
+    "channels in check.",
+    "nin": "The book (7.3): the two 1×1 convolutions act as a small fully connected layer at every pixel, mixing "
+    "the channels without a huge dense layer at the end.",
+    "batch norm": "The book (8.5): batch normalization scales each channel to zero mean and unit variance over the "
+    "batch, then by a learned scale and shift, so that deep networks train faster and more stably.",
+}
 CONCATENATE = "concatenate (channels side by side)"
 ADD = "add, then ReLU"
 
@@ -70,7 +84,7 @@ def _flat(module: nn.Module) -> list[str]:
 
 
 def _branching(kind: str, label: str, paths: list[list[str]], join: str) -> dict[str, Any]:
-    return {"kind": kind, "label": label, "paths": paths, "join": join, "blocks": []}
+    return {"kind": kind, "label": label, "paths": paths, "join": join, "blocks": [], "why": BOOK_SAYS.get(kind, "")}
 
 
 def _inception(m: Inception) -> dict[str, Any]:
@@ -110,8 +124,9 @@ def _is_nin_block(m: nn.Module) -> bool:
 
 
 def block_graph(module: nn.Module) -> dict[str, Any]:
-    """``module`` as ``{"kind", "label", "paths", "join", "blocks"}``: ``paths`` holds the layers of each path
-    (top to bottom) of a branching block and ``join`` how the paths meet; ``blocks`` the parts of a sequence."""
+    """``module`` as ``{"kind", "label", "paths", "join", "blocks", "why"}``: ``paths`` holds the layers of each path
+    (top to bottom) of a branching block and ``join`` how the paths meet; ``blocks`` the parts of a sequence;
+    ``why`` what the book says the block is for (:data:`BOOK_SAYS`), where it says."""
     if isinstance(module, Inception):
         return _inception(module)
     if isinstance(module, Residual | BasicBlock | Bottleneck):
@@ -122,6 +137,7 @@ def block_graph(module: nn.Module) -> dict[str, Any]:
         return _branching("nin", "NiN block", [_flat(module)], "")
     children = list(module.children())
     if not children:
-        return {"kind": "layer", "label": layer_label(module), "paths": [], "join": "", "blocks": []}
-    return {"kind": "sequence", "label": type(module).__name__, "paths": [], "join": "",
+        label = layer_label(module)
+        return {"kind": "layer", "label": label, "paths": [], "join": "", "blocks": [], "why": BOOK_SAYS.get(label, "")}
+    return {"kind": "sequence", "label": type(module).__name__, "paths": [], "join": "", "why": "",
             "blocks": [block_graph(child) for child in children]}  # fmt: skip

@@ -58,6 +58,23 @@ class BlockOut(BaseModel):
     paths: list[list[str]]
     join: str
     blocks: list[BlockOut]
+    why: str = ""
+
+
+class BookFigureOut(BaseModel):
+    network: str
+    test_acc: float | None
+    setting: str
+    source: str
+
+
+class BookOut(BaseModel):
+    """The model's ties to the book: its section of the chapter, the accuracy the book printed for it (``None``:
+    a plot only), and the public Fashion-MNIST table's figure for its family."""
+
+    section: str | None
+    figures: list[BookFigureOut]
+    public: dict[str, Any] | None
 
 
 class StageOut(LayerOut):
@@ -89,6 +106,7 @@ class ModelDetailOut(ModelOut):
     input_shape: list[int]
     trainable_params: int
     stages: list[StageOut]
+    book: BookOut
 
 
 class CostRowOut(BaseModel):

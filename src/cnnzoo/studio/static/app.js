@@ -101,6 +101,7 @@ async function showModel(name) {
     el("p", {}, `input ${shape(m.input_shape)} · ${m.params.toLocaleString()} parameters · ` +
       `${human(m.macs)} MACs per image · accepts sides ${m.min_input_size}` +
       (m.max_input_size ? `-${m.max_input_size}` : " and up")));
+  box.appendChild(bookTies(m.book));
   box.appendChild(diagram(m));
   box.appendChild(el("p", { class: "scale", id: "diagram-legend" },
     "Boxes: the stages, top to bottom as the data flows, each with the shape it hands on (hover one for its layers). " +
@@ -119,6 +120,29 @@ async function showModel(name) {
   }
 }
 
+function whys(g, found = new Set()) {
+  // What the book says each kind of block in a stage is for, once per kind.
+  if (g.why) found.add(g.why);
+  for (const b of g.blocks) whys(b, found);
+  return found;
+}
+
+function bookTies(book) {
+  const p = el("p", { id: "book-ties" });
+  if (!book.section) {
+    p.append("Not in the book: one of cnnzoo's own networks.");
+    return p;
+  }
+  p.append(`The book: section ${book.section} of the Modern CNNs chapter.`);
+  for (const f of book.figures) {
+    p.append(" ", f.test_acc === null ? `The book shows ${f.network}'s training as a plot only (${f.setting}).`
+      : `${f.source.startsWith("d2l") ? "The book printed" : "A d2l reader's variant reached"} a test accuracy of ` +
+        `${f.test_acc.toFixed(3)} for ${f.network} (${f.setting}).`);
+  }
+  if (book.public) p.append(` The public Fashion-MNIST table: ${book.public.test_acc.toFixed(3)} (${book.public.architecture}).`);
+  return p;
+}
+
 function stageGraphs(m) {
   // Each stage opens into its real graph: Inception's four paths, a residual block's main path and shortcut,
   // a dense block's concatenations, NiN's 1x1 convolutions (GET /api/models/NAME: stages[].graph).
@@ -131,6 +155,7 @@ function stageGraphs(m) {
   for (const s of m.stages) {
     const d = el("details", { class: "stage-graph", "data-stage": s.name });
     d.appendChild(el("summary", {}, `${s.name} (${s.type}) → ${shape(s.output_shape)}`));
+    for (const why of whys(s.graph)) d.appendChild(el("p", { class: "why" }, why));
     d.appendChild(renderBlock(s.graph));
     box.appendChild(d);
   }
