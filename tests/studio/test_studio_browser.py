@@ -116,6 +116,47 @@ def test_the_zoo_page_draws_a_model_and_the_cost_table(browser, studio):
     wait_for(browser, lambda d: "/zoo/lenet" in d.current_url and text(d, "#model-detail h2") == "lenet")
 
 
+BOOK_SECTION = {"googlenet": "7.4", "resnet18": "8.6", "densenet": "8.7", "nin": "7.3"}
+
+
+def _open_stage(driver, stage: str):
+    details = driver.find_element("css selector", f'details.stage-graph[data-stage="{stage}"]')
+    details.find_element("css selector", "summary").click()
+    wait_for(driver, lambda d: details.get_attribute("open") is not None, what=f"stage {stage} opening")
+    return details
+
+
+@pytest.mark.parametrize(
+    ("model", "stage", "css", "count", "words"),
+    [
+        ("googlenet", "2", ".block.inception .path", 8, ("1×1 conv, 64", "5×5 conv, 32", "3×3 max pool", "⧺")),
+        ("resnet18", "2", ".block.residual .path.shortcut", 2, ("1×1 conv, 128, stride 2", "identity", "⊕ add")),
+        ("densenet", "1", ".block.dense .join.concat", 4, ("dense block of 4", "concatenated to its input")),
+        ("nin", "0", ".block.nin .node", 6, ("11×11 conv, 96, stride 4", "1×1 conv, 96")),
+    ],
+)
+def test_the_zoo_draws_each_network_as_its_real_graph(browser, studio, model, stage, css, count, words):
+    """Inception's four paths side by side joined by concatenation, a residual block's shortcut joined by addition,
+    a dense block's concatenations, NiN's 1x1 convolutions: each stage opens into what the book draws."""
+    browser.get(f"{studio.url}/zoo/{model}")
+    wait_for(browser, lambda d: len(d.find_elements("css selector", "details.stage-graph")) > 3, what="the stages")
+    assert not any(e.is_displayed() for e in browser.find_elements("css selector", css))  # closed until opened
+    opened = _open_stage(browser, stage)
+    assert len(opened.find_elements("css selector", css)) == count
+    for word in words:
+        assert word in opened.text, (word, opened.text[:400])
+    assert "⊕ adds them" in text(browser, "#graph-legend") and "⧺ concatenates" in text(browser, "#graph-legend")
+    assert f"The book ({BOOK_SECTION[model]})" in opened.find_element("css selector", "p.why").text  # what it is for
+    ties = text(browser, "#book-ties")
+    assert f"section {BOOK_SECTION[model]}" in ties
+    if model != "nin":  # the book shows NiN's training as a plot only
+        assert "The book printed a test accuracy of" in ties
+    if model == "googlenet":
+        assert "0.886 for GoogLeNet" in ties and "public Fashion-MNIST table: 0.937" in ties
+        browser.execute_script("arguments[0].scrollIntoView()", opened)
+        shoot(browser, studio, "zoo-googlenet-inception")
+
+
 def test_try_it_classifies_an_upload_and_a_drawing(browser, studio, tmp_path):
     browser.get(f"{studio.url}/try")
     wait_for(browser, lambda d: d.find_element("css selector", "#try-run").get_attribute("value") == RUN)

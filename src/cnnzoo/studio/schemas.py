@@ -48,10 +48,40 @@ class LayerOut(BaseModel):
     macs: int
 
 
+class BlockOut(BaseModel):
+    """A block as the book draws it (:func:`cnnzoo.models.graphs.block_graph`): ``kind`` layer, sequence,
+    inception, residual, dense or nin; ``paths``: each path's layers, top to bottom, of a block whose input takes
+    several paths, and ``join``: how they meet; ``blocks``: the parts of a sequence."""
+
+    kind: str
+    label: str
+    paths: list[list[str]]
+    join: str
+    blocks: list[BlockOut]
+    why: str = ""
+
+
+class BookFigureOut(BaseModel):
+    network: str
+    test_acc: float | None
+    setting: str
+    source: str
+
+
+class BookOut(BaseModel):
+    """The model's ties to the book: its section of the chapter, the accuracy the book printed for it (``None``:
+    a plot only), and the public Fashion-MNIST table's figure for its family."""
+
+    section: str | None
+    figures: list[BookFigureOut]
+    public: dict[str, Any] | None
+
+
 class StageOut(LayerOut):
-    """A top-level stage of the network and the layers inside it."""
+    """A top-level stage of the network, the layers inside it, and its graph."""
 
     children: list[LayerOut]
+    graph: BlockOut
 
 
 class WeightOut(BaseModel):
@@ -76,6 +106,7 @@ class ModelDetailOut(ModelOut):
     input_shape: list[int]
     trainable_params: int
     stages: list[StageOut]
+    book: BookOut
 
 
 class CostRowOut(BaseModel):

@@ -1,4 +1,5 @@
-"""The zoo page's API: every registered model, its stages, and the book's Inception cost table.
+"""The zoo page's API: every registered model, its stages (each with its graph: Inception's paths, residual
+shortcuts, dense concatenation, NiN blocks; :mod:`cnnzoo.models.graphs`), and the book's Inception cost table.
 
 Models are built on PyTorch's meta device (:func:`cnnzoo.models.registry.meta_model`): shapes, parameters and MACs
 without memory or arithmetic. Results are cached per registry content (a test or a user may register models
@@ -8,11 +9,14 @@ after the app starts), so the page is instant after the first visit.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from cnnzoo.models.graphs import block_graph
 from cnnzoo.models.inspection import LayerRow, inception_cost_table, models_table, summary
+from cnnzoo.models.references import D2L_FIGURES, PUBLIC_FIGURES, reference_key
 from cnnzoo.models.registry import get_model_info, list_models, meta_model
 from cnnzoo.studio.schemas import CostRowOut, ModelDetailOut, ModelOut
 
@@ -43,7 +47,7 @@ def _detail(name: str, builder: object) -> dict[str, Any]:
     stages: list[dict[str, Any]] = []
     for row in found.rows:
         if row.depth == 1:
-            stages.append({**_layer(row), "children": []})
+            stages.append({**_layer(row), "children": [], "graph": block_graph(model.get_submodule(row.name))})
         elif stages:
             stages[-1]["children"].append(_layer(row))
     return {
@@ -61,7 +65,20 @@ def model_detail(name: str) -> dict[str, Any]:
     row = next((r for r in model_rows() if r["name"] == name), None)
     if row is None:  # registered after the table was cached
         row = dict(_table((name,))[0])
-    return {**row, **_detail(name, info.builder)}
+    return {**row, **_detail(name, info.builder), "book": book_ties(name, info.family, info.description)}
+
+
+def book_ties(name: str, family: str, description: str) -> dict[str, Any]:
+    """The book's section of ``name`` (from its description, ``(D2L 7.4)``), the accuracy the book printed for it
+    and the public Fashion-MNIST table's figure for its family."""
+    key = reference_key(name, family)
+    section = re.search(r"D2L (\d+\.\d+)", description)
+    public = PUBLIC_FIGURES.get(key)
+    return {
+        "section": section.group(1) if section else None,
+        "figures": [vars(f) for f in D2L_FIGURES.get(key, ())],
+        "public": None if public is None else {"architecture": public.architecture, "test_acc": public.test_acc},
+    }
 
 
 @router.get("/models", response_model=list[ModelOut], summary="every registered model")

@@ -101,10 +101,12 @@ async function showModel(name) {
     el("p", {}, `input ${shape(m.input_shape)} · ${m.params.toLocaleString()} parameters · ` +
       `${human(m.macs)} MACs per image · accepts sides ${m.min_input_size}` +
       (m.max_input_size ? `-${m.max_input_size}` : " and up")));
+  box.appendChild(bookTies(m.book));
   box.appendChild(diagram(m));
   box.appendChild(el("p", { class: "scale", id: "diagram-legend" },
     "Boxes: the stages, top to bottom as the data flows, each with the shape it hands on (hover one for its layers). " +
     "Orange bars: each stage's multiply-accumulates (MACs) per image, against the costliest stage's."));
+  box.appendChild(stageGraphs(m));
   const mine = (await loadWeights()).filter((w) => w.model === name);
   if (mine.length) {
     const p = el("p", { id: "model-weights" }, "Trained weights: ");
@@ -116,6 +118,78 @@ async function showModel(name) {
     p.append(" · try it with a picture of yours.");
     box.insertBefore(p, box.querySelector("#diagram"));
   }
+}
+
+function whys(g, found = new Set()) {
+  // What the book says each kind of block in a stage is for, once per kind.
+  if (g.why) found.add(g.why);
+  for (const b of g.blocks) whys(b, found);
+  return found;
+}
+
+function bookTies(book) {
+  const p = el("p", { id: "book-ties" });
+  if (!book.section) {
+    p.append("Not in the book: one of cnnzoo's own networks.");
+    return p;
+  }
+  p.append(`The book: section ${book.section} of the Modern CNNs chapter.`);
+  for (const f of book.figures) {
+    p.append(" ", f.test_acc === null ? `The book shows ${f.network}'s training as a plot only (${f.setting}).`
+      : `${f.source.startsWith("d2l") ? "The book printed" : "A d2l reader's variant reached"} a test accuracy of ` +
+        `${f.test_acc.toFixed(3)} for ${f.network} (${f.setting}).`);
+  }
+  if (book.public) p.append(` The public Fashion-MNIST table: ${book.public.test_acc.toFixed(3)} (${book.public.architecture}).`);
+  return p;
+}
+
+function stageGraphs(m) {
+  // Each stage opens into its real graph: Inception's four paths, a residual block's main path and shortcut,
+  // a dense block's concatenations, NiN's 1x1 convolutions (GET /api/models/NAME: stages[].graph).
+  const box = el("div", { id: "stage-graphs" });
+  box.appendChild(el("h3", {}, "Inside each stage"));
+  box.appendChild(el("p", { class: "scale", id: "graph-legend" },
+    "Open a stage to see its blocks, top to bottom as the data flows. Paths side by side take the same input: " +
+    "⧺ concatenates their outputs along the channels (Inception's paths, DenseNet's connections), ⊕ adds them " +
+    "(a residual block's shortcut, dashed). A NiN block is one convolution followed by two 1×1 convolutions."));
+  for (const s of m.stages) {
+    const d = el("details", { class: "stage-graph", "data-stage": s.name });
+    d.appendChild(el("summary", {}, `${s.name} (${s.type}) → ${shape(s.output_shape)}`));
+    for (const why of whys(s.graph)) d.appendChild(el("p", { class: "why" }, why));
+    d.appendChild(renderBlock(s.graph));
+    box.appendChild(d);
+  }
+  return box;
+}
+
+function renderBlock(g) {
+  if (g.kind === "layer") return el("div", { class: "node" }, g.label);
+  if (g.kind === "sequence") {
+    const seq = el("div", { class: "seq" });
+    g.blocks.forEach((b) => seq.appendChild(renderBlock(b)));
+    return seq;
+  }
+  const block = el("div", { class: `block ${g.kind}` });
+  block.appendChild(el("div", { class: "block-title" }, g.label));
+  if (g.kind === "dense") {
+    for (const step of g.paths[0]) {
+      block.append(el("div", { class: "node" }, step), el("div", { class: "join concat" }, "⧺ its output concatenated to its input"));
+    }
+    return block;
+  }
+  const paths = el("div", { class: "paths" });
+  g.paths.forEach((p, i) => {
+    const col = el("div", { class: "path" + (g.kind === "residual" && i === 1 ? " shortcut" : "") });
+    if (g.kind === "residual") col.appendChild(el("div", { class: "path-title" }, i === 0 ? "main path" : "shortcut"));
+    p.forEach((label) => col.appendChild(el("div", { class: "node" }, label)));
+    paths.appendChild(col);
+  });
+  block.appendChild(paths);
+  if (g.join) {
+    const add = g.kind === "residual";
+    block.appendChild(el("div", { class: `join ${add ? "add" : "concat"}` }, `${add ? "⊕" : "⧺"} ${g.join}`));
+  }
+  return block;
 }
 
 function diagram(m) {
