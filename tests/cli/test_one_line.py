@@ -91,7 +91,11 @@ def test_a_double_sigterm_aborts_with_143(tmp_path):
 # signals outside the epoch loop (here: while the data are being read)
 # ------------------------------------------------------------------------------------------------
 _SLOW_DATA_BOOT = """
-import sys, time
+import signal, sys, time
+# Ctrl-C as an interactive shell delivers it: a test runner's worker may pass on SIGINT ignored or blocked, which a
+# child inherits (and which, in a real shell, a background job gets too): this process starts as a terminal's would.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])
 sys.path.insert(0, {tests!r})
 import helpers_train
 helpers_train.register_test_models()
