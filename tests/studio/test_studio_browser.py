@@ -211,7 +211,8 @@ def test_the_curves_grow_on_the_page_while_a_run_trains(browser, studio, slow_ru
     wait_for(browser, further, timeout=60, what="the curves growing")
     assert progress == sorted(progress) and progress[-1] > progress[1] > 0, progress  # live: within an epoch too
     assert any(x % 1 > 0 for x in progress), progress  # a point part-way through an epoch
-    assert "training" in text(browser, "#runs tbody tr[data-run='slow-live']")
+    # the Runs list redraws every 3 s: a row read while it is replaced is read again
+    wait_for(browser, lambda d: "training" in text(d, "#runs tbody tr[data-run='slow-live']"), what="its status")
     shoot(browser, studio, "runs")
     assert (run / "live.json").exists()  # what the page read: the run layer's live file (cnnzoo.run.live)
 
@@ -281,7 +282,7 @@ def test_the_runs_list_follows_the_root_while_it_is_open(browser, tmp_path, trai
             browser.get(f"{server.url}/runs")
             row = "#runs tbody tr[data-run='{}']"
             wait_for(browser, lambda d: d.find_elements("css selector", row.format("first")), what="the first run")
-            assert "training" in text(browser, row.format("busy"))
+            wait_for(browser, lambda d: "training" in text(d, row.format("busy")), what="the training status")
             shutil.copytree(trained_run, root / "started-later")  # a run that appears after the page opened
             wait_for(browser, lambda d: d.find_elements("css selector", row.format("started-later")), what="new run")
             lock.release()  # the training ends: its row says so without a reload
