@@ -42,7 +42,6 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-
     _check_counts(args)
     set_threads(args.threads)
     outputs = _claim_outputs(args)

@@ -15,7 +15,6 @@ __all__ = ["cmd_explain"]
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-
     if not (args.images or args.top_losses or args.class_grid):
         raise ConfigError("nothing to explain: give IMAGE files, --top-losses or --class-grid")
     if args.count < 1:
@@ -44,7 +43,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _write_test_figures(args, predictor, out: Path, gallery: Path | None, grid: Path | None) -> None:
-
     data = open_run(args.checkpoint, data_root=args.data_root).data  # the run's test split, as cnnzoo eval has it
     out.mkdir(exist_ok=True)
     if gallery is not None:

@@ -12,7 +12,6 @@ __all__ = ["cmd_data", "cmd_models", "cmd_summary"]
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-
     if args.fetch:
         path = data_mod.fetch_fashion_mnist(args.root)
         print(f"fetched into {path}")
@@ -32,7 +31,6 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-
     print(format_models_table(models_table()))
     print("\ninput: the default input size (the CLI resizes to it); accepts: the input sides the network takes.")
     print("params: 1 input channel, 10 classes; MACs: conv + linear multiply-accumulates, one image at input.")

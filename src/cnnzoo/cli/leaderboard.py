@@ -27,7 +27,6 @@ __all__ = ["cmd_leaderboard"]
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-
     if args.redraw:
         return _redraw(args)
     _check_numbers(args)
@@ -62,7 +61,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _redraw(args: argparse.Namespace) -> int:
-
     if args.models:
         raise ConfigError("--redraw trains nothing: drop the model names, or drop --redraw to train them")
     md, js, png, rows = board.update_leaderboard(args.output, force=args.force)

@@ -22,7 +22,6 @@ __all__ = ["cmd_eval", "cmd_export", "cmd_plot", "cmd_predict"]
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-
     run = open_run(args.checkpoint, device=args.device, data_root=args.data_root)
     config, ckpt_path, epoch = run.config, run.checkpoint, run.resume["epoch"]
     weight = get_weight(args.checkpoint) if run.directory is None else None
@@ -75,7 +74,6 @@ def _print_per_class(rows: list[dict], classes: list[str]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-
     predictor = load_model(args.checkpoint, device=args.device, invert=args.invert, preprocess=args.preprocess)
     records = predictor.predict(args.images, top_k=args.top_k, save_input=args.save_input)
     print(json.dumps(records, indent=2) if args.json else format_records(records))
@@ -87,7 +85,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-
     path = export_checkpoint(
         args.checkpoint, args.fmt, args.output, force=args.force, with_preprocessing=args.with_preprocessing
     )
@@ -105,7 +102,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-
     out = claim_output(args.out, "png", flag="--out", force=args.force, inputs=args.runs)
     runs, skipped = [], []
     for arg in args.runs:  # runs/* may hold a run stopped before its first epoch: skip it, draw the others

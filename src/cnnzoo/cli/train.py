@@ -90,7 +90,6 @@ def _aborted(training: Training, stop: _StopFlag) -> int:
 
 
 def _make_run(args: argparse.Namespace) -> Run:
-
     overrides = train_overrides(args)
     if not args.resume:
         return new_run(args.model or DEFAULT_MODEL, recipe=args.recipe or "fast", overrides=overrides,
@@ -102,7 +101,6 @@ def _make_run(args: argparse.Namespace) -> Run:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-
     _check_machine_flags(args)
     set_threads(args.threads)
     run = _make_run(args)
@@ -129,7 +127,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _announce(training: Training) -> None:
-
     run, config, ddp = training.run, training.run.config, training.ddp
     params = sum(p.numel() for p in run.model.parameters())
     what = f"resuming {training.directory} at epoch {run.resume['epoch'] + 1}" if run.resume else ""
@@ -154,7 +151,6 @@ def _announce(training: Training) -> None:
 
 
 def _split_text(run: Run) -> str:
-
     data = run.data
     if not data.has_validation:
         return f"all {data.train_labels.numel():,} training images, no validation split"
@@ -162,7 +158,6 @@ def _split_text(run: Run) -> str:
 
 
 def _conclude(training: Training, outcome: Outcome) -> None:
-
     directory = outcome.directory
     if outcome.stopped:
         print(f"checkpoint saved: {training.last}\nresume with: cnnzoo train --resume {directory}", flush=True)

@@ -23,7 +23,6 @@ __all__ = ["cmd_weights"]
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-
     if args.action == "build":
         return _build(args)
     if args.action != "fetch":
@@ -66,7 +65,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-
     weight = get_weight(args.name)
     if weight.shipped:
         raise ConfigError(f"{weight.name} is shipped with cnnzoo: nothing to build (cnnzoo predict {weight.name} ...)")

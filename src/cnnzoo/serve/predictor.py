@@ -165,8 +165,8 @@ class Predictor:
         """The records :meth:`classify` makes, from the model's softmax ``[N, num_classes]`` for ``prepared``
         computed elsewhere (the studio's one forward pass also feeds Grad-CAM and the feature maps)."""
         _check_top_k(top_k)
-        values, indices = probabilities.topk(max(1, min(top_k, probabilities.shape[1])), dim=1)
-        return prediction_records(prepared, values.cpu(), indices.cpu(), self.classes,
+        values, indices = _top_k(probabilities, top_k)
+        return prediction_records(prepared, values, indices, self.classes,
                                   low_confidence=self.low_confidence)  # fmt: skip
 
     def predict(
@@ -386,8 +386,12 @@ def predict_tensors(
     x = model_input(pixels, mean=mean, std=std, device=next(model.parameters()).device)
     with eval_mode(model), torch.inference_mode():
         probs = torch.softmax(model(x).float(), dim=1)
-    k = max(1, min(top_k, probs.shape[1]))
-    values, indices = probs.topk(k, dim=1)
+    return _top_k(probs, top_k)
+
+
+def _top_k(probabilities: Tensor, top_k: int) -> tuple[Tensor, Tensor]:
+    """The ``top_k`` largest probabilities of each row and their classes (at most every class), on the CPU."""
+    values, indices = probabilities.topk(max(1, min(top_k, probabilities.shape[1])), dim=1)
     return values.cpu(), indices.cpu()
 
 
