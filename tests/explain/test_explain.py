@@ -16,6 +16,7 @@ import cnnzoo
 import cnnzoo.run.directory as directory_mod
 from cnnzoo.base.outputs import is_cnnzoo_output
 from cnnzoo.cli import main
+from cnnzoo.data import ModelView
 from cnnzoo.explain import (
     CamResult,
     cam_figure,
@@ -75,7 +76,7 @@ def test_cam_stages_and_filters_work_for_every_model_and_leave_it_untouched(name
     # the top-losses gallery: 28x28 uint8 pictures resized to the model's input, as evaluation prepares them
     images = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
     labels = torch.tensor([0, 1, 2, 3])
-    mistakes = top_losses(model, images, labels, mean=[0.286], std=[0.353], input_size=side, k=3)
+    mistakes = top_losses(model, images, labels, ModelView(side, [0.286], [0.353]), k=3)
     assert 0 < len(mistakes) <= 3 and all(m.predicted != m.true for m in mistakes)
     assert [m.loss for m in mistakes] == sorted((m.loss for m in mistakes), reverse=True)
     top_losses_figure(images, mistakes, [f"c{i}" for i in range(10)])
@@ -136,11 +137,11 @@ def test_the_cam_of_a_briefly_trained_net_peaks_on_the_object():
     )  # fmt: skip
     optimizer = torch.optim.Adam(net.parameters(), 1e-2)
     for _ in range(3):
-        for x, y in model_inputs(train_images, train_labels, mean=None, std=None, input_size=28, batch_size=64):
+        for x, y in model_inputs(train_images, train_labels, view=ModelView(28), batch_size=64):
             optimizer.zero_grad()
             F.cross_entropy(net(x), y).backward()
             optimizer.step()
-    x, _ = next(model_inputs(images, mean=None, std=None, input_size=28, batch_size=64))
+    x, _ = next(model_inputs(images, view=ModelView(28), batch_size=64))
     cam = class_activation_maps(net, x, labels.tolist())
     assert cam.layer == "3"  # the last 28x28 map
     hits = 0
@@ -158,7 +159,7 @@ def test_top_losses_are_the_mistakes_with_the_highest_loss_as_evaluation_prepare
     model = cnnzoo.create_model("speednet", num_classes=10, in_channels=1).eval()
     images, labels = blocks.test_images[:100], blocks.test_labels[:100]
     mean, std = (0.2,), (0.3,)
-    found = top_losses(model, images, labels, mean=mean, std=std, input_size=32, k=10_000, batch_size=37)
+    found = top_losses(model, images, labels, ModelView(32, mean, std), k=10_000, batch_size=37)
     # brute force, written out: /255, bilinear to 32x32, normalise, all at once
     x = F.interpolate(images.unsqueeze(1).float() / 255, size=32, mode="bilinear", align_corners=False)
     with torch.no_grad():
@@ -173,7 +174,7 @@ def test_top_losses_are_the_mistakes_with_the_highest_loss_as_evaluation_prepare
     assert [m.probability for m in found] == pytest.approx(
         [float(logits[i].softmax(0).max()) for i in expected], rel=1e-4
     )
-    top3 = top_losses(model, images, labels, mean=mean, std=std, input_size=32, k=3)
+    top3 = top_losses(model, images, labels, ModelView(32, mean, std), k=3)
     assert [m.index for m in top3] == expected[:3]
 
 

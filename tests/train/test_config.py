@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from cnnzoo.base.errors import ConfigError, UnknownModelError
-from cnnzoo.models.registry import list_models
+from cnnzoo.models.registry import get_model_info, list_models
 from cnnzoo.train.config import TrainConfig, config_from_dict
-from cnnzoo.train.recipes import RECIPES, recipe_values, resolve_config
+from cnnzoo.train.recipes import RECIPES, d2l_models, recipe_values, resolve_config
 
 # The book's train_ch6 calls: model -> (lr, batch size, input side). Its batch-norm section trains the
 # hand-written BatchNorm LeNet (lenet_bn_scratch) and then the nn.BatchNorm one with the same values.
@@ -34,6 +34,13 @@ def test_d2l_recipe_reproduces_each_setup_of_the_book(model):
     assert (c.optimizer, c.schedule, c.init, c.augment) == ("sgd", "none", "xavier", "none")
     assert (c.weight_decay, c.label_smoothing, c.warmup_epochs, c.grad_clip) == (0.0, 0.0, 0.0, 0.0)
     assert c.normalize is False  # d2l uses ToTensor() only
+
+
+def test_the_d2l_recipe_covers_exactly_the_networks_whose_builders_say_how_the_book_trains_them():
+    assert d2l_models() == sorted(D2L_SETUPS)
+    for model, (lr, batch, side) in D2L_SETUPS.items():
+        book = get_model_info(model).book_training
+        assert (book.lr, book.batch_size, book.input_size) == (lr, batch, side)
 
 
 def test_every_recipe_entry_names_a_registered_model():

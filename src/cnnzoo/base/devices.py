@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -164,6 +165,10 @@ class DeviceSetup:
             torch.cuda.synchronize(self.device)
         elif self.device.type == "mps":
             torch.mps.synchronize()
+
+    def table_fields(self) -> dict[str, Any]:
+        """The setup as a benchmark table's columns: ``device`` (:attr:`name`), ``precision``, ``channels_last``."""
+        return {"device": self.name, "precision": self.precision, "channels_last": self.channels_last}
 
     def describe(self) -> str:
         """A one-line description for logs and config.json."""

@@ -48,7 +48,7 @@ def _write_test_figures(args, predictor, out: Path, gallery: Path | None, grid: 
     if gallery is not None:
         mistakes = write_top_losses(
             predictor.model, data.test_images, data.test_labels, gallery, classes=predictor.classes,
-            mean=predictor.mean, std=predictor.std, input_size=predictor.input_size, count=args.count,
+            view=predictor.view, count=args.count,
             title=f"the {{n}} test images the model is most confidently wrong about ({predictor.name})",
         )  # fmt: skip
         total = data.test_labels.numel()

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Augment", "DeviceBatches", "channel_stats", "epoch_generator"]
+__all__ = ["Augment", "DeviceBatches", "ModelView", "channel_stats", "epoch_generator"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,23 @@ def _pair(size: int | Sequence[int] | None) -> tuple[int, int] | None:
         return (size, size)
     h, w = size
     return (int(h), int(w))
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """How a model sees uint8 images: resized to ``input_size`` (bilinear), scaled to [0, 1], then normalised per
+    channel with ``mean`` and ``std`` (``None``: scaled only). A run's, a checkpoint's or a weight's."""
+
+    input_size: int
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+
+    def batches(
+        self, images: Tensor, labels: Tensor, *, batch_size: int, device: torch.device | str = "cpu"
+    ) -> DeviceBatches:
+        """``images`` in order, unaugmented, as this view shows them to the model (as an evaluation feeds them)."""
+        options = {"batch_size": batch_size, "device": device, "shuffle": False, "channels_last": False}
+        return DeviceBatches(images, labels, mean=self.mean, std=self.std, resize=self.input_size, **options)
 
 
 class DeviceBatches:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from cnnzoo.base.errors import ConfigError, OutputError
 from cnnzoo.base.outputs import claim_output
 from cnnzoo.base.plots import save_figure
+from cnnzoo.data.batches import ModelView
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.explain.activations import first_conv_filters, stage_activations
 from cnnzoo.explain.cam import CamResult, class_activation_maps
@@ -193,9 +194,7 @@ def write_top_losses(
     path: Path,
     *,
     classes: Sequence[str],
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
-    input_size: int,
+    view: ModelView,
     count: int = TOP_LOSSES,
     batch_size: int = 512,
     title: str = "",
@@ -203,10 +202,8 @@ def write_top_losses(
     """:func:`~cnnzoo.explain.top_losses` of ``images`` drawn into ``path`` (claimed by the caller); the mistakes.
     ``title`` may say ``{n}``: the number of mistakes shown."""
     model = unwrap(model)
-    mistakes = top_losses(
-        model, images, labels, mean=mean, std=std, input_size=input_size, k=count, batch_size=batch_size
-    )
-    shown = _model_view(images, [m.index for m in mistakes], input_size)
+    mistakes = top_losses(model, images, labels, view, k=count, batch_size=batch_size)
+    shown = _model_view(images, [m.index for m in mistakes], view.input_size)
     remapped = [Mistake(i, m.true, m.predicted, m.probability, m.loss) for i, m in enumerate(mistakes)]
     save_figure(top_losses_figure(shown, remapped, classes, title=title.format(n=len(mistakes))), path)
     return mistakes
@@ -226,8 +223,8 @@ def _model_view(images: Tensor, indices: Sequence[int], input_size: int) -> Tens
     if not indices:
         return torch.zeros((0, 1, input_size, input_size))
     picked = images[torch.as_tensor(list(indices), dtype=torch.long)]
-    view, _ = next(model_inputs(picked, mean=None, std=None, input_size=input_size, batch_size=len(indices)))
-    return view.cpu()
+    shown, _ = next(model_inputs(picked, view=ModelView(input_size), batch_size=len(indices)))
+    return shown.cpu()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -251,10 +248,8 @@ def explain_run(
     model: nn.Module,
     data: ImageDataset,
     directory: Path,
+    view: ModelView,
     *,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
-    input_size: int,
     wrong: int,
     batch_size: int = 512,
 ) -> RunExplanation:
@@ -275,19 +270,17 @@ def explain_run(
         data.test_labels,
         gallery,
         classes=classes,
-        mean=mean,
-        std=std,
-        input_size=input_size,
+        view=view,
         batch_size=batch_size,
         title=f"{name}: the {{n}} test images it is most confidently wrong about",
     )
     first = data.test_images[:1]
-    x, _ = next(model_inputs(first, mean=mean, std=std, input_size=input_size, device=_device(model)))
+    x, _ = next(model_inputs(first, view=view, device=_device(model)))
     cam = class_activation_maps(model, x)
     true = int(data.test_labels[0])
     save_figure(
         cam_figure(
-            _model_view(first, [0], input_size),
+            _model_view(first, [0], view.input_size),
             cam,
             classes,
             top_k=REPORT_TOP_K,

@@ -1,14 +1,14 @@
 """What a model gets wrong: its most confident mistakes, and a fixed sample of each class to compare them with.
 
 The images go through :class:`cnnzoo.data.DeviceBatches` in order and unaugmented, exactly as
-:func:`cnnzoo.evaluate` feeds a test split (uint8 / 255, resized to the model's input, normalised with the
-run's mean and std): a "mistake" here is one the evaluation counted. One pass, no autograd, a batch at a
-time; only one loss per image is kept.
+:func:`cnnzoo.evaluate` feeds a test split: a :class:`cnnzoo.data.ModelView` says how (uint8 / 255, resized to
+the model's input, normalised with the run's mean and std). A "mistake" here is one the evaluation counted.
+One pass, no autograd, a batch at a time; only one loss per image is kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnzoo.base.modes import eval_mode
-from cnnzoo.data.batches import DeviceBatches
+from cnnzoo.data.batches import ModelView
 
 __all__ = ["Mistake", "class_samples", "model_inputs", "predictions", "top_losses"]
 
@@ -42,47 +42,24 @@ def model_inputs(
     images: Tensor,
     labels: Tensor | None = None,
     *,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
-    input_size: int,
+    view: ModelView,
     batch_size: int = 512,
     device: torch.device | str = "cpu",
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """``(x, labels)`` batches of uint8 ``images`` (``[N, C, H, W]`` or ``[N, H, W]``) as the model sees them
-    in evaluation, in order. ``mean``/``std`` None: only scaled to [0, 1] (the picture to show)."""
+    in evaluation, in order (``view`` without mean and std: only scaled to [0, 1], the picture to show)."""
     if labels is None:
         labels = torch.zeros(images.shape[0], dtype=torch.int64)
-    return iter(
-        DeviceBatches(
-            images,
-            labels,
-            batch_size=batch_size,
-            device=device,
-            shuffle=False,
-            mean=mean,
-            std=std,
-            resize=input_size,
-            channels_last=False,
-        )
-    )
+    return iter(view.batches(images, labels, batch_size=batch_size, device=device))
 
 
-def predictions(
-    model: nn.Module,
-    images: Tensor,
-    *,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
-    input_size: int,
-    batch_size: int = 512,
-) -> tuple[Tensor, Tensor]:
+def predictions(model: nn.Module, images: Tensor, view: ModelView, *, batch_size: int = 512) -> tuple[Tensor, Tensor]:
     """The predicted class and its probability for every image (CPU tensors, in the images' order), as
-    :func:`cnnzoo.evaluate` would see them: the run's input size and normalisation, eval mode."""
+    :func:`cnnzoo.evaluate` would see them: the run's input size and normalisation (``view``), eval mode."""
     device = _device(model)
     predicted, confidence = [], []
     with eval_mode(model), torch.inference_mode():
-        for x, _ in model_inputs(images, mean=mean, std=std, input_size=input_size, batch_size=batch_size,
-                                 device=device):  # fmt: skip
+        for x, _ in model_inputs(images, view=view, batch_size=batch_size, device=device):
             top, pred = model(x).float().softmax(dim=1).max(dim=1)
             predicted.append(pred.cpu())
             confidence.append(top.cpu())
@@ -92,26 +69,16 @@ def predictions(
 
 
 def top_losses(
-    model: nn.Module,
-    images: Tensor,
-    labels: Tensor,
-    *,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
-    input_size: int,
-    k: int = 16,
-    batch_size: int = 512,
+    model: nn.Module, images: Tensor, labels: Tensor, view: ModelView, *, k: int = 16, batch_size: int = 512
 ) -> list[Mistake]:
     """The ``k`` misclassified images with the highest loss (the most confident mistakes), highest first;
-    fewer when the model makes fewer mistakes. Ties keep the images' order."""
+    fewer when the model makes fewer mistakes. Ties keep the images' order. ``view``: how the model sees them."""
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
     device = _device(model)
     losses, predicted, confidence = [], [], []
     with eval_mode(model), torch.inference_mode():
-        for x, y in model_inputs(
-            images, labels, mean=mean, std=std, input_size=input_size, batch_size=batch_size, device=device
-        ):
+        for x, y in model_inputs(images, labels, view=view, batch_size=batch_size, device=device):
             logits = model(x).float()
             probs = logits.softmax(dim=1)
             top, pred = probs.max(dim=1)

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.registry import BookTraining, register_model
 
 __all__ = ["alexnet"]
 
 
-@register_model(input_size=224, min_input_size=193, max_input_size=224)
+@register_model(input_size=224, min_input_size=193, max_input_size=224, book_training=BookTraining(0.01, 128, 224))
 def alexnet(*, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> nn.Sequential:
     """AlexNet: 5 convolutions, 3 max-pools, 6400-4096-4096 MLP with dropout (D2L 7.1)."""
     return nn.Sequential(

@@ -30,16 +30,14 @@ Differences from the book, and why:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.registry import BookTraining, register_model
+from cnnzoo.models.resnet import NormLayer, stem, stem_options
 
 __all__ = ["DenseBlock", "conv_block", "densenet", "densenet121", "transition_block"]
-
-NormLayer = Callable[[int], nn.Module]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -86,23 +84,11 @@ def transition_block(input_channels: int, num_channels: int, norm_layer: NormLay
     )  # fmt: skip
 
 
-@register_model(input_size=96, min_input_size=29)
-def densenet(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    small_input: bool = False,
-    norm_layer: NormLayer = nn.BatchNorm2d,
-) -> nn.Sequential:
+@register_model(input_size=96, min_input_size=29, book_training=BookTraining(0.1, 256, 96))
+@stem_options
+def densenet(num_classes: int, in_channels: int, small_input: bool, norm_layer: NormLayer) -> nn.Sequential:
     """DenseNet as the book builds it: four dense blocks of four conv blocks, growth rate 32 (D2L 8.7)."""
-    if small_input:
-        b1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=3, padding=1), norm_layer(64), nn.ReLU())
-    else:
-        b1 = nn.Sequential(
-            nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
-            norm_layer(64), nn.ReLU(),
-            nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        )  # fmt: skip
+    b1 = nn.Sequential(*stem(in_channels, small_input, norm_layer))  # ResNet's
     num_channels, growth_rate, num_convs_in_dense_blocks = 64, 32, (4, 4, 4, 4)
     blocks: list[nn.Module] = []
     for i, num_convs in enumerate(num_convs_in_dense_blocks):
@@ -174,24 +160,15 @@ def _transition(num_input_features: int, num_output_features: int, norm_layer: N
 
 
 @register_model(input_size=96, min_input_size=29)
-def densenet121(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    small_input: bool = False,
-    norm_layer: NormLayer = nn.BatchNorm2d,
-) -> nn.Sequential:
+@stem_options
+def densenet121(num_classes: int, in_channels: int, small_input: bool, norm_layer: NormLayer) -> nn.Sequential:
     """DenseNet-121: dense blocks (6, 12, 24, 16), growth rate 32, bottleneck 4x, torchvision layout."""
-    growth_rate, block_config, num_init_features, bn_size = 32, (6, 12, 24, 16), 64, 4
-    if small_input:
-        stem = [("conv0", nn.Conv2d(in_channels, num_init_features, kernel_size=3, padding=1, bias=False))]
-    else:
-        stem = [("conv0", nn.Conv2d(in_channels, num_init_features, kernel_size=7, stride=2, padding=3, bias=False))]
-    stem += [("norm0", norm_layer(num_init_features)), ("relu0", nn.ReLU(inplace=True))]
-    if not small_input:
-        stem.append(("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)))
-    features = nn.Sequential(OrderedDict(stem))
-    num_features = num_init_features
+    growth_rate, block_config, bn_size = 32, (6, 12, 24, 16), 4
+    names = ("conv0", "norm0", "relu0", "pool0")
+    features = nn.Sequential(
+        OrderedDict(zip(names, stem(in_channels, small_input, norm_layer, bias=False, inplace=True)))
+    )
+    num_features = 64  # the stem's
     for i, num_layers in enumerate(block_config):
         block = _DenseBlock(num_layers, num_features, bn_size, growth_rate, norm_layer)
         features.add_module(f"denseblock{i + 1}", block)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.registry import BookTraining, register_model
 
 __all__ = ["Inception", "googlenet"]
 
@@ -59,11 +59,20 @@ class Inception(nn.Module):
         return torch.cat((p1, p2, p3, p4), dim=1)
 
 
+# The Inception blocks of stages 3 to 5 with the book's numbers: (input channels, c1, c2, c3, c4).
+_STAGE3 = ((192, 64, (96, 128), (16, 32), 32), (256, 128, (128, 192), (32, 96), 64))
+_STAGE4 = (
+    (480, 192, (96, 208), (16, 48), 64), (512, 160, (112, 224), (24, 64), 64), (512, 128, (128, 256), (24, 64), 64),
+    (512, 112, (144, 288), (32, 64), 64), (528, 256, (160, 320), (32, 128), 128),
+)  # fmt: skip
+_STAGE5 = ((832, 256, (160, 320), (32, 128), 128), (832, 384, (192, 384), (48, 128), 128))
+
+
 def _pool() -> nn.MaxPool2d:
     return nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
 
-@register_model(input_size=96, min_input_size=1)
+@register_model(input_size=96, min_input_size=1, book_training=BookTraining(0.1, 128, 96))
 def googlenet(*, num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
     """GoogLeNet: five stages, nine Inception blocks, no auxiliary heads (D2L 7.4)."""
     stage1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3), nn.ReLU(), _pool())
@@ -72,23 +81,7 @@ def googlenet(*, num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
         nn.Conv2d(64, 192, kernel_size=3, padding=1), nn.ReLU(),
         _pool(),
     )  # fmt: skip
-    stage3 = nn.Sequential(
-        Inception(192, 64, (96, 128), (16, 32), 32),
-        Inception(256, 128, (128, 192), (32, 96), 64),
-        _pool(),
-    )
-    stage4 = nn.Sequential(
-        Inception(480, 192, (96, 208), (16, 48), 64),
-        Inception(512, 160, (112, 224), (24, 64), 64),
-        Inception(512, 128, (128, 256), (24, 64), 64),
-        Inception(512, 112, (144, 288), (32, 64), 64),
-        Inception(528, 256, (160, 320), (32, 128), 128),
-        _pool(),
-    )
-    stage5 = nn.Sequential(
-        Inception(832, 256, (160, 320), (32, 128), 128),
-        Inception(832, 384, (192, 384), (48, 128), 128),
-        nn.AdaptiveAvgPool2d((1, 1)),
-        nn.Flatten(),
-    )
+    stage3 = nn.Sequential(*(Inception(*row) for row in _STAGE3), _pool())
+    stage4 = nn.Sequential(*(Inception(*row) for row in _STAGE4), _pool())
+    stage5 = nn.Sequential(*(Inception(*row) for row in _STAGE5), nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten())
     return nn.Sequential(stage1, stage2, stage3, stage4, stage5, nn.Linear(1024, num_classes))

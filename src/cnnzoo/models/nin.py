@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.registry import BookTraining, register_model
 
 __all__ = ["nin", "nin_block"]
 
@@ -32,7 +32,7 @@ def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int
     )  # fmt: skip
 
 
-@register_model(input_size=224, min_input_size=67)
+@register_model(input_size=224, min_input_size=67, book_training=BookTraining(0.1, 128, 224))
 def nin(*, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> nn.Sequential:
     """Network in Network: four NiN blocks and global average pooling, no dense layer (D2L 7.3)."""
     return nn.Sequential(

@@ -27,6 +27,7 @@ from torch import nn
 from cnnzoo.base.errors import ArgumentTypeError, ConfigError, InputTooSmallError, ModelError, UnknownModelError
 
 __all__ = [
+    "BookTraining",
     "ModelInfo",
     "ModelSpec",
     "check_input_size",
@@ -42,6 +43,16 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class BookTraining:
+    """How the book's ``train_ch6`` call trains a network: its learning rate, batch size and input side (the
+    ``resize`` of its data loader). The ``d2l`` recipe (:mod:`cnnzoo.train.recipes`) reads it."""
+
+    lr: float
+    batch_size: int
+    input_size: int
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What the registry knows about a model without building it.
 
@@ -49,6 +60,7 @@ class ModelInfo:
     ``min_input_size``: the smallest square side the network accepts with default arguments.
     ``max_input_size``: the largest, for networks whose classifier takes a fixed-size feature map
     (LeNet, AlexNet, VGG); ``None`` when any size from the minimum up works.
+    ``book_training``: how the book trains it, for the networks the book trains.
     """
 
     name: str
@@ -58,6 +70,7 @@ class ModelInfo:
     family: str
     description: str
     max_input_size: int | None = None
+    book_training: BookTraining | None = None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -70,6 +83,7 @@ def register_model(
     min_input_size: int,
     family: str | None = None,
     max_input_size: int | None = None,
+    book_training: BookTraining | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder ``fn(*, num_classes, in_channels, **kwargs) -> nn.Module`` under ``name``.
 
@@ -90,6 +104,7 @@ def register_model(
             family=family or fn.__module__.rsplit(".", 1)[-1],
             description=doc[0] if doc else "",
             max_input_size=None if max_input_size is None else int(max_input_size),
+            book_training=book_training,
         )
         return fn
 

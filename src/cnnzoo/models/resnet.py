@@ -35,11 +35,46 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.registry import BookTraining, register_model
 
 __all__ = ["BasicBlock", "Bottleneck", "Residual", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 NormLayer = Callable[[int], nn.Module]
+
+
+def stem(
+    in_channels: int, small_input: bool, norm_layer: NormLayer, *, bias: bool = True, inplace: bool = False
+) -> list[nn.Module]:
+    """ResNet's stem, which DenseNet reuses: a 7x7 stride-2 convolution to 64 channels, norm, ReLU and a 3x3
+    stride-2 max-pool; with ``small_input`` a 3x3 stride-1 convolution and no pool. The book's ``b1`` keeps
+    the convolution's bias; torchvision's layouts drop it (``bias=False``) and use an in-place ReLU."""
+    if small_input:
+        conv = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=bias)
+    else:
+        conv = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=bias)
+    layers = [conv, norm_layer(64), nn.ReLU(inplace=inplace)]
+    if not small_input:
+        layers.append(nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    return layers
+
+
+def stem_options(assemble: Callable[[int, int, bool, NormLayer], nn.Sequential]) -> Callable[..., nn.Sequential]:
+    """The builder of a network with ResNet's :func:`stem` (the ResNets and DenseNets), taking the keywords
+    every such network takes: ``num_classes``, ``in_channels``, ``small_input`` (the 28x28 stem) and
+    ``norm_layer``. ``assemble`` gets them in that order; the builder keeps its name and docstring."""
+
+    def build(
+        *,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        small_input: bool = False,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> nn.Sequential:
+        return assemble(num_classes, in_channels, small_input, norm_layer)
+
+    for attribute in ("__name__", "__qualname__", "__doc__", "__module__"):
+        setattr(build, attribute, getattr(assemble, attribute))
+    return build
 
 
 # ----------------------------------------------------------------------------------------------
@@ -93,25 +128,12 @@ def resnet_stage(
     return nn.Sequential(*blocks)
 
 
-@register_model(input_size=96, min_input_size=1)
-def resnet18(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    small_input: bool = False,
-    norm_layer: NormLayer = nn.BatchNorm2d,
-) -> nn.Sequential:
+@register_model(input_size=96, min_input_size=1, book_training=BookTraining(0.05, 256, 96))
+@stem_options
+def resnet18(num_classes: int, in_channels: int, small_input: bool, norm_layer: NormLayer) -> nn.Sequential:
     """ResNet-18 as the book builds it: stem b1, four stages of two Residual blocks (D2L 8.6)."""
-    if small_input:
-        b1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1), norm_layer(64), nn.ReLU())
-    else:
-        b1 = nn.Sequential(
-            nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
-            norm_layer(64), nn.ReLU(),
-            nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        )  # fmt: skip
     model = nn.Sequential(
-        b1,
+        nn.Sequential(*stem(in_channels, small_input, norm_layer)),  # b1
         resnet_stage(64, 64, 2, first_block=True, norm_layer=norm_layer),
         resnet_stage(64, 128, 2, norm_layer=norm_layer),
         resnet_stage(128, 256, 2, norm_layer=norm_layer),
@@ -136,8 +158,9 @@ def _conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 conv + norm layers with an identity (or ``downsample``) shortcut; torchvision's layout."""
+class _TorchvisionBlock(nn.Module):
+    """torchvision's residual block: ``residual(x)`` plus the shortcut (the identity, or ``downsample`` where the
+    block changes the channels or the resolution), then ReLU. Subclasses make the residual path's layers."""
 
     expansion = 1
 
@@ -150,53 +173,56 @@ class BasicBlock(nn.Module):
         norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
-        self.conv1 = _conv3x3(inplanes, planes, stride)
-        self.bn1 = norm_layer(planes)
+        self.make_layers(inplanes, planes, stride, norm_layer)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = _conv3x3(planes, planes)
-        self.bn2 = norm_layer(planes)
         self.downsample = downsample
+
+    def make_layers(self, inplanes: int, planes: int, stride: int, norm_layer: NormLayer) -> None:
+        raise NotImplementedError
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.residual(x) + identity)
+
+
+class BasicBlock(_TorchvisionBlock):
+    """Two 3x3 conv + norm layers (the first carrying the stride); torchvision's layout."""
+
+    def make_layers(self, inplanes: int, planes: int, stride: int, norm_layer: NormLayer) -> None:
+        self.conv1 = _conv3x3(inplanes, planes, stride)
+        self.bn1 = norm_layer(planes)
+        self.conv2 = _conv3x3(planes, planes)
+        self.bn2 = norm_layer(planes)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return self.bn2(self.conv2(out))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_TorchvisionBlock):
     """1x1 reduce, 3x3 (carrying the stride), 1x1 expand by 4, each with norm; torchvision's layout."""
 
     expansion = 4
 
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-    ) -> None:
-        super().__init__()
+    def make_layers(self, inplanes: int, planes: int, stride: int, norm_layer: NormLayer) -> None:
         self.conv1 = _conv1x1(inplanes, planes)
         self.bn1 = norm_layer(planes)
         self.conv2 = _conv3x3(planes, planes, stride)
         self.bn2 = norm_layer(planes)
         self.conv3 = _conv1x1(planes, planes * self.expansion)
         self.bn3 = norm_layer(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return self.bn3(self.conv3(out))
 
 
 def _make_layer(
-    block: type[BasicBlock | Bottleneck],
+    block: type[_TorchvisionBlock],
     inplanes: int,
     planes: int,
     blocks: int,
@@ -214,7 +240,7 @@ def _make_layer(
 
 
 def _resnet(
-    block: type[BasicBlock | Bottleneck],
+    block: type[_TorchvisionBlock],
     blocks_per_stage: tuple[int, int, int, int],
     num_classes: int,
     in_channels: int,
@@ -222,13 +248,8 @@ def _resnet(
     norm_layer: NormLayer,
 ) -> nn.Sequential:
     """A Sequential whose child names are torchvision's attribute names, so ``state_dict`` keys match."""
-    if small_input:
-        stem = [("conv1", nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False))]
-    else:
-        stem = [("conv1", nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False))]
-    stem += [("bn1", norm_layer(64)), ("relu", nn.ReLU(inplace=True))]
-    if not small_input:
-        stem.append(("maxpool", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)))
+    names = ("conv1", "bn1", "relu", "maxpool")
+    layers = list(zip(names, stem(in_channels, small_input, norm_layer, bias=False, inplace=True)))
     stages, inplanes = [], 64
     for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), blocks_per_stage)):
         stride = 1 if i == 0 else 2
@@ -239,7 +260,7 @@ def _resnet(
         ("flatten", nn.Flatten()),
         ("fc", nn.Linear(512 * block.expansion, num_classes)),
     ]
-    model = nn.Sequential(OrderedDict(stem + stages + head))
+    model = nn.Sequential(OrderedDict(layers + stages + head))
     for m in model.modules():
         if isinstance(m, nn.Conv2d):  # torchvision's initialization; norm layers start at 1 / 0 already
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -249,23 +270,17 @@ def _resnet(
 
 
 def _torchvision_depth(
-    name: str, block: type[BasicBlock | Bottleneck], blocks_per_stage: tuple[int, int, int, int]
+    name: str, block: type[_TorchvisionBlock], blocks_per_stage: tuple[int, int, int, int]
 ) -> Callable[..., nn.Sequential]:
     """Register torchvision's ResNet of that depth: the builder every registered model has, for one layout."""
 
-    def build(
-        *,
-        num_classes: int = 10,
-        in_channels: int = 1,
-        small_input: bool = False,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-    ) -> nn.Sequential:
+    def assemble(num_classes: int, in_channels: int, small_input: bool, norm_layer: NormLayer) -> nn.Sequential:
         return _resnet(block, blocks_per_stage, num_classes, in_channels, small_input, norm_layer)
 
     kind = "basic" if block is BasicBlock else "bottleneck"
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"ResNet-{name.removeprefix('resnet')}: {kind} blocks {blocks_per_stage}, torchvision layout."
-    return register_model(input_size=96, min_input_size=1)(build)
+    assemble.__name__ = assemble.__qualname__ = name
+    assemble.__doc__ = f"ResNet-{name.removeprefix('resnet')}: {kind} blocks {blocks_per_stage}, torchvision layout."
+    return register_model(input_size=96, min_input_size=1)(stem_options(assemble))
 
 
 resnet34 = _torchvision_depth("resnet34", BasicBlock, (3, 4, 6, 3))

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.registry import BookTraining, register_model
 
 __all__ = ["VGG11_ARCH", "vgg", "vgg11", "vgg11_small", "vgg_block"]
 
@@ -67,7 +67,7 @@ def vgg11(*, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) 
     return vgg(VGG11_ARCH, num_classes=num_classes, in_channels=in_channels, dropout=dropout)
 
 
-@register_model(input_size=224, min_input_size=224, max_input_size=255)
+@register_model(input_size=224, min_input_size=224, max_input_size=255, book_training=BookTraining(0.05, 128, 224))
 def vgg11_small(*, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> nn.Sequential:
     """VGG-11 with a quarter of the channels, the version the book trains (D2L 7.2)."""
     small_arch = [(num_convs, channels // 4) for num_convs, channels in VGG11_ARCH]

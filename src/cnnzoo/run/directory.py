@@ -37,6 +37,7 @@ from cnnzoo.base.atomic import atomic_write, atomic_write_text
 from cnnzoo.base.errors import CheckpointError
 from cnnzoo.base.plots import confusion_figure, curves_figure, save_figure
 from cnnzoo.base.reading import LIMIT, read_json
+from cnnzoo.data.batches import ModelView
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.explain.files import explain_run
 from cnnzoo.run.report import write_report
@@ -231,9 +232,7 @@ class RunDirectory(Callback):
                 state.model,
                 self.data,
                 self.path,
-                mean=self.mean,
-                std=self.std,
-                input_size=self.input_size,
+                ModelView(self.input_size, self.mean, self.std),
                 wrong=wrong,
                 batch_size=self.config.eval_batch_size,
             ).to_dict()

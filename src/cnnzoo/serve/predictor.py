@@ -34,7 +34,7 @@ from cnnzoo.base.errors import ArgumentTypeError, ConfigError, ImageError, Outpu
 from cnnzoo.base.modes import eval_mode
 from cnnzoo.base.outputs import claim_output
 from cnnzoo.base.plots import PNG_METADATA
-from cnnzoo.data import MNIST_LIKE, dataset_name
+from cnnzoo.data import MNIST_LIKE, ModelView, dataset_name
 from cnnzoo.data.datasets import IMAGE_SUFFIXES
 from cnnzoo.data.pictures import PREPROCESS_CHOICES, PreparedImage, load_image
 from cnnzoo.data.preprocessing import preprocess_spec
@@ -121,19 +121,16 @@ class Predictor:
         """The weight's name, or the checkpoint file's name."""
         return self.weight or self.checkpoint.name
 
+    @property
+    def view(self) -> ModelView:
+        """How the model sees images: its input side and normalisation."""
+        return ModelView(self.input_size, self.mean, self.std)
+
     def prepare(self, image: str | os.PathLike[str] | IO[bytes] | bytes, *, name: str | None = None) -> PreparedImage:
         """The picture ``image`` (a path, an open binary file, or its bytes) as the model sees it (``.pixels``:
         uint8 ``[C, S, S]``); ``name`` labels a picture that is not a path, in errors and records."""
-        return load_image(
-            image,
-            size=self.input_size,
-            in_channels=self.in_channels,
-            invert=self.invert,
-            preprocess=self.preprocess,
-            fill=self.fill,
-            check=self.check,
-            name=name,
-        )
+        steps = {"invert": self.invert, "preprocess": self.preprocess, "fill": self.fill, "check": self.check}
+        return load_image(image, size=self.input_size, in_channels=self.in_channels, name=name, **steps)
 
     def model_input(self, pixels: torch.Tensor) -> torch.Tensor:
         """Prepared uint8 pixels ``[N, C, S, S]`` as the model's normalised float input, on its device."""

@@ -20,6 +20,7 @@ import torch
 from fastapi import APIRouter, Query
 
 from cnnzoo.base.errors import CnnzooError
+from cnnzoo.data import ModelView
 from cnnzoo.explain import predictions
 from cnnzoo.run import open_run
 from cnnzoo.studio.inference import png_data_url
@@ -41,7 +42,7 @@ class Predictions:
         mean, std = data.stats if config.normalize else (None, None)
         side = config.resize or run.model.default_input_size
         self.images, self.labels, self.classes = data.test_images, data.test_labels, list(data.classes)
-        self.predicted, self.confidence = predictions(run.model, self.images, mean=mean, std=std, input_size=side)
+        self.predicted, self.confidence = predictions(run.model, self.images, ModelView(side, mean, std))
         self.matrix = confusion_matrix(self.predicted, self.labels, len(self.classes))
 
 

@@ -18,6 +18,7 @@ import torch
 from cnnzoo.base.atomic import atomic_write_text
 from cnnzoo.base.outputs import marker_comment
 from cnnzoo.base.plots import confusion_figure, curves_figure, save_figure
+from cnnzoo.data.batches import ModelView
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.explain.files import write_top_losses
 from cnnzoo.models.inspection import human
@@ -286,5 +287,5 @@ def draw_card_images(w: Weight, data: ImageDataset, history: Sequence[dict[str, 
     save_figure(confusion_figure(confusion, list(w.classes), title=title), folder / f"{w.name}-confusion.png")
     model = model_from_checkpoint(weight_checkpoint(w)).eval()
     write_top_losses(model, data.test_images, data.test_labels, folder / f"{w.name}-top-losses.png",
-                     classes=list(w.classes), mean=w.mean, std=w.std, input_size=w.input_size, count=16,
+                     classes=list(w.classes), view=ModelView(w.input_size, w.mean, w.std), count=16,
                      title=f"the {{n}} test images {w.name} is most confidently wrong about")  # fmt: skip
