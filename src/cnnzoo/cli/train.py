@@ -162,7 +162,9 @@ def _conclude(training: Training, outcome: Outcome) -> None:
     if outcome.stopped:
         print(f"checkpoint saved: {training.last}\nresume with: cnnzoo train --resume {directory}", flush=True)
         return
-    files = ", ".join(sorted(p.name for p in directory.iterdir() if p.is_file()))
+    files = ", ".join(
+        sorted(p.name if p.is_file() else f"{p.name}/" for p in directory.iterdir() if not p.is_symlink())
+    )
     print(f"run directory: {directory} ({files})")
     best = format_best(outcome.history)
     if best is not None:

@@ -16,9 +16,11 @@ per_class.csv      at the end: per-class accuracy
 top_losses.png     at the end: the test images the final model is most confidently wrong about
 explained.png      at the end: the first test image with its Grad-CAM map and top 3 classes
 report.md          at the end: the page that ties them together with the model summary
+snapshots/         epoch-NNN.safetensors: the weights after each epoch in fp16, as many as ``--snapshots``
+                   keeps (:mod:`cnnzoo.run.snapshots`), for the studio's epoch scrubber
 =================  ===========================================================================
 
-Per epoch the order is last.pt, best.pt, metrics, curves: a metrics row therefore never exists without
+Per epoch the order is last.pt, best.pt, metrics, curves, snapshot: a metrics row therefore never exists without
 its checkpoint, and a crash between two writes loses nothing that ``--resume`` needs. This callback does
 all the file I/O of training; give it to rank 0 only.
 """
@@ -41,6 +43,7 @@ from cnnzoo.data.batches import ModelView
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.explain.files import explain_run
 from cnnzoo.run.report import write_report
+from cnnzoo.run.snapshots import write_snapshot
 from cnnzoo.train.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.history import HISTORY_KEYS, best_row, time_to_target
@@ -152,6 +155,7 @@ class RunDirectory(Callback):
             _copy_atomic(self.last, self.best)
         write_metrics(self.path, history, HISTORY_KEYS)
         self.write_curves(history)
+        write_snapshot(self.path, state)
 
     def on_stop(self, state: TrainState) -> None:
         self.state = state

@@ -72,6 +72,7 @@ RESUMABLE = (
     "patience",
     "sync_bn",
     "tensorboard",
+    "snapshots",
 )
 
 

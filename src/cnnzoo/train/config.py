@@ -90,6 +90,7 @@ class TrainConfig:
     patience: int | None = None  # early stopping: end after this many epochs without a better validation accuracy
     sync_bn: bool = False  # data parallel on GPUs: SyncBatchNorm over the global batch (cnnzoo.train.distributed)
     tensorboard: bool = False  # also write TensorBoard scalars to <run dir>/tensorboard (extra cnnzoo[tensorboard])
+    snapshots: str = "auto"  # epoch snapshots kept: auto | all | none | N >= 2 (cnnzoo.run.snapshots)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (for config.json and checkpoints)."""
@@ -163,6 +164,8 @@ def _bad(flag: str, value: Any, why: str) -> ConfigError:
     return ConfigError(f"--{flag.replace('_', '-')} {shown}: {why}")
 
 
+SNAPSHOTS = re.compile(r"auto|all|none|[2-9]|[1-9][0-9]{1,5}")  # --snapshots: a keyword or how many to keep
+
 # Upper bounds: beyond them a value is a typo or an attack, never a training run (and some overflow
 # PyTorch: torch.manual_seed takes 64 bits, an lr of 1e308 makes the first step's update infinite).
 MAX_EPOCHS = 100_000
@@ -235,6 +238,8 @@ def validate_config(config: TrainConfig) -> TrainConfig:
             f"--patience {c.patience} stops on validation accuracy, but --val-size is 0 (no validation split"
             f"{', the d2l recipe' if c.recipe == 'd2l' else ''}): drop --patience or give --val-size 5000"
         )
+    if not SNAPSHOTS.fullmatch(c.snapshots):
+        raise _bad("snapshots", c.snapshots, "give auto, all, none or how many to keep (2 or more), e.g. 10")
     if not isinstance(c.dataset, str) or not c.dataset.strip():
         raise _bad("dataset", c.dataset, "name a dataset: fashion-mnist, mnist, kmnist, cifar10 or folder:PATH")
     if not isinstance(c.model_kwargs, dict):

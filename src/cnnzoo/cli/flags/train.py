@@ -116,6 +116,13 @@ def _add_machine(g: argparse._ArgumentGroup) -> None:
         "view with: tensorboard --logdir runs",
     )
     g.add_argument(
+        "--snapshots",
+        metavar="N|all|none",
+        help="keep a light copy (fp16) of the weights after each epoch in RUN_DIR/snapshots, for the studio's epoch "
+        "scrubber: auto (default) keeps every epoch while they fit in 256 MB, else as many as fit, spread over the "
+        "run; all; none; or at most N",
+    )
+    g.add_argument(
         "--target-acc",
         type=float,
         metavar="ACC",
