@@ -554,3 +554,37 @@ def test_the_routes_take_the_run_index_as_a_dependency_a_test_can_swap(root, tmp
     app.dependency_overrides.clear()
     with TestClient(app, base_url="http://127.0.0.1") as c:
         assert RUN in [r["id"] for r in c.get("/api/runs").json()]
+
+
+# ------------------------------------------------------------------------------------------------
+# the epoch scrubber
+# ------------------------------------------------------------------------------------------------
+def test_a_runs_snapshots_are_listed_with_each_epochs_accuracies(client, trained_run):
+    answer = client.get(f"/api/runs/{RUN}/snapshots").json()
+    assert answer["run"] == RUN and answer["epochs"] == 3 and len(answer["classes"]) == 10
+    assert [s["epoch"] for s in answer["snapshots"]] == [1, 2, 3]
+    metrics = client.get(f"/api/runs/{RUN}/metrics").json()["epochs"]
+    assert [s["test_accuracy"] for s in answer["snapshots"]] == pytest.approx([r["test_acc"] for r in metrics])
+    assert all(len(s["per_class"]) == 10 for s in answer["snapshots"])
+
+
+def test_the_first_layers_filters_after_each_epoch(client):
+    first = client.get(f"/api/runs/{RUN}/snapshots/1/filters").json()
+    last = client.get(f"/api/runs/{RUN}/snapshots/3/filters").json()
+    assert first["layer"] == "0" and first["shape"] == [6, 1, 5, 5] and first["shown"] == 6
+    assert first["image"].startswith("data:image/png;base64,") and first["image"] != last["image"]
+    assert first["values"][0] < 0 < first["values"][1]
+    assert_error(client.get(f"/api/runs/{RUN}/snapshots/7/filters"), 404, "no snapshot of epoch 7", "1, 2, 3")
+
+
+def test_a_prediction_at_an_epoch_uses_that_snapshot_and_the_last_one_is_the_final_model(client):
+    picture = png_bytes(4, scale=5)
+    final = predict(client, picture).json()
+    at = {e: predict(client, picture, epoch=str(e)).json() for e in (1, 3)}
+    assert at[1]["epoch"] == 1 and final["epoch"] is None
+    assert at[3]["top"][0]["class"] == final["top"][0]["class"]
+    assert at[3]["top"][0]["probability"] == pytest.approx(final["top"][0]["probability"], abs=0.01)  # fp16
+    assert at[1]["top"][0]["probability"] != pytest.approx(final["top"][0]["probability"], abs=1e-4)
+    assert_error(predict(client, picture, epoch="9"), 404, "no snapshot of epoch 9")
+    answer = client.post("/api/predict", files={"file": ("a.png", picture)}, data={"weight": "x", "epoch": "1"})
+    assert_error(answer, 400, "epoch goes with run")

@@ -314,3 +314,38 @@ def test_a_confusion_cell_opens_its_pictures(browser, studio, fake_train_data):
     assert text(browser, "#cell-images p").startswith(f"{count} test pictures of class0 taken for class0")
     shown = browser.find_elements("css selector", "#cell-images figure.thumb")
     assert len(shown) == min(count, 24)
+
+
+def _attr(driver, css, name):
+    return driver.find_element("css selector", css).get_attribute(name)
+
+
+def test_the_scrubber_moves_filters_per_class_curves_and_the_learners_picture_through_the_epochs(
+    browser, studio, tmp_path
+):
+    browser.get(f"{studio.url}/runs/{RUN}")
+    wait_for(browser, lambda d: _attr(d, "#learn-box", "data-shown") == "3", what="the last epoch on the scrubber")
+    assert "all 3 epochs" in text(browser, "#learn-note")
+    assert len(browser.find_elements("css selector", "#learn-per-class tbody tr")) == 10
+    assert wait_for(browser, lambda d: _attr(d, "#curves line.marker", "data-epoch") == "3", what="the marker")
+    last_filters = _attr(browser, "#learn-filters", "src")
+    picture = tmp_path / "mine.png"  # the learner's own picture: class 4's block
+    picture.write_bytes(png_bytes(4, scale=5))
+    browser.find_element("css selector", "#learn-file").send_keys(str(picture))
+    wait_for(browser, lambda d: d.find_element("css selector", "#learn-picture").is_displayed(), what="the picture")
+    wait_for(browser, lambda d: text(d, "#learn-top").startswith("class4"), what="the final model's answer")
+    last_cam, last_top = _attr(browser, "#learn-cam", "src"), text(browser, "#learn-top")
+    browser.execute_script("arguments[0].scrollIntoView()", browser.find_element("css selector", "#learn-box"))
+    shoot(browser, studio, "scrubber-epoch-3")
+    scrub = browser.find_element("css selector", "#scrub")
+    from selenium.webdriver.common.keys import Keys
+
+    scrub.send_keys(Keys.HOME)  # to epoch 1, as a person would with the keyboard (or by dragging)
+    wait_for(browser, lambda d: _attr(d, "#learn-box", "data-shown") == "1", what="epoch 1 on the scrubber")
+    assert text(browser, "#scrub-label").startswith("1 of 3")
+    assert _attr(browser, "#curves line.marker", "data-epoch") == "1"
+    assert _attr(browser, "#learn-filters", "src") != last_filters  # the filters changed in training
+    assert _attr(browser, "#learn-cam", "src") != last_cam or text(browser, "#learn-top") != last_top
+    shoot(browser, studio, "scrubber-epoch-1")
+    scrub.send_keys(Keys.ARROW_RIGHT)
+    wait_for(browser, lambda d: _attr(d, "#learn-box", "data-shown") == "2", what="epoch 2 on the scrubber")

@@ -45,6 +45,7 @@ __all__ = [
     "list_snapshots",
     "load_snapshot",
     "snapshot_bytes",
+    "snapshot_path",
     "thin",
     "write_snapshot",
 ]
@@ -93,7 +94,8 @@ class Snapshot:
         }
 
 
-def _path(run_dir: Path, epoch: int) -> Path:
+def snapshot_path(run_dir: Path, epoch: int) -> Path:
+    """Where the run's snapshot after ``epoch`` is (or would be)."""
     return run_dir / FOLDER / f"epoch-{epoch:03d}.safetensors"
 
 
@@ -101,7 +103,9 @@ def _epochs(run_dir: Path) -> list[int]:
     folder = run_dir / FOLDER
     if not folder.is_dir():
         return []
-    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _NAME.fullmatch(p.name)) and p.is_file())
+    inside = folder.resolve()
+    found = [(m, p) for p in folder.iterdir() if (m := _NAME.fullmatch(p.name))]
+    return sorted(int(m.group(1)) for m, p in found if p.is_file() and p.resolve().parent == inside)
 
 
 def write_snapshot(run_dir: Path, state: TrainState) -> Path | None:
@@ -122,7 +126,7 @@ def write_snapshot(run_dir: Path, state: TrainState) -> Path | None:
         "per_class": json.dumps([round(a, 6) for a in result.per_class_accuracy] if result is not None else None),
     }
     (run_dir / FOLDER).mkdir(exist_ok=True)
-    path = atomic_write_bytes(_path(run_dir, state.epoch), encode(model.state_dict(), "fp16", metadata))
+    path = atomic_write_bytes(snapshot_path(run_dir, state.epoch), encode(model.state_dict(), "fp16", metadata))
     thin(run_dir, keep)
     return path
 
@@ -135,7 +139,7 @@ def thin(run_dir: Path, keep: int | None) -> list[int]:
     while keep is not None and len(epochs) > max(keep, 2):
         gaps = [(epochs[i + 1] - epochs[i - 1], i) for i in range(1, len(epochs) - 1)]
         _, i = min(gaps)
-        _path(run_dir, epochs[i]).unlink(missing_ok=True)
+        snapshot_path(run_dir, epochs[i]).unlink(missing_ok=True)
         gone.append(epochs.pop(i))
     return gone
 
@@ -151,7 +155,7 @@ def list_snapshots(run_dir: Path) -> list[Snapshot]:
     """The run's snapshots, oldest first, with what their headers say (read without loading the tensors)."""
     out = []
     for epoch in _epochs(run_dir):
-        path = _path(run_dir, epoch)
+        path = snapshot_path(run_dir, epoch)
         try:
             with open(path, "rb") as f:
                 head = f.read(8)
@@ -168,11 +172,11 @@ def list_snapshots(run_dir: Path) -> list[Snapshot]:
 
 def load_snapshot(run_dir: Path, epoch: int) -> dict[str, torch.Tensor]:
     """The fp32 ``state_dict`` of the run's snapshot after ``epoch``; :class:`CheckpointError` when there is none."""
-    path = _path(run_dir, epoch)
+    path = snapshot_path(run_dir, epoch)
     if not path.is_file():
         kept = ", ".join(str(e) for e in _epochs(run_dir)) or "none"
         raise CheckpointError(f"{run_dir.name} has no snapshot of epoch {epoch} (it keeps: {kept})")
-    state, meta = decode(read_bytes(path, limit=MAX_FILE), str(path))
+    state, meta = decode(read_bytes(path, limit=MAX_FILE, root=run_dir), str(path))
     if meta.get("cnnzoo.snapshot") != FORMAT:
         raise CheckpointError(f"{path}: not a cnnzoo epoch snapshot")
     return state

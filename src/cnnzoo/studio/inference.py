@@ -13,6 +13,8 @@ hooks the model, and two requests' hooks must not see each other's activations).
 from __future__ import annotations
 
 import base64
+import copy
+import dataclasses
 import io
 import threading
 from collections import OrderedDict
@@ -31,12 +33,21 @@ from cnnzoo.base.errors import CnnzooError, ConfigError, ImageError
 from cnnzoo.data.pictures import PreparedImage
 from cnnzoo.explain import CamResult, StageActivation, look_at
 from cnnzoo.explain.files import class_index
+from cnnzoo.run.snapshots import list_snapshots, load_snapshot, snapshot_path
 from cnnzoo.serve.predictor import Predictor, load_model
 from cnnzoo.studio.runs import NotFoundError, RunIndex, RunsDep
 from cnnzoo.studio.schemas import PredictOut
 from cnnzoo.studio.weights import weight_rows
 
-__all__ = ["MAX_STAGE_CHANNELS", "ModelCache", "UnsupportedUploadError", "UploadTooLargeError", "router", "sniff"]
+__all__ = [
+    "MAX_STAGE_CHANNELS",
+    "ModelCache",
+    "UnsupportedUploadError",
+    "UploadTooLargeError",
+    "router",
+    "snapshot_epochs",
+    "sniff",
+]
 
 MAX_STAGE_CHANNELS = 16  # feature maps drawn per stage
 MIN_SIDE = 112  # images are enlarged (whole pixels) to at least this side, so a 28x28 input is visible
@@ -84,37 +95,47 @@ class ModelCache:
 
     def __init__(self, size: int = 4) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[str, int, int], tuple[Predictor, threading.Lock]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int | None, int, int], tuple[Predictor, threading.Lock]] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}  # one lock per run or weight while it loads
+        self._loading: dict[tuple[str, int | None], threading.Lock] = {}  # one lock per model while it loads
         self.loads = 0
 
-    def get(self, source: Path | str) -> tuple[Predictor, threading.Lock]:
-        """The predictor of a run directory (a ``Path``) or of a weight's name (a ``str``)."""
+    def get(self, source: Path | str, epoch: int | None = None) -> tuple[Predictor, threading.Lock]:
+        """The predictor of a run directory (a ``Path``) or of a weight's name (a ``str``); with ``epoch``, of the
+        run's snapshot after that epoch (:mod:`cnnzoo.run.snapshots`)."""
         st = None
         if isinstance(source, Path):
             try:
-                st = (source / "last.pt").stat()
+                st = (source / "last.pt" if epoch is None else snapshot_path(source, epoch)).stat()
             except OSError:
                 st = None
-        key = (str(source), st.st_mtime_ns if st else 0, st.st_size if st else 0)
+        key = (str(source), epoch, st.st_mtime_ns if st else 0, st.st_size if st else 0)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            loading = self._loading.setdefault(key[0], threading.Lock())
-        with loading:  # one load per run at a time; a request that waited finds the model loaded
+            loading = self._loading.setdefault(key[:2], threading.Lock())
+        with loading:  # one load per model at a time; a request that waited finds the model loaded
             with self._lock:
                 if key in self._items:
                     self._items.move_to_end(key)
                     return self._items[key]
             return self._load(source, key)
 
-    def _load(self, source: Path | str, key: tuple[str, int, int]) -> tuple[Predictor, threading.Lock]:
-        entry = (load_model(source), threading.Lock())  # outside the cache's lock: loading takes a while
+    def _load(self, source: Path | str, key: tuple[str, int | None, int, int]) -> tuple[Predictor, threading.Lock]:
+        epoch = key[1]
+        if epoch is None or not isinstance(source, Path):
+            predictor = load_model(source)  # outside the cache's lock: loading takes a while
+        else:  # the run's final model with the snapshot's weights in a copy of its network
+            final, final_lock = self.get(source)
+            state = load_snapshot(source, epoch)
+            with final_lock:  # a request's hooks are never on the network while it is copied
+                predictor = dataclasses.replace(final, model=copy.deepcopy(final.model))
+            predictor.model.load_state_dict(state)
+        entry = (predictor, threading.Lock())
         with self._lock:
             self.loads += 1
-            for old in [k for k in self._items if k[0] == key[0]]:
+            for old in [k for k in self._items if k[:2] == key[:2]]:
                 del self._items[old]
             self._items[key] = entry
             while len(self._items) > self.size:
@@ -264,6 +285,15 @@ def predict_upload(
 # ------------------------------------------------------------------------------------------------
 # the route
 # ------------------------------------------------------------------------------------------------
+def snapshot_epochs(index: RunIndex, run_id: str, epoch: int | None = None) -> list[int]:
+    """The epochs of the run's snapshots; with ``epoch``, :class:`NotFoundError` unless it is one of them."""
+    epochs = [s.epoch for s in list_snapshots(index.path(run_id))]
+    if epoch is not None and epoch not in epochs:
+        kept = ", ".join(map(str, epochs)) or "none (train with --snapshots auto)"
+        raise NotFoundError(f"{run_id} has no snapshot of epoch {epoch}: it keeps {kept}")
+    return epochs
+
+
 router = APIRouter(prefix="/api", tags=["try it"])
 
 
@@ -301,25 +331,33 @@ async def post_predict(
     target: Annotated[
         str | None, Form(description="the class the CAM explains (label or name; default: the top)")
     ] = None,
+    epoch: Annotated[
+        int | None, Form(description="with run: the network as it was after this epoch (GET /api/runs/ID/snapshots)")
+    ] = None,
 ) -> dict[str, Any]:
-    source, label = _source(index, run, weight)
+    source, label = _source(index, run, weight, epoch)
     data = await read_upload(file, max_upload)
     name = Path(file.filename or "upload").name[:200] or "upload"
 
     def work() -> dict[str, Any]:
-        predictor, lock = models.get(source)
+        predictor, lock = models.get(source, epoch)
         with lock:
             return predict_upload(predictor, data, name, top_k=top_k, target=target)
 
-    return {"run": label, **await run_in_threadpool(work)}
+    return {"run": label, "epoch": epoch, **await run_in_threadpool(work)}
 
 
-def _source(index: RunIndex, run: str | None, weight: str | None) -> tuple[Path | str, str]:
-    """What ``POST /api/predict`` classifies with: a run's directory, or an available weight's name."""
+def _source(index: RunIndex, run: str | None, weight: str | None, epoch: int | None = None) -> tuple[Path | str, str]:
+    """What ``POST /api/predict`` classifies with: a run's directory (``epoch``: one of its snapshots), or an
+    available weight's name."""
     if (run is None) == (weight is None):
         raise ConfigError("give either run (a run id from GET /api/runs) or weight (a name from GET /api/weights)")
     if run is not None:
+        if epoch is not None:
+            snapshot_epochs(index, run, epoch)
         return index.path(run), run
+    if epoch is not None:
+        raise ConfigError("epoch goes with run (a run's snapshots), not with weight: drop epoch")
     found = next((w for w in weight_rows() if w["name"] == weight), None)
     if found is None:
         raise NotFoundError(f"unknown weight {weight[:80]!r}: see GET /api/weights")

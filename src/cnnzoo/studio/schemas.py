@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 __all__ = [
     "CostRowOut",
     "ErrorOut",
+    "FiltersOut",
     "LayerOut",
     "MetricsOut",
     "ModelDetailOut",
@@ -16,6 +17,8 @@ __all__ = [
     "PredictOut",
     "RunDetailOut",
     "RunOut",
+    "SnapshotOut",
+    "SnapshotsOut",
     "StageMapOut",
     "TopClassOut",
 ]
@@ -173,6 +176,7 @@ class StageMapOut(BaseModel):
 
 class PredictOut(BaseModel):
     run: str = Field(description="the run id, or weight:NAME for a named weight")
+    epoch: int | None = Field(None, description="the epoch snapshot used; None: the run's final model")
     filename: str
     size: list[int]
     mode: str
@@ -187,3 +191,34 @@ class PredictOut(BaseModel):
     )
     stages: list[StageMapOut]
     note: str | None = None
+
+
+class SnapshotOut(BaseModel):
+    """One epoch snapshot of a run's weights (``cnnzoo train --snapshots``) and that epoch's accuracies."""
+
+    epoch: int
+    size: int = Field(description="the file's bytes")
+    test_accuracy: float | None
+    val_accuracy: float | None
+    per_class: list[float] | None = Field(description="the test accuracy of each class, in the run's class order")
+
+
+class SnapshotsOut(BaseModel):
+    """The snapshots a run keeps, oldest first, for the epoch scrubber."""
+
+    run: str
+    classes: list[str]
+    epochs: int | None = Field(description="the epochs the run was asked for")
+    snapshots: list[SnapshotOut]
+
+
+class FiltersOut(BaseModel):
+    """The first convolution's filters after one epoch: each kernel in viridis, scaled from its own lowest value."""
+
+    run: str
+    epoch: int
+    layer: str
+    shape: list[int] = Field(description="[out channels, in channels, height, width]")
+    shown: int = Field(description="how many filters the image shows (the first input channel of each)")
+    image: str = Field(description="a PNG data URL")
+    values: list[float] = Field(description="the lowest and highest weight among the filters shown")

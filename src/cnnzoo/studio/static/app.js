@@ -5,7 +5,8 @@
 const $ = (sel) => document.querySelector(sel);
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 const SVG_NS = "http://www.w3.org/2000/svg";
-const state = { runs: [], compare: new Set(), poll: null, listPoll: null, runId: null, tryRun: null, weights: null };
+const state = { runs: [], compare: new Set(), poll: null, listPoll: null, runId: null, tryRun: null, weights: null,
+  curves: null, learn: null, scrubEpoch: null, picture: null };
 
 async function api(path, options) {
   const response = await fetch(path, options);
@@ -258,6 +259,10 @@ function lineChart(svg, series, opts = {}) {
   const step = Math.max(1, Math.ceil(xmax / 10));
   for (let e = 0; e <= xmax; e += step) svg.appendChild(el("svg:text", { x: X(e) - 3, y: H - 12 }, String(e)));
   svg.appendChild(el("svg:text", { x: W / 2, y: H - 1 }, opts.xlabel || "epoch"));
+  if (opts.marker !== null && opts.marker !== undefined) {  // the epoch the scrubber shows
+    svg.appendChild(el("svg:line", { class: "marker", x1: X(opts.marker), x2: X(opts.marker), y1: pad.t, y2: H - pad.b,
+      "data-epoch": String(opts.marker) }));
+  }
   let drawn = 0, reach = 0;
   for (const s of series) {
     const pts = finite(s);
@@ -423,6 +428,7 @@ async function showRun(runId) {
   }
   const links = detail.files.map((f) => `<a class="plain" href="/api/runs/${encodeURIComponent(detail.id)}/files/${f}">${f}</a>`);
   $("#run-files").innerHTML = "files: " + links.join(" · ");
+  await showLearning(runId);
   await drawCurves(runId);
 }
 
@@ -459,7 +465,8 @@ async function drawCurves(runId) {
     }
   }
   const epochs = (await runEpochs(runId)) || rows.length || 1;
-  lineChart($("#curves"), series, { xmax: epochs });
+  state.curves = { series, opts: { xmax: epochs } };
+  redrawCurves();
   legend($("#curves-legend"), series);
   if (m.training) {
     $("#run-status").classList.add("status-training");
@@ -469,6 +476,10 @@ async function drawCurves(runId) {
     // The run just ended while we watched: show its final state (report, confusion matrix, top losses).
     if (state.runDetail && state.runDetail.status === "training") await showRun(runId);
   }
+}
+
+function redrawCurves() {
+  if (state.curves) lineChart($("#curves"), state.curves.series, { ...state.curves.opts, marker: state.scrubEpoch });
 }
 
 async function runEpochs(runId) {
@@ -483,6 +494,103 @@ function stopPolling() {
   state.listPoll = null;
   state.runId = null;
 }
+
+// ---------------------------------------------------------------------------------------------
+// watch it learn: the epoch scrubber (GET /api/runs/ID/snapshots; POST /api/predict with epoch)
+// ---------------------------------------------------------------------------------------------
+async function showLearning(runId) {
+  const s = await api(`/api/runs/${encodeURIComponent(runId)}/snapshots`);
+  if (state.runId !== runId) return;
+  const snaps = s.snapshots;
+  $("#learn-box").hidden = !snaps.length;
+  state.learn = snaps.length ? { runId, snaps, classes: s.classes, filters: new Map(), seq: 0 } : null;
+  state.scrubEpoch = null;
+  if (!snaps.length) return;
+  const scrub = $("#scrub");
+  scrub.max = String(snaps.length - 1);
+  scrub.value = scrub.max;
+  const kept = snaps.length === (s.epochs || 0) ? `all ${snaps.length} epochs` :
+    `${snaps.length} of its epochs (${snaps.map((x) => x.epoch).join(", ")})`;
+  state.learn.kept = kept;
+  learnNote();
+  await scrubTo();
+}
+
+function learnNote() {
+  const L = state.learn;
+  if (!L) return;
+  $("#learn-note").textContent = `This run kept ${L.kept}. ` + (state.picture ? `Your picture: ${state.picture.name}.` :
+    "Choose a picture (or classify one on Try it) to see what the network makes of it at each epoch.");
+}
+
+let scrubBusy = false, scrubAgain = false;
+async function scrubTo() {
+  // The slider may move faster than the answers come: one epoch at a time, then the newest position.
+  if (scrubBusy) { scrubAgain = true; return; }
+  scrubBusy = true;
+  try {
+    do { scrubAgain = false; await showEpoch(); } while (scrubAgain);
+  } finally { scrubBusy = false; }
+}
+
+async function showEpoch() {
+  const L = state.learn;
+  if (!L) return;
+  const snap = L.snaps[Number($("#scrub").value)];
+  const box = $("#learn-box");
+  state.scrubEpoch = snap.epoch;
+  box.dataset.epoch = String(snap.epoch);
+  $("#scrub").setAttribute("aria-valuetext", `epoch ${snap.epoch}`);
+  $("#scrub-label").textContent = `${snap.epoch} of ${L.snaps[L.snaps.length - 1].epoch} · test accuracy ${pct(snap.test_accuracy)}`;
+  redrawCurves();
+  $("#learn-per-class tbody").replaceChildren(...(snap.per_class || []).map((a, i) => {
+    const bar = el("td");
+    bar.appendChild(el("div", { class: "bar", style: `width: ${Math.round(100 * a)}%` }));
+    const row = el("tr");
+    row.append(el("td", {}, L.classes[i] ?? String(i)), el("td", { class: "num" }, pct(a)), bar);
+    return row;
+  }));
+  const url = `/api/runs/${encodeURIComponent(L.runId)}/snapshots/${snap.epoch}/filters`;
+  const filters = L.filters.get(snap.epoch) || await api(url);
+  L.filters.set(snap.epoch, filters);
+  if (state.learn !== L) return;
+  $("#learn-filters").src = filters.image;
+  $("#learn-filters-caption").textContent = `the first layer's filters (${filters.layer}: ${shape(filters.shape)}), ` +
+    `weights ${filters.values.map((v) => v.toPrecision(3)).join(" to ")}, each from its own lowest (dark) to highest (bright)`;
+  if (state.picture) await showPictureAt(L, snap.epoch);
+  box.dataset.shown = String(snap.epoch);  // everything on the card is this epoch's
+}
+
+async function showPictureAt(L, epoch) {
+  const form = new FormData();
+  form.append("file", state.picture.blob, state.picture.name);
+  form.append("run", L.runId);
+  form.append("epoch", String(epoch));
+  form.append("top_k", "3");
+  const r = await api("/api/predict", { method: "POST", body: form });
+  if (state.learn !== L) return;
+  $("#learn-picture").hidden = false;
+  $("#learn-top").textContent = `${r.top[0].class} (${r.top[0].probability.toFixed(3)})`;
+  $("#learn-topk").replaceChildren(...r.top.map((t) => {
+    const row = el("div", { class: "topk-row" });
+    const bar = el("div");
+    bar.appendChild(el("div", { class: "bar", style: `width: ${(100 * t.probability).toFixed(1)}%` }));
+    row.append(el("span", { class: "topk-class" }, `${t.rank}. ${t.class}`), bar, el("span", {}, t.probability.toFixed(3)));
+    return row;
+  }));
+  $("#learn-cam").src = r.cam ? r.cam.overlay : r.input;
+  $("#learn-cam-caption").textContent = r.cam ? `where it looked at epoch ${epoch} (Grad-CAM, ${r.cam.class})` :
+    `what the model sees (${r.note || "no Grad-CAM"})`;
+}
+
+$("#scrub").addEventListener("input", () => scrubTo().catch((e) => showError(e.message)));
+$("#learn-file").addEventListener("change", (e) => {
+  const file = e.target.files[0];
+  if (!file) return;
+  state.picture = { blob: file, name: file.name };
+  learnNote();
+  scrubTo().catch((err) => showError(err.message));
+});
 
 // ---------------------------------------------------------------------------------------------
 // try it
@@ -535,6 +643,7 @@ async function fillTargets() {
 }
 
 async function classify(blob, name) {
+  state.picture = { blob, name };  // the scrubber on a run's page shows this picture too
   const form = new FormData();
   form.append("file", blob, name);
   const chosen = $("#try-run").value;
