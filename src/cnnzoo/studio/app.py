@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cnnzoo._version import __version__
 from cnnzoo.base.errors import CnnzooError, ConfigError, UnknownModelError
-from cnnzoo.studio import confusion, epochs, inference, runs, weights, zoo
+from cnnzoo.studio import arithmetic, confusion, epochs, inference, runs, weights, zoo
 from cnnzoo.studio.inference import ModelCache, UnsupportedUploadError, UploadTooLargeError, too_large
 from cnnzoo.studio.limits import HEAVY_AT_ONCE, ROUTE_SECONDS, WorkLimit
 from cnnzoo.studio.runs import NotFoundError, RunIndex, RunsDep
@@ -189,6 +189,7 @@ def create_app(
     app.include_router(inference.router)
     app.include_router(confusion.router)
     app.include_router(epochs.router)
+    app.include_router(arithmetic.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_pages(app)
     return app

@@ -44,6 +44,8 @@ __all__ = [
     "ModelCache",
     "UnsupportedUploadError",
     "UploadTooLargeError",
+    "grid_layout",
+    "model_source",
     "router",
     "snapshot_epochs",
     "sniff",
@@ -194,19 +196,27 @@ MAP_COLOURS = "viridis"  # the colour scale of the feature maps: dark blue = a m
 MAP_GAP = 4  # white pixels between two maps
 
 
+def grid_layout(count: int, h: int, w: int) -> dict[str, int]:
+    """Where :func:`feature_grid` puts ``count`` maps of ``h`` x ``w``: ``cols`` maps a row, each enlarged ``factor``
+    times (to at least ~48 px), ``gap`` pixels apart; a page maps a click on the picture back to a channel and a
+    pixel with it."""
+    cols = max(1, min(count, 8))
+    return {"count": count, "cols": cols, "rows": -(-count // cols), "factor": max(1, -(-48 // max(h, w, 1))),
+            "gap": MAP_GAP, "height": h, "width": w}  # fmt: skip
+
+
 def feature_grid(output: torch.Tensor, limit: int = MAX_STAGE_CHANNELS) -> tuple[np.ndarray, int, list[float]]:
     """Up to ``limit`` channels of one image's ``[C, H, W]`` stage output side by side, in :data:`MAP_COLOURS`
-    (each map scaled from its own lowest to its own highest value), :data:`MAP_GAP` white pixels apart; how many
-    channels it shows; and the lowest and highest value among them."""
+    (each map scaled from its own lowest to its own highest value), :data:`MAP_GAP` white pixels apart
+    (:func:`grid_layout`); how many channels it shows; and the lowest and highest value among them."""
     maps = output[:limit].float()
     count, h, w = maps.shape
     low = maps.flatten(1).amin(dim=1).view(-1, 1, 1)
     high = maps.flatten(1).amax(dim=1).view(-1, 1, 1)
     scaled = ((maps - low) / (high - low).clamp_min(1e-12)).clamp(0, 1).numpy()
     coloured = (colormaps[MAP_COLOURS](scaled)[..., :3] * 255).astype(np.uint8)  # [count, h, w, 3]
-    cols = min(count, 8)
-    rows = -(-count // cols)
-    factor = max(1, -(-48 // max(h, w)))  # each map at least ~48 px
+    layout = grid_layout(count, h, w)
+    cols, rows, factor = layout["cols"], layout["rows"], layout["factor"]
     th, tw, g = h * factor, w * factor, MAP_GAP
     grid = np.full((rows * (th + g) - g, cols * (tw + g) - g, 3), 255, dtype=np.uint8)
     for i in range(count):
@@ -335,7 +345,7 @@ async def post_predict(
         int | None, Form(description="with run: the network as it was after this epoch (GET /api/runs/ID/snapshots)")
     ] = None,
 ) -> dict[str, Any]:
-    source, label = _source(index, run, weight, epoch)
+    source, label = model_source(index, run, weight, epoch)
     data = await read_upload(file, max_upload)
     name = Path(file.filename or "upload").name[:200] or "upload"
 
@@ -347,7 +357,9 @@ async def post_predict(
     return {"run": label, "epoch": epoch, **await run_in_threadpool(work)}
 
 
-def _source(index: RunIndex, run: str | None, weight: str | None, epoch: int | None = None) -> tuple[Path | str, str]:
+def model_source(
+    index: RunIndex, run: str | None, weight: str | None, epoch: int | None = None
+) -> tuple[Path | str, str]:
     """What ``POST /api/predict`` classifies with: a run's directory (``epoch``: one of its snapshots), or an
     available weight's name."""
     if (run is None) == (weight is None):

@@ -3,11 +3,11 @@ time.
 
 :class:`WorkLimit` wraps the application:
 
-* **Model work at once.** A request that runs a model (``POST /api/predict``; ``GET /api/models/NAME``, which
-  pushes one image through the network to trace it; ``GET /api/confusion/...``, which classifies a run's test set
-  once) takes one of ``heavy_at_once`` slots. A request that finds
-  none free waits up to ``wait`` seconds, then is answered ``503`` with ``Retry-After``: memory and CPU stay
-  bounded whatever the clients send, and a queue never grows without end.
+* **Model work at once.** A request that runs a model (``POST /api/predict`` and ``/api/arithmetic``;
+  ``GET /api/models/NAME``, which pushes one image through the network to trace it; ``GET /api/confusion/...``,
+  which classifies a run's test set once) takes one of ``heavy_at_once`` slots. A request that finds none free
+  waits up to ``wait`` seconds, then is answered ``503`` with ``Retry-After``: memory and CPU stay bounded
+  whatever the clients send, and a queue never grows without end.
 * **Time.** Every request is answered within ``route_seconds``: one that takes longer is answered ``503`` at that
   moment; its work runs on to its end (a thread cannot be stopped midway), holding its slot until then, and its
   late answer is dropped.
@@ -27,7 +27,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["HEAVY_ROUTES", "WorkLimit"]
 
 # (method, path or path prefix) of model work: a prediction, a model's trace, a run's test set classified
-HEAVY_ROUTES = (("POST", "/api/predict"), ("GET", "/api/models/"), ("GET", "/api/confusion/"))
+HEAVY_ROUTES = (
+    ("POST", "/api/predict"),
+    ("POST", "/api/arithmetic"),
+    ("GET", "/api/models/"),
+    ("GET", "/api/confusion/"),
+)
 HEAVY_AT_ONCE = 2  # two CPU cores: more at once would only share them
 WAIT_SECONDS = 5.0
 ROUTE_SECONDS = 30.0

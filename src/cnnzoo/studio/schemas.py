@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "ArithmeticOut",
     "CostRowOut",
     "ErrorOut",
     "FiltersOut",
@@ -222,3 +223,14 @@ class FiltersOut(BaseModel):
     shown: int = Field(description="how many filters the image shows (the first input channel of each)")
     image: str = Field(description="a PNG data URL")
     values: list[float] = Field(description="the lowest and highest weight among the filters shown")
+
+
+class ArithmeticOut(BaseModel):
+    """How one value of a layer's output was computed (see :mod:`cnnzoo.explain.arithmetic` for every field of
+    ``arithmetic``): ``arithmetic.total`` is the sum written out, ``arithmetic.value`` the forward pass's value."""
+
+    run: str
+    epoch: int | None = None
+    layers: list[dict[str, Any]] = Field(description="every unit a learner can choose: name, kind, label, shape")
+    layer: dict[str, Any] = Field(description="the chosen unit: its maps as a PNG data URL and their layout")
+    arithmetic: dict[str, Any]
