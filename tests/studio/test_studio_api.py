@@ -588,3 +588,31 @@ def test_a_prediction_at_an_epoch_uses_that_snapshot_and_the_last_one_is_the_fin
     assert_error(predict(client, picture, epoch="9"), 404, "no snapshot of epoch 9")
     answer = client.post("/api/predict", files={"file": ("a.png", picture)}, data={"weight": "x", "epoch": "1"})
     assert_error(answer, 400, "epoch goes with run")
+
+
+# ------------------------------------------------------------------------------------------------
+# the convolution's arithmetic
+# ------------------------------------------------------------------------------------------------
+def arithmetic(client, data: bytes, **form):
+    return client.post("/api/arithmetic", files={"file": ("a.png", data)}, data={"run": RUN, **form})
+
+
+def test_the_arithmetic_of_a_value_lists_the_layers_and_equals_the_forward_pass(client):
+    answer = arithmetic(client, png_bytes(2)).json()
+    assert [u["kind"] for u in answer["layers"]] == ["conv", "pool", "conv", "pool"]
+    assert answer["layer"]["name"] == "0" and answer["layer"]["image"].startswith("data:image/png")
+    layout = answer["layer"]["layout"]
+    assert layout["count"] == 6 and layout["width"] * layout["factor"] >= 120
+    a = answer["arithmetic"]
+    assert a["at"] == {"channel": 0, "y": 12, "x": 12}  # the middle of the first 24x24 map by default
+    assert a["total"] == pytest.approx(a["value"], abs=1e-6) and a["batchnorm"] and a["activation"]["name"] == "sigmoid"
+    pool = arithmetic(client, png_bytes(2), layer="3", channel="5", y="1", x="2").json()["arithmetic"]
+    assert pool["op"] == "mean" and pool["counted"] == 4 and pool["total"] == pytest.approx(pool["value"])
+    at_epoch = arithmetic(client, png_bytes(2), epoch="1").json()
+    assert at_epoch["epoch"] == 1 and at_epoch["arithmetic"]["value"] != a["value"]  # the network after epoch 1
+
+
+def test_the_arithmetic_refuses_a_layer_or_a_position_it_does_not_have(client):
+    assert_error(arithmetic(client, png_bytes(2), layer="9"), 404, "no layer '9'")
+    assert_error(arithmetic(client, png_bytes(2), channel="6"), 400, "channel 6", "outside it")
+    assert_error(arithmetic(client, b"not a picture"), 415, "not a picture")

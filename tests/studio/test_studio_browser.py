@@ -349,3 +349,85 @@ def test_the_scrubber_moves_filters_per_class_curves_and_the_learners_picture_th
     shoot(browser, studio, "scrubber-epoch-1")
     scrub.send_keys(Keys.ARROW_RIGHT)
     wait_for(browser, lambda d: _attr(d, "#learn-box", "data-shown") == "2", what="epoch 2 on the scrubber")
+
+
+def _click_map_pixel(driver, channel, y, x):
+    """Click pixel (y, x) of ``channel`` in the arithmetic card's feature maps, as a person would: the pointer moved
+    to that spot of the picture on the screen (the picture may be drawn smaller than its natural size)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    img = driver.find_element("css selector", "#arith-maps")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", img)
+    box = driver.execute_script(
+        "const i = arguments[0], r = i.getBoundingClientRect();"
+        "return {left: r.left + i.clientLeft, top: r.top + i.clientTop, scale: i.clientWidth / i.naturalWidth,"
+        " layout: JSON.parse(i.dataset.layout)};", img)  # fmt: skip
+    layout, scale = box["layout"], box["scale"]
+    row, col = divmod(channel, layout["cols"])
+    f, gap = layout["factor"], layout["gap"]
+    px = col * (layout["width"] * f + gap) + (x + 0.5) * f
+    py = row * (layout["height"] * f + gap) + (y + 0.5) * f
+    actions = ActionChains(driver)
+    actions.w3c_actions.pointer_action.move_to_location(int(box["left"] + px * scale), int(box["top"] + py * scale))
+    actions.w3c_actions.pointer_action.click()
+    actions.perform()
+
+
+def _arithmetic_agrees(driver, channel, y, x):
+    want = f"channel {channel}, row {y}, column {x}"
+    wait_for(driver, lambda d: text(d, "#arith-at") == want and _attr(d, "#arith", "data-state") == "done",
+             what=f"the arithmetic of {want}")  # fmt: skip
+    total, value = (
+        float(_attr(driver, "#arith-steps", "data-total")),
+        float(_attr(driver, "#arith-steps", "data-value")),
+    )
+    assert abs(total - value) <= 1e-5 * (1 + abs(value)), (total, value)
+    return text(driver, "#arith-steps")
+
+
+@pytest.mark.parametrize(
+    ("model", "layer", "channel", "y", "x", "words"),
+    [
+        (
+            RUN,
+            None,
+            2,
+            5,
+            7,
+            ["input channel 0", "kernel", "products", "+ bias", "BatchNorm with its running", "sigmoid("],
+        ),
+        ("weight:nin@96.fashion_mnist", "0.2", 3, 4, 6, ["1x1 conv 96→96", "The other 92 input channels", "ReLU("]),
+        (
+            "weight:resnet18@32.fashion_mnist",
+            "2.0",
+            1,
+            2,
+            3,
+            ["residual block", "Main path (2.0.bn2)", "+ shortcut (2.0.conv3)"],
+        ),
+        ("weight:resnet18@32.fashion_mnist", "0.3", 0, 1, 1, ["MaxPool2d", "The largest of them"]),
+    ],
+)
+def test_clicking_a_feature_map_pixel_shows_arithmetic_that_equals_the_forward_pass(
+    browser, studio, tmp_path, model, layer, channel, y, x, words
+):
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(f"{studio.url}/try")
+    wait_for(browser, lambda d: d.find_elements("css selector", f"#try-run option[value='{model}']"), what=model)
+    Select(browser.find_element("css selector", "#try-run")).select_by_value(model)
+    picture = tmp_path / f"{model.replace(':', '-')}.png"
+    picture.write_bytes(png_bytes(7, scale=6, dark_on_light=True, mode="RGB"))
+    browser.find_element("css selector", "#try-file").send_keys(str(picture))
+    wait_for(browser, lambda d: _attr(d, "#arith", "data-state") == "done", what="the arithmetic card")
+    if layer is not None:
+        browser.execute_script("arguments[0].dataset.state = 'waiting'", browser.find_element("css selector", "#arith"))
+        Select(browser.find_element("css selector", "#arith-layer")).select_by_value(layer)
+        wait_for(browser, lambda d: _attr(d, "#arith", "data-state") == "done", what=f"layer {layer}")
+    _click_map_pixel(browser, channel, y, x)
+    steps = _arithmetic_agrees(browser, channel, y, x)
+    for word in words:
+        assert word in steps, steps
+    if model == RUN:
+        browser.execute_script("arguments[0].scrollIntoView()", browser.find_element("css selector", "#arith"))
+        shoot(browser, studio, "arithmetic")

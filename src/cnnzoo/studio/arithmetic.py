@@ -33,9 +33,10 @@ from cnnzoo.studio.inference import (
 from cnnzoo.studio.runs import NotFoundError, RunsDep, clean
 from cnnzoo.studio.schemas import ArithmeticOut
 
-__all__ = ["arithmetic_of", "router"]
+__all__ = ["CLICK_SIDE", "arithmetic_of", "router"]
 
 router = APIRouter(prefix="/api", tags=["try it"])
+CLICK_SIDE = 120  # each map drawn at least this many pixels wide: a 24x24 map's pixels are 5 screen pixels
 
 
 def _chosen(units: list[Unit], layer: str | None) -> Unit:
@@ -55,11 +56,11 @@ def arithmetic_of(units: list[Unit], layer: str | None, channel: int, y: int | N
     c, h, w = unit.output.shape
     y = h // 2 if y is None else y
     x = w // 2 if x is None else x
-    grid, shown, values = feature_grid(unit.output, MAX_STAGE_CHANNELS)
+    grid, shown, values = feature_grid(unit.output, MAX_STAGE_CHANNELS, CLICK_SIDE)
     return clean({
         "layers": [{"name": u.name, "kind": u.kind, "label": u.label, "shape": list(u.output.shape)} for u in units],
         "layer": {"name": unit.name, "kind": unit.kind, "label": unit.label, "shape": [c, h, w],
-                  "image": png_data_url(grid), "layout": grid_layout(shown, h, w), "values": values},
+                  "image": png_data_url(grid), "layout": grid_layout(shown, h, w, CLICK_SIDE), "values": values},
         "arithmetic": explain_value(unit, channel, y, x),
     })  # fmt: skip
 

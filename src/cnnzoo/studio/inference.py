@@ -196,16 +196,18 @@ MAP_COLOURS = "viridis"  # the colour scale of the feature maps: dark blue = a m
 MAP_GAP = 4  # white pixels between two maps
 
 
-def grid_layout(count: int, h: int, w: int) -> dict[str, int]:
+def grid_layout(count: int, h: int, w: int, min_side: int = 48) -> dict[str, int]:
     """Where :func:`feature_grid` puts ``count`` maps of ``h`` x ``w``: ``cols`` maps a row, each enlarged ``factor``
-    times (to at least ~48 px), ``gap`` pixels apart; a page maps a click on the picture back to a channel and a
-    pixel with it."""
+    times (to at least ``min_side`` pixels), ``gap`` pixels apart; a page maps a click on the picture back to a
+    channel and a pixel with it."""
     cols = max(1, min(count, 8))
-    return {"count": count, "cols": cols, "rows": -(-count // cols), "factor": max(1, -(-48 // max(h, w, 1))),
+    return {"count": count, "cols": cols, "rows": -(-count // cols), "factor": max(1, -(-min_side // max(h, w, 1))),
             "gap": MAP_GAP, "height": h, "width": w}  # fmt: skip
 
 
-def feature_grid(output: torch.Tensor, limit: int = MAX_STAGE_CHANNELS) -> tuple[np.ndarray, int, list[float]]:
+def feature_grid(
+    output: torch.Tensor, limit: int = MAX_STAGE_CHANNELS, min_side: int = 48
+) -> tuple[np.ndarray, int, list[float]]:
     """Up to ``limit`` channels of one image's ``[C, H, W]`` stage output side by side, in :data:`MAP_COLOURS`
     (each map scaled from its own lowest to its own highest value), :data:`MAP_GAP` white pixels apart
     (:func:`grid_layout`); how many channels it shows; and the lowest and highest value among them."""
@@ -215,7 +217,7 @@ def feature_grid(output: torch.Tensor, limit: int = MAX_STAGE_CHANNELS) -> tuple
     high = maps.flatten(1).amax(dim=1).view(-1, 1, 1)
     scaled = ((maps - low) / (high - low).clamp_min(1e-12)).clamp(0, 1).numpy()
     coloured = (colormaps[MAP_COLOURS](scaled)[..., :3] * 255).astype(np.uint8)  # [count, h, w, 3]
-    layout = grid_layout(count, h, w)
+    layout = grid_layout(count, h, w, min_side)
     cols, rows, factor = layout["cols"], layout["rows"], layout["factor"]
     th, tw, g = h * factor, w * factor, MAP_GAP
     grid = np.full((rows * (th + g) - g, cols * (tw + g) - g, 3), 255, dtype=np.uint8)

@@ -656,6 +656,7 @@ async function classify(blob, name) {
   try {
     const r = await api("/api/predict", { method: "POST", body: form });
     showResult(r);
+    await explainValue();
   } catch (e) {
     $("#result").dataset.state = "error";
     showError(e.message);
@@ -694,6 +695,126 @@ function showResult(r) {
   $("#stages").hidden = !r.stages.length;
   box.dataset.state = "done";
 }
+
+// ---------------------------------------------------------------------------------------------
+// how one value is computed (POST /api/arithmetic): the chosen layer's maps, a click, the arithmetic
+// ---------------------------------------------------------------------------------------------
+const num = (v) => (v === null || v === undefined ? "-" : Number(v).toPrecision(4));
+
+function modelForm(extra) {
+  const form = new FormData();
+  form.append("file", state.picture.blob, state.picture.name);
+  const chosen = $("#try-run").value;
+  if (chosen.startsWith("weight:")) form.append("weight", chosen.slice("weight:".length));
+  else form.append("run", chosen);
+  for (const [k, v] of Object.entries(extra)) if (v !== null && v !== undefined) form.append(k, String(v));
+  return form;
+}
+
+async function explainValue(at = {}) {
+  if (!state.picture) return;
+  const box = $("#arith");
+  box.dataset.state = "busy";
+  const r = await api("/api/arithmetic", { method: "POST", body: modelForm({ layer: $("#arith-layer").value || null, ...at }) });
+  const select = $("#arith-layer");
+  if (select.dataset.model !== $("#try-run").value || select.options.length !== r.layers.length) {
+    select.replaceChildren(...r.layers.map((u) => el("option", { value: u.name }, `${u.label} → ${shape(u.shape)}`)));
+    select.dataset.model = $("#try-run").value;
+  }
+  select.value = r.layer.name;
+  box.hidden = false;
+  const maps = $("#arith-maps");
+  maps.src = r.layer.image;
+  maps.dataset.layout = JSON.stringify(r.layer.layout);
+  const L = r.layer.layout;
+  $("#arith-maps-caption").textContent = `${r.layer.name}: ${shape(r.layer.shape)}, the first ${L.count} channels, ` +
+    `each from its own lowest (dark) to highest (bright): click a pixel`;
+  drawArithmetic(r.arithmetic);
+  box.dataset.state = "done";
+}
+
+function mini(matrix, caption, pad) {
+  const t = el("table", { class: "mini" });
+  t.appendChild(el("caption", {}, caption));
+  matrix.forEach((row, i) => {
+    const tr = el("tr");
+    row.forEach((v, j) => tr.appendChild(el("td", pad && pad[i][j] ? { class: "pad", title: "padding" } : {}, num(v))));
+    t.appendChild(tr);
+  });
+  return t;
+}
+
+function equation(text, cls = "equation") { return el("p", { class: cls }, text); }
+
+function drawArithmetic(a) {
+  const box = $("#arith-steps");
+  const at = a.at;
+  $("#arith-at").textContent = `channel ${at.channel}, row ${at.y}, column ${at.x}`;
+  const parts = [el("h3", {}, `${a.layer} (${a.label}), channel ${at.channel}, row ${at.y}, column ${at.x}`)];
+  if (a.kind === "conv") {
+    const w = a.window;
+    const padded = w.padding.some((p) => p > 0) ? `, zero padding ${w.padding.join("×")}: grey cells are padding` : "";
+    const each = a.in_channels === 1 ? "in its one input channel" : `in each of its ${a.in_channels} input channels`;
+    parts.push(equation(`The window: rows ${w.rows[0]} to ${w.rows[1]}, columns ${w.cols[0]} to ${w.cols[1]} of the ` +
+      `layer's input as it receives it (stride ${w.stride.join("×")}${padded}), ${each}.`));
+    for (const c of a.channels) {
+      const terms = el("div", { class: "arith-terms" });
+      terms.append(mini(c.window, `input channel ${c.in_channel}`, c.padding), el("span", { class: "op" }, "×"),
+        mini(c.kernel, "kernel"), el("span", { class: "op" }, "="), mini(c.products, "products"),
+        el("span", { class: "op" }, `Σ = ${num(c.sum)}`));
+      parts.push(terms);
+    }
+    if (a.others.count) parts.push(equation(`The other ${a.others.count} input channels, each summed the same way, add ${num(a.others.sum)}.`));
+    if (a.in_channels > 1) parts.push(equation(`Sum of the products over all ${a.in_channels} channels: ${num(a.products_sum)}`));
+    parts.push(equation(`+ bias ${num(a.bias ?? 0)} = ${num(a.z)} (the convolution's output: ${num(a.conv_output)})`));
+    if (a.batchnorm) {
+      const b = a.batchnorm;
+      parts.push(equation(`BatchNorm with its running statistics: (${num(a.z)} − ${num(b.mean)}) / √(${num(b.var)} + ${b.eps}) × ` +
+        `${num(b.gamma)} + ${num(b.beta)} = ${num(b.result)} (the norm layer's output: ${num(b.forward)})`));
+    }
+  } else if (a.kind === "pool") {
+    parts.push(equation(`The window: rows ${a.window.rows[0]} to ${a.window.rows[1]}, columns ${a.window.cols[0]} to ${a.window.cols[1]} of input channel ${at.channel}.`));
+    parts.push(mini(a.values, `its ${a.counted} values`, a.padding));
+    parts.push(equation(a.op === "max" ? `The largest of them: ${num(a.total)}` : `Their mean: sum / ${a.counted} = ${num(a.total)}`));
+  } else {
+    parts.push(equation(`Main path (${a.main.layer}): ${num(a.main.value)}`));
+    parts.push(equation(`+ shortcut (${a.shortcut.layer}): ${num(a.shortcut.value)} = ${num(a.sum)}`));
+  }
+  if (a.activation) parts.push(equation(`${a.activation.name}(${num(a.activation.input)}) = ${num(a.activation.result)}`));
+  parts.push(equation(`= ${num(a.total)}; the forward pass computed ${num(a.value)} (they differ by ${a.error.toExponential(1)}, float rounding)`, "equation result"));
+  box.replaceChildren(...parts);
+  markPixel(at);
+  box.dataset.total = String(a.total);
+  box.dataset.value = String(a.value);
+}
+
+function markPixel(at) {
+  // a square around the value written out, on the maps as drawn (they may be shown smaller than their pixels)
+  const img = $("#arith-maps"), mark = $("#arith-mark");
+  const L = JSON.parse(img.dataset.layout || "null");
+  if (!L || at.channel >= L.count) { mark.hidden = true; return; }
+  const scale = img.clientWidth / img.naturalWidth;
+  const row = Math.floor(at.channel / L.cols), col = at.channel % L.cols;
+  const left = (col * (L.width * L.factor + L.gap) + at.x * L.factor) * scale;
+  const top = (row * (L.height * L.factor + L.gap) + at.y * L.factor) * scale;
+  Object.assign(mark.style, { left: `${img.offsetLeft + left - 2}px`, top: `${img.offsetTop + top - 2}px`,
+    width: `${L.factor * scale + 4}px`, height: `${L.factor * scale + 4}px` });
+  mark.hidden = false;
+}
+
+$("#arith-maps").addEventListener("click", (e) => {
+  const img = e.currentTarget;
+  const L = JSON.parse(img.dataset.layout || "null");
+  if (!L) return;
+  const px = (e.offsetX * img.naturalWidth) / img.clientWidth, py = (e.offsetY * img.naturalHeight) / img.clientHeight;
+  const tw = L.width * L.factor, th = L.height * L.factor;
+  const col = Math.floor(px / (tw + L.gap)), row = Math.floor(py / (th + L.gap));
+  const x = Math.floor((px - col * (tw + L.gap)) / L.factor), y = Math.floor((py - row * (th + L.gap)) / L.factor);
+  const channel = row * L.cols + col;
+  if (col >= L.cols || channel >= L.count || x < 0 || x >= L.width || y < 0 || y >= L.height) return;  // a gap
+  explainValue({ channel, y, x }).catch((err) => showError(err.message));
+});
+$("#arith-layer").addEventListener("change", () => explainValue().catch((e) => showError(e.message)));
 
 function setUpPad() {
   const pad = $("#pad");
@@ -734,6 +855,10 @@ $("#try-file").addEventListener("change", (e) => {
   const file = e.target.files[0];
   if (file) classify(file, file.name);
 });
-$("#try-run").addEventListener("change", () => fillTargets().catch((e) => showError(e.message)));
+$("#try-run").addEventListener("change", () => {
+  $("#arith").hidden = true;
+  $("#arith-layer").replaceChildren();
+  fillTargets().catch((e) => showError(e.message));
+});
 setUpPad();
 route();
