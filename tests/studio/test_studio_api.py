@@ -340,7 +340,7 @@ def test_user_errors_map_to_4xx_statuses():
 
 
 def test_the_pages_load_directly_and_the_api_is_documented_offline(client):
-    for page in ("/", "/zoo", "/zoo/vgg11", "/runs", f"/runs/{RUN}", "/try"):
+    for page in ("/", "/zoo", "/zoo/vgg11", "/runs", f"/runs/{RUN}", "/try", "/side"):
         answer = client.get(page)
         assert answer.status_code == 200 and '<script src="/static/app.js">' in answer.text, page
     for asset in ("/", "/static/app.js", "/static/style.css", "/api"):

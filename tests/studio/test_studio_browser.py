@@ -431,3 +431,34 @@ def test_clicking_a_feature_map_pixel_shows_arithmetic_that_equals_the_forward_p
     if model == RUN:
         browser.execute_script("arguments[0].scrollIntoView()", browser.find_element("css selector", "#arith"))
         shoot(browser, studio, "arithmetic")
+
+
+def test_side_by_side_runs_one_picture_through_several_models_and_keeps_the_choice_in_the_address(
+    browser, studio, tmp_path
+):
+    from urllib.parse import parse_qs, urlparse
+
+    lenet = "weight:lenet_bn.fashion_mnist"
+    browser.get(f"{studio.url}/side?with={RUN}&with={lenet}")
+    wait_for(browser, lambda d: len(d.find_elements("css selector", "#side-choices input:checked")) == 2,
+             what="the two models of the address ticked")  # fmt: skip
+    picture = tmp_path / "side.png"
+    picture.write_bytes(png_bytes(6, scale=6, dark_on_light=True, mode="RGB"))
+    browser.find_element("css selector", "#side-file").send_keys(str(picture))
+    wait_for(browser, lambda d: _attr(d, "#side-results", "data-state") == "done"
+             and len(d.find_elements("css selector", ".side-card[data-top]")) == 2, what="two answers")  # fmt: skip
+    cards = browser.find_elements("css selector", ".side-card")
+    assert [c.get_attribute("data-model") for c in cards] == [RUN, lenet]
+    assert cards[0].get_attribute("data-top") == "class6"  # the run trained on these blocks knows them
+    for card in cards:
+        assert "% sure" in card.text and len(card.find_elements("css selector", ".topk-row")) == 3
+        assert card.find_element("css selector", "img").get_attribute("src").startswith("data:image/png")
+    resnet = "weight:resnet18@32.fashion_mnist"
+    browser.find_element("css selector", f"#side-choices input[value='{resnet}']").click()
+    wait_for(browser, lambda d: len(d.find_elements("css selector", ".side-card[data-top]")) == 3, what="a third")
+    assert parse_qs(urlparse(browser.current_url).query)["with"] == [RUN, lenet, resnet]
+    shoot(browser, studio, "side-by-side")
+    browser.get(browser.current_url)  # the address, shared: the same three models are ticked
+    wait_for(browser, lambda d: len(d.find_elements("css selector", "#side-choices input:checked")) == 3,
+             what="the shared view's models")  # fmt: skip
+    assert "Give a picture" in text(browser, "#side-results")

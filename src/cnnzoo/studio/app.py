@@ -37,7 +37,7 @@ __all__ = ["MAX_UPLOAD_BYTES", "PAGES", "STATIC", "BodyLimit", "create_app", "st
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a phone photo is a few MB; this is well above it and well below harm
 _FORM_OVERHEAD = 64 * 1024  # multipart boundaries, headers and the small fields beside the file
 STATIC = Path(__file__).resolve().parent / "static"
-PAGES = ("/", "/zoo", "/runs", "/try", "/api", "/docs")
+PAGES = ("/", "/zoo", "/runs", "/try", "/side", "/api", "/docs")
 log = logging.getLogger("cnnzoo.studio")
 
 
@@ -226,7 +226,7 @@ def _add_pages(app: FastAPI) -> None:
     def api_page() -> FileResponse:
         return FileResponse(STATIC / "api.html", media_type="text/html; charset=utf-8")
 
-    for path in ("/", "/zoo", "/zoo/{name}", "/runs", "/runs/{run_id}", "/try"):
+    for path in ("/", "/zoo", "/zoo/{name}", "/runs", "/runs/{run_id}", "/try", "/side"):
         app.add_api_route(path, page, methods=["GET"], include_in_schema=False, response_class=FileResponse)
     app.add_api_route("/api", api_page, methods=["GET"], include_in_schema=False, response_class=FileResponse)
 

@@ -47,14 +47,14 @@ function go(path, push = true) {
 
 function route() {
   const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
-  const tab = parts[0] === "runs" || parts[0] === "try" ? parts[0] : "zoo";
-  for (const name of ["zoo", "runs", "try"]) {
+  const tab = ["runs", "try", "side"].includes(parts[0]) ? parts[0] : "zoo";
+  for (const name of ["zoo", "runs", "try", "side"]) {
     $(`#page-${name}`).hidden = name !== tab;
     $(`#tab-${name}`).classList.toggle("active", name === tab);
   }
   showError("");
   stopPolling();
-  const pages = { zoo: () => showZoo(parts[1]), runs: () => showRuns(parts[1]), try: showTry };
+  const pages = { zoo: () => showZoo(parts[1]), runs: () => showRuns(parts[1]), try: showTry, side: showSide };
   pages[tab]().catch((e) => showError(e.message));
 }
 
@@ -693,6 +693,7 @@ function showResult(r) {
     return row;
   }));
   $("#stages").hidden = !r.stages.length;
+  $("#try-side").setAttribute("href", `/side?with=${encodeURIComponent($("#try-run").value)}`);
   box.dataset.state = "done";
 }
 
@@ -815,6 +816,87 @@ $("#arith-maps").addEventListener("click", (e) => {
   explainValue({ channel, y, x }).catch((err) => showError(err.message));
 });
 $("#arith-layer").addEventListener("change", () => explainValue().catch((e) => showError(e.message)));
+
+// ---------------------------------------------------------------------------------------------
+// side by side: one picture, several models (POST /api/predict each); the choice lives in the address
+// (/side?with=RUN&with=weight:NAME)
+// ---------------------------------------------------------------------------------------------
+const sideChosen = () => new URLSearchParams(location.search).getAll("with");
+
+async function showSide() {
+  const runs = (await loadRuns()).filter((r) => r.has_checkpoint);
+  const weights = await loadWeights();
+  const chosen = new Set(sideChosen());
+  const options = [...runs.map((r) => [r.id, `${r.id} (${r.model})`]),
+    ...weights.map((w) => [`weight:${w.name}`, `${w.name} (test ${pct(w.test_acc)})`])];
+  $("#side-choices").replaceChildren(...options.map(([value, label]) => {
+    const box = el("input", { type: "checkbox", value, "data-model": value });
+    box.checked = chosen.has(value);
+    box.addEventListener("change", sideChanged);
+    const item = el("label");
+    item.append(box, ` ${label}`);
+    return item;
+  }));
+  $("#side-picture").textContent = state.picture ? `the picture: ${state.picture.name}` : "choose a picture (or use one on Try it)";
+  await drawSide();
+}
+
+function sideChanged() {
+  const params = new URLSearchParams();
+  for (const box of document.querySelectorAll("#side-choices input:checked")) params.append("with", box.value);
+  history.replaceState({}, "", `/side${params.toString() ? "?" + params : ""}`);
+  drawSide().catch((e) => showError(e.message));
+}
+
+async function drawSide() {
+  const box = $("#side-results");
+  const models = sideChosen();
+  box.dataset.state = "busy";
+  if (!state.picture || !models.length) {
+    box.replaceChildren(el("p", { class: "muted" }, models.length ? "Give a picture." : "Tick two or more models."));
+    box.dataset.state = "done";
+    return;
+  }
+  const cards = models.map((m) => el("div", { class: "card side-card", "data-model": m }, ""));
+  box.replaceChildren(...cards);
+  await Promise.all(models.map(async (m, i) => {
+    const form = new FormData();
+    form.append("file", state.picture.blob, state.picture.name);
+    form.append(m.startsWith("weight:") ? "weight" : "run", m.startsWith("weight:") ? m.slice(7) : m);
+    form.append("top_k", "3");
+    const card = cards[i];
+    card.append(el("h3", {}, m.replace(/^weight:/, "")));
+    try {
+      const r = await api("/api/predict", { method: "POST", body: form });
+      const top = r.top[0];
+      card.append(el("p", { class: "side-top" }, `${top.class}: ${(100 * top.probability).toFixed(1)} % sure`));
+      for (const t of r.top) {
+        const row = el("div", { class: "topk-row" });
+        const bar = el("div");
+        bar.appendChild(el("div", { class: "bar", style: `width: ${(100 * t.probability).toFixed(1)}%` }));
+        row.append(el("span", { class: "topk-class" }, `${t.rank}. ${t.class}`), bar, el("span", {}, t.probability.toFixed(3)));
+        card.appendChild(row);
+      }
+      const img = el("img", { class: "pixel", src: r.cam ? r.cam.overlay : r.input,
+        alt: r.cam ? `where ${m} looked (Grad-CAM)` : `what ${m} sees` });
+      card.append(img, el("p", { class: "muted" }, r.cam ? `Grad-CAM of ${r.cam.class}, layer ${r.cam.layer}` : (r.note || "")));
+      if (r.warning) card.append(el("p", { class: "warning" }, `Careful: ${r.warning}.`));
+      card.dataset.top = top.class;
+    } catch (e) {
+      card.append(el("p", { class: "error" }, e.message));
+      card.dataset.top = "";
+    }
+  }));
+  box.dataset.state = "done";
+}
+
+$("#side-file").addEventListener("change", (e) => {
+  const file = e.target.files[0];
+  if (!file) return;
+  state.picture = { blob: file, name: file.name };
+  $("#side-picture").textContent = `the picture: ${file.name}`;
+  drawSide().catch((err) => showError(err.message));
+});
 
 function setUpPad() {
   const pad = $("#pad");
