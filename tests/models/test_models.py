@@ -17,6 +17,7 @@ import cnnzoo
 from cnnzoo.base.errors import InputTooSmallError, ModelError, UnknownModelError
 from cnnzoo.models.batchnorm import BatchNorm2d
 from cnnzoo.models.inspection import shape_trace
+from cnnzoo.models.references import BOOK_TRACES
 from cnnzoo.models.registry import get_model_info, register_model
 
 # Parameter counts with the default arguments (1 input channel, 10 classes). The book's networks' counts
@@ -318,58 +319,6 @@ def d2l_trace(net: nn.Sequential, side: int) -> str:
     return "\n".join(lines)
 
 
-# What the book printed (d2l's code), verbatim but for whitespace.
-PRINTED = {
-    ("googlenet", 96): [
-        "Sequential output shape:\t torch.Size([1, 64, 24, 24])",
-        "Sequential output shape:\t torch.Size([1, 192, 12, 12])",
-        "Sequential output shape:\t torch.Size([1, 480, 6, 6])",
-        "Sequential output shape:\t torch.Size([1, 832, 3, 3])",
-        "Sequential output shape:\t torch.Size([1, 1024])",
-        "Linear output shape:\t torch.Size([1, 10])",
-    ],
-    ("resnet18", 224): [
-        "Sequential output shape:\t torch.Size([1, 64, 56, 56])",
-        "Sequential output shape:\t torch.Size([1, 64, 56, 56])",
-        "Sequential output shape:\t torch.Size([1, 128, 28, 28])",
-        "Sequential output shape:\t torch.Size([1, 256, 14, 14])",
-        "Sequential output shape:\t torch.Size([1, 512, 7, 7])",
-        "AdaptiveAvgPool2d output shape:\t torch.Size([1, 512, 1, 1])",
-        "Flatten output shape:\t torch.Size([1, 512])",
-        "Linear output shape:\t torch.Size([1, 10])",
-    ],
-    ("vgg11", 224): [
-        "Sequential output shape:\t torch.Size([1, 64, 112, 112])",
-        "Sequential output shape:\t torch.Size([1, 128, 56, 56])",
-        "Sequential output shape:\t torch.Size([1, 256, 28, 28])",
-        "Sequential output shape:\t torch.Size([1, 512, 14, 14])",
-        "Sequential output shape:\t torch.Size([1, 512, 7, 7])",
-        "Flatten output shape:\t torch.Size([1, 25088])",
-        "Linear output shape:\t torch.Size([1, 4096])",
-        "ReLU output shape:\t torch.Size([1, 4096])",
-        "Dropout output shape:\t torch.Size([1, 4096])",
-        "Linear output shape:\t torch.Size([1, 4096])",
-        "ReLU output shape:\t torch.Size([1, 4096])",
-        "Dropout output shape:\t torch.Size([1, 4096])",
-        "Linear output shape:\t torch.Size([1, 10])",
-    ],
-    ("lenet", 28): [  # the book's Reshape line dropped: cnnzoo has no Reshape layer
-        "Conv2d output shape:\t torch.Size([1, 6, 28, 28])",
-        "Sigmoid output shape:\t torch.Size([1, 6, 28, 28])",
-        "AvgPool2d output shape:\t torch.Size([1, 6, 14, 14])",
-        "Conv2d output shape:\t torch.Size([1, 16, 10, 10])",
-        "Sigmoid output shape:\t torch.Size([1, 16, 10, 10])",
-        "AvgPool2d output shape:\t torch.Size([1, 16, 5, 5])",
-        "Flatten output shape:\t torch.Size([1, 400])",
-        "Linear output shape:\t torch.Size([1, 120])",
-        "Sigmoid output shape:\t torch.Size([1, 120])",
-        "Linear output shape:\t torch.Size([1, 84])",
-        "Sigmoid output shape:\t torch.Size([1, 84])",
-        "Linear output shape:\t torch.Size([1, 10])",
-    ],
-}
-
-
 # ------------------------------------------------------------------------------------------------
 # Parity with the book
 # ------------------------------------------------------------------------------------------------
@@ -383,9 +332,10 @@ def test_d2l_parity_params_and_stage_shapes(name):
     assert shape_trace(ours, side) == d2l_trace(d2l_net, side)
 
 
-@pytest.mark.parametrize(("name", "side"), sorted(PRINTED))
-def test_shape_trace_matches_the_books_printed_output(name, side):
-    assert shape_trace(on_meta(name), side).splitlines() == PRINTED[name, side]
+@pytest.mark.parametrize("name", sorted(BOOK_TRACES))
+def test_shape_trace_matches_the_books_printed_output(name):
+    side, printed = BOOK_TRACES[name]
+    assert tuple(shape_trace(on_meta(name), side).splitlines()) == printed
 
 
 @pytest.mark.parametrize("name", FUNCTION_PARITY)

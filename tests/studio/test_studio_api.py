@@ -616,3 +616,13 @@ def test_the_arithmetic_refuses_a_layer_or_a_position_it_does_not_have(client):
     assert_error(arithmetic(client, png_bytes(2), layer="9"), 404, "no layer '9'")
     assert_error(arithmetic(client, png_bytes(2), channel="6"), 400, "channel 6", "outside it")
     assert_error(arithmetic(client, b"not a picture"), 415, "not a picture")
+
+
+@pytest.mark.parametrize("name", cnnzoo.list_models())
+def test_every_models_zoo_page_has_its_book_ties_and_shape_traces(client, name):
+    book = client.get(f"/api/models/{name}").json()["book"]
+    trace = book["trace"]
+    assert trace["live"] and all("output shape:" in line for line in trace["live"])
+    if trace["printed"] is not None:  # what the book printed is what cnnzoo's network gives
+        assert trace["printed"] == trace["live"]
+    assert (book["section"] is None) == (name.startswith("speednet"))  # every network of the book has its section

@@ -151,6 +151,11 @@ def test_the_zoo_draws_each_network_as_its_real_graph(browser, studio, model, st
     assert f"section {BOOK_SECTION[model]}" in ties
     if model != "nin":  # the book shows NiN's training as a plot only
         assert "The book printed a test accuracy of" in ties
+    trace = browser.find_element("css selector", "#book-trace")
+    if model in ("googlenet", "resnet18"):  # the book printed their traces: the same, line for line
+        assert trace.get_attribute("data-same") == "true" and "the same, line for line" in trace.text
+    else:
+        assert "the book prints none for this network" in trace.text
     if model == "googlenet":
         assert "0.886 for GoogLeNet" in ties and "public Fashion-MNIST table: 0.937" in ties
         browser.execute_script("arguments[0].scrollIntoView()", opened)

@@ -162,7 +162,7 @@ def _transition(num_input_features: int, num_output_features: int, norm_layer: N
 @register_model(input_size=96, min_input_size=29)
 @stem_options
 def densenet121(num_classes: int, in_channels: int, small_input: bool, norm_layer: NormLayer) -> nn.Sequential:
-    """DenseNet-121: dense blocks (6, 12, 24, 16), growth rate 32, bottleneck 4x, torchvision layout."""
+    """DenseNet-121: dense blocks (6, 12, 24, 16), growth rate 32, bottleneck 4x, torchvision layout (D2L 8.7)."""
     growth_rate, block_config, bn_size = 32, (6, 12, 24, 16), 4
     names = ("conv0", "norm0", "relu0", "pool0")
     features = nn.Sequential(

@@ -8,6 +8,8 @@ others reported, with their set-ups:
   run of each network (``train_ch6``: plain SGD, Xavier init, cross-entropy, no normalisation or
   augmentation, on a GPU), and one figure of a d2l reader's ResNet-18 variant; ``None`` where the book
   trains the network but shows only the curves.
+* :data:`BOOK_TRACES`: the shape traces the book printed for the networks it traces (LeNet, VGG-11, GoogLeNet,
+  ResNet-18), verbatim but for whitespace; the studio's Zoo sets each beside cnnzoo's live trace.
 * :data:`PUBLIC_FIGURES` and :data:`PUBLIC_BEST`: the best entry of the public Fashion-MNIST benchmark
   table (:data:`PUBLIC_SOURCE`) for an architecture of each family, and its best entry overall.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BOOK_TRACES",
     "D2L_FIGURES",
     "D2L_SOURCE",
     "PUBLIC_BEST",
@@ -32,6 +35,58 @@ __all__ = [
 ]
 
 D2L_SOURCE = "d2l (the book's printed train_ch6 result)"
+
+# name -> (the input side the book traces at, what its loop printed: one line a top-level child)
+BOOK_TRACES: dict[str, tuple[int, tuple[str, ...]]] = {
+    "lenet": (28, (  # the book's first line, its Reshape layer (Reshape output shape: [1, 1, 28, 28]), left out:
+        # cnnzoo's LeNet takes [N, 1, 28, 28] directly
+        "Conv2d output shape:\t torch.Size([1, 6, 28, 28])",
+        "Sigmoid output shape:\t torch.Size([1, 6, 28, 28])",
+        "AvgPool2d output shape:\t torch.Size([1, 6, 14, 14])",
+        "Conv2d output shape:\t torch.Size([1, 16, 10, 10])",
+        "Sigmoid output shape:\t torch.Size([1, 16, 10, 10])",
+        "AvgPool2d output shape:\t torch.Size([1, 16, 5, 5])",
+        "Flatten output shape:\t torch.Size([1, 400])",
+        "Linear output shape:\t torch.Size([1, 120])",
+        "Sigmoid output shape:\t torch.Size([1, 120])",
+        "Linear output shape:\t torch.Size([1, 84])",
+        "Sigmoid output shape:\t torch.Size([1, 84])",
+        "Linear output shape:\t torch.Size([1, 10])",
+    )),
+    "vgg11": (224, (
+        "Sequential output shape:\t torch.Size([1, 64, 112, 112])",
+        "Sequential output shape:\t torch.Size([1, 128, 56, 56])",
+        "Sequential output shape:\t torch.Size([1, 256, 28, 28])",
+        "Sequential output shape:\t torch.Size([1, 512, 14, 14])",
+        "Sequential output shape:\t torch.Size([1, 512, 7, 7])",
+        "Flatten output shape:\t torch.Size([1, 25088])",
+        "Linear output shape:\t torch.Size([1, 4096])",
+        "ReLU output shape:\t torch.Size([1, 4096])",
+        "Dropout output shape:\t torch.Size([1, 4096])",
+        "Linear output shape:\t torch.Size([1, 4096])",
+        "ReLU output shape:\t torch.Size([1, 4096])",
+        "Dropout output shape:\t torch.Size([1, 4096])",
+        "Linear output shape:\t torch.Size([1, 10])",
+    )),
+    "googlenet": (96, (
+        "Sequential output shape:\t torch.Size([1, 64, 24, 24])",
+        "Sequential output shape:\t torch.Size([1, 192, 12, 12])",
+        "Sequential output shape:\t torch.Size([1, 480, 6, 6])",
+        "Sequential output shape:\t torch.Size([1, 832, 3, 3])",
+        "Sequential output shape:\t torch.Size([1, 1024])",
+        "Linear output shape:\t torch.Size([1, 10])",
+    )),
+    "resnet18": (224, (
+        "Sequential output shape:\t torch.Size([1, 64, 56, 56])",
+        "Sequential output shape:\t torch.Size([1, 64, 56, 56])",
+        "Sequential output shape:\t torch.Size([1, 128, 28, 28])",
+        "Sequential output shape:\t torch.Size([1, 256, 14, 14])",
+        "Sequential output shape:\t torch.Size([1, 512, 7, 7])",
+        "AdaptiveAvgPool2d output shape:\t torch.Size([1, 512, 1, 1])",
+        "Flatten output shape:\t torch.Size([1, 512])",
+        "Linear output shape:\t torch.Size([1, 10])",
+    )),
+}  # fmt: skip
 READER_SOURCE = "a d2l reader's ResNet-18 variant (Adam, StepLR)"
 
 

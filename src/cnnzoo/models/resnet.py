@@ -279,7 +279,8 @@ def _torchvision_depth(
 
     kind = "basic" if block is BasicBlock else "bottleneck"
     assemble.__name__ = assemble.__qualname__ = name
-    assemble.__doc__ = f"ResNet-{name.removeprefix('resnet')}: {kind} blocks {blocks_per_stage}, torchvision layout."
+    depth = name.removeprefix("resnet")
+    assemble.__doc__ = f"ResNet-{depth}: {kind} blocks {blocks_per_stage}, torchvision layout (D2L 8.6)."
     return register_model(input_size=96, min_input_size=1)(stem_options(assemble))
 
 

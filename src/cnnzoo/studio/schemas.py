@@ -72,13 +72,22 @@ class BookFigureOut(BaseModel):
     source: str
 
 
+class BookTraceOut(BaseModel):
+    """The shape trace the book printed (``None`` where it printed none) and cnnzoo's, at the same input side."""
+
+    side: int
+    printed: list[str] | None
+    live: list[str]
+
+
 class BookOut(BaseModel):
     """The model's ties to the book: its section of the chapter, the accuracy the book printed for it (``None``:
-    a plot only), and the public Fashion-MNIST table's figure for its family."""
+    a plot only), the public Fashion-MNIST table's figure for its family, and the shape traces."""
 
     section: str | None
     figures: list[BookFigureOut]
     public: dict[str, Any] | None
+    trace: BookTraceOut
 
 
 class StageOut(LayerOut):

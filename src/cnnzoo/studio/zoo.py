@@ -15,8 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from cnnzoo.models.graphs import block_graph
-from cnnzoo.models.inspection import LayerRow, inception_cost_table, models_table, summary
-from cnnzoo.models.references import D2L_FIGURES, PUBLIC_FIGURES, reference_key
+from cnnzoo.models.inspection import LayerRow, inception_cost_table, models_table, shape_trace, summary
+from cnnzoo.models.references import BOOK_TRACES, D2L_FIGURES, PUBLIC_FIGURES, reference_key
 from cnnzoo.models.registry import get_model_info, list_models, meta_model
 from cnnzoo.studio.schemas import CostRowOut, ModelDetailOut, ModelOut
 
@@ -69,8 +69,8 @@ def model_detail(name: str) -> dict[str, Any]:
 
 
 def book_ties(name: str, family: str, description: str) -> dict[str, Any]:
-    """The book's section of ``name`` (from its description, ``(D2L 7.4)``), the accuracy the book printed for it
-    and the public Fashion-MNIST table's figure for its family."""
+    """The book's section of ``name`` (from its description, ``(D2L 7.4)``), the accuracy the book printed for it,
+    the public Fashion-MNIST table's figure for its family, and the book's shape trace beside the live one."""
     key = reference_key(name, family)
     section = re.search(r"D2L (\d+\.\d+)", description)
     public = PUBLIC_FIGURES.get(key)
@@ -78,7 +78,20 @@ def book_ties(name: str, family: str, description: str) -> dict[str, Any]:
         "section": section.group(1) if section else None,
         "figures": [vars(f) for f in D2L_FIGURES.get(key, ())],
         "public": None if public is None else {"architecture": public.architecture, "test_acc": public.test_acc},
+        "trace": book_trace(name),
     }
+
+
+@functools.lru_cache(maxsize=64)
+def book_trace(name: str) -> dict[str, Any]:
+    """The shape trace the book printed for ``name`` (None where it printed none) beside cnnzoo's live one, at the
+    side the book traces it at (else the side it trains it at, else the model's own)."""
+    info = get_model_info(name)
+    side, printed = BOOK_TRACES.get(name, (None, None))
+    if side is None:
+        side = info.book_training.input_size if info.book_training is not None else info.default_input_size
+    live = shape_trace(meta_model(name), side).splitlines()
+    return {"side": side, "printed": list(printed) if printed is not None else None, "live": live}
 
 
 @router.get("/models", response_model=list[ModelOut], summary="every registered model")

@@ -103,6 +103,7 @@ async function showModel(name) {
       `${human(m.macs)} MACs per image · accepts sides ${m.min_input_size}` +
       (m.max_input_size ? `-${m.max_input_size}` : " and up")));
   box.appendChild(bookTies(m.book));
+  box.appendChild(traces(m.book.trace));
   box.appendChild(diagram(m));
   box.appendChild(el("p", { class: "scale", id: "diagram-legend" },
     "Boxes: the stages, top to bottom as the data flows, each with the shape it hands on (hover one for its layers). " +
@@ -142,6 +143,30 @@ function bookTies(book) {
   }
   if (book.public) p.append(` The public Fashion-MNIST table: ${book.public.test_acc.toFixed(3)} (${book.public.architecture}).`);
   return p;
+}
+
+function traces(t) {
+  // The book's printed shape trace beside cnnzoo's, line by line (GET /api/models/NAME: book.trace).
+  const d = el("details", { id: "book-trace" });
+  const same = t.printed && t.printed.length === t.live.length && t.printed.every((line, i) => line === t.live[i]);
+  d.appendChild(el("summary", {}, t.printed
+    ? `The book's shape trace at ${t.side}×${t.side} beside cnnzoo's: ${same ? "the same, line for line" : "they differ"}`
+    : `cnnzoo's shape trace at ${t.side}×${t.side}, as the book's loop prints it (the book prints none for this network)`));
+  const table = el("table", { class: "table trace" });
+  const head = el("tr");
+  head.append(...(t.printed ? ["the book printed", "cnnzoo now"] : ["cnnzoo now"]).map((h) => el("th", {}, h)));
+  table.appendChild(head);
+  const rows = Math.max(t.live.length, t.printed ? t.printed.length : 0);
+  for (let i = 0; i < rows; i++) {
+    const tr = el("tr");
+    if (t.printed) tr.appendChild(el("td", { class: "code" }, t.printed[i] ?? ""));
+    const ok = !t.printed || t.printed[i] === t.live[i];
+    tr.appendChild(el("td", { class: "code" + (ok ? "" : " differs") }, t.live[i] ?? ""));
+    table.appendChild(tr);
+  }
+  d.appendChild(table);
+  d.dataset.same = String(same);
+  return d;
 }
 
 function stageGraphs(m) {
