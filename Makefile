@@ -10,6 +10,10 @@ CNNZOO := $(VENV)/bin/cnnzoo
 # so the long tests at the end do not leave one core waiting)
 JOBS   ?= 2
 
+# axe-core (npm), the accessibility engine the studio's browser tests run in the page
+AXE_VERSION := 4.14.1
+AXE    := .cache/axe/node_modules/axe-core/axe.min.js
+
 .PHONY: demo test check data browser install install-dev lint format clean help
 
 help:
@@ -59,6 +63,7 @@ demo: data
 
 # The studio's browser tests drive a real headless Chromium: as root with apt, install Debian's chromium and its
 # driver when they are missing (in CI a missing browser fails those tests); otherwise they skip with one line.
+# They also run axe-core's accessibility check in each page: npm installs it into .cache/axe.
 browser:
 	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
 	  echo "chromium: found"; \
@@ -68,6 +73,13 @@ browser:
 	  echo "could not install chromium: the studio's browser tests will skip (or fail in CI)"; \
 	else \
 	  echo "no chromium: the studio's browser tests will skip; run 'sudo apt-get install chromium chromium-driver'"; \
+	fi
+	@if [ -f $(AXE) ]; then \
+	  echo "axe-core: found"; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  npm install -s --prefix .cache/axe --no-audit --no-fund --no-save axe-core@$(AXE_VERSION) >/dev/null && echo "axe-core: installed"; \
+	else \
+	  echo "no npm: the studio's accessibility check will skip (fail in CI); install nodejs and npm"; \
 	fi
 
 test: $(VENV)/.dev-stamp data browser
@@ -87,4 +99,4 @@ format: $(VENV)/.dev-stamp
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .hypothesis .cache

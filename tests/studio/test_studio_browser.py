@@ -467,3 +467,54 @@ def test_side_by_side_runs_one_picture_through_several_models_and_keeps_the_choi
     wait_for(browser, lambda d: len(d.find_elements("css selector", "#side-choices input:checked")) == 3,
              what="the shared view's models")  # fmt: skip
     assert "Give a picture" in text(browser, "#side-results")
+
+
+AXE = Path(__file__).resolve().parents[2] / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(driver) -> list[dict]:
+    """axe-core's serious and critical violations on the page as it is now (WCAG 2 A and AA rules)."""
+    if not AXE.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"no axe-core at {AXE} in CI: `make test` installs it with npm")
+        pytest.skip("no axe-core: run `make browser` (npm install axe-core into .cache/axe)")
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    found = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},"
+        " resultTypes: ['violations']}).then((r) => done(r.violations), (e) => done([{id: 'axe-error', "
+        "impact: 'critical', help: String(e), nodes: []}]));"
+    )
+    return [
+        {"id": v["id"], "impact": v["impact"], "help": v["help"], "where": [n["target"] for n in v["nodes"][:3]]}
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_every_page_passes_the_accessibility_check(browser, studio, tmp_path):
+    """axe-core in the real page: no serious or critical violation on the Zoo, a run's page with its scrubber,
+    Try it with a result and the arithmetic, and Side by side with answers."""
+    from selenium.webdriver.support.ui import Select
+
+    picture = tmp_path / "a11y.png"
+    picture.write_bytes(png_bytes(3, scale=5))
+    pages = {}
+    browser.get(f"{studio.url}/zoo/googlenet")
+    wait_for(browser, lambda d: d.find_elements("css selector", "details.stage-graph"), what="the zoo")
+    _open_stage(browser, "2")
+    pages["zoo"] = axe_violations(browser)
+    browser.get(f"{studio.url}/runs/{RUN}")
+    wait_for(browser, lambda d: _attr(d, "#learn-box", "data-shown") == "3", what="the run and its scrubber")
+    pages["runs"] = axe_violations(browser)
+    browser.get(f"{studio.url}/try")
+    wait_for(browser, lambda d: d.find_element("css selector", "#try-run").get_attribute("value") == RUN)
+    Select(browser.find_element("css selector", "#try-run")).select_by_value(RUN)
+    browser.find_element("css selector", "#try-file").send_keys(str(picture))
+    wait_for(browser, lambda d: _attr(d, "#arith", "data-state") == "done", what="a result and its arithmetic")
+    pages["try"] = axe_violations(browser)
+    browser.get(f"{studio.url}/side?with={RUN}")
+    browser.find_element("css selector", "#side-file").send_keys(str(picture))
+    wait_for(browser, lambda d: d.find_elements("css selector", ".side-card[data-top]"), what="side by side")
+    pages["side"] = axe_violations(browser)
+    assert pages == {"zoo": [], "runs": [], "try": [], "side": []}
