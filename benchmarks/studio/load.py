@@ -2,6 +2,12 @@
 p50/p95 latency, the status codes seen and the server's resident memory before and after.
 
     python benchmarks/studio/load.py RUN_DIR [--requests 400] [--clients 8] [--out benchmarks/studio-load.md]
+    python benchmarks/studio/load.py RUN_DIR --interactive [--requests 60]
+
+``--interactive`` measures what one learner's page asks while they explore a run (:func:`interact`): the epoch
+scrubber dragged there and back (each step: the first layer's filters, and the prediction with Grad-CAM for their
+picture at that epoch) and clicks on feature-map pixels of random layers (the convolution's arithmetic); it prints
+a Markdown section with p50/p95/max of each kind.
 
 It starts the studio on 127.0.0.1 in a subprocess (``RUN_DIR`` as its root), warms it up, fires the requests
 with httpx from threads, and writes a Markdown record (command, date, CPU, torch version, model, machine load).
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import random
 import socket
@@ -30,8 +37,11 @@ from PIL import Image
 
 SERVER = """
 import sys, uvicorn
+from cnnzoo.base.devices import set_threads
 from cnnzoo.studio import create_app
-uvicorn.run(create_app(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+set_threads(None)  # as cnnzoo studio does
+app = create_app(sys.argv[1], adapt_threads=True)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
 """
 
 
@@ -145,6 +155,74 @@ def fire(url: str, run: str, requests: int, clients: int, *, malformed_share: fl
     return out
 
 
+def interact(url: str, run: str, requests: int, *, seed: int = 0) -> dict[str, list[float]]:
+    """Seconds of each request one learner's page makes, in the order it makes them (one at a time): ``requests``
+    scrubber steps across the run's kept epochs, there and back (``GET .../snapshots/N/filters``, then ``POST
+    /api/predict`` with ``epoch``), each followed by a click on a pixel of a random layer's maps (``POST
+    /api/arithmetic``: the network after the last epoch)."""
+    rng = np.random.default_rng(seed)
+    choose = random.Random(seed)
+    mine = picture(3, rng)
+    out: dict[str, list[float]] = {"scrubber: filters": [], "scrubber: picture at the epoch": [], "arithmetic": []}
+    with httpx.Client(timeout=60) as client:
+        epochs = [s["epoch"] for s in client.get(f"{url}/api/runs/{run}/snapshots").json()["snapshots"]]
+        if not epochs:
+            raise RuntimeError(f"{run} keeps no snapshots: train it with --snapshots auto")
+        sweep = epochs + epochs[-2:0:-1]
+        layers = client.post(f"{url}/api/arithmetic", files={"file": ("mine.png", mine)}, data={"run": run}).json()
+        layers = layers["layers"]
+
+        def timed(kind: str, method: str, path: str, **request: object) -> None:
+            start = time.perf_counter()
+            answer = client.request(method, f"{url}{path}", **request)
+            out[kind].append(time.perf_counter() - start)
+            if answer.status_code != 200:
+                raise RuntimeError(f"{kind}: {answer.status_code} {answer.text[:200]}")
+
+        upload = {"file": ("mine.png", mine)}
+        for i in range(requests):
+            epoch = sweep[i % len(sweep)]
+            timed("scrubber: filters", "GET", f"/api/runs/{run}/snapshots/{epoch}/filters")
+            timed("scrubber: picture at the epoch", "POST", "/api/predict", files=upload,
+                  data={"run": run, "epoch": str(epoch)})  # fmt: skip
+            layer = choose.choice(layers)
+            c, h, w = layer["shape"]
+            form = {"run": run, "layer": layer["name"], "channel": str(choose.randrange(min(c, 16))),
+                    "y": str(choose.randrange(h)), "x": str(choose.randrange(w))}  # fmt: skip
+            timed("arithmetic", "POST", "/api/arithmetic", files=upload, data=form)
+    return out
+
+
+def interactive_record(run_dir: Path, requests: int) -> str:
+    """The Markdown section of ``--interactive`` for the runs under ``run_dir`` (its parent: the studio's root)."""
+    import torch
+
+    proc, url = start_server(run_dir.parent)
+    try:
+        model = next(r["model"] for r in httpx.get(f"{url}/api/runs").json() if r["id"] == run_dir.name)
+        interact(url, run_dir.name, 4)  # warm-up: the final model and a first snapshot loaded
+        load = machine_load()
+        found = interact(url, run_dir.name, requests, seed=1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    size = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["model"]["input_size"]
+    lines = [
+        f"### {model} at {size}x{size} (run `{run_dir.name}`)",
+        "",
+        f"- command: `python benchmarks/studio/load.py {run_dir} --interactive --requests {requests}`",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; CPU: {cpu_name()} ({os.cpu_count()} logical CPUs); "
+        f"torch {torch.__version__}; machine: {load}",
+        "",
+        "| request | n | p50 s | p95 s | max s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind, values in found.items():
+        lines.append(f"| {kind} | {len(values)} | {statistics.median(values):.3f} | {percentile(values, 95):.3f} | "
+                     f"{max(values):.3f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -172,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/studio-load.md"))
+    parser.add_argument("--interactive", action="store_true", help="one learner's scrubber and arithmetic requests")
     args = parser.parse_args(argv)
+    if args.interactive:
+        print(interactive_record(args.run_dir.resolve(), args.requests if args.requests != 400 else 60))
+        return 0
     import torch
 
     run_dir = args.run_dir.resolve()

@@ -29,7 +29,7 @@ from cnnzoo.cli import main
 from cnnzoo.run.live import LiveCurves
 from cnnzoo.studio import create_app
 from cnnzoo.studio.app import status_of
-from cnnzoo.studio.inference import UploadTooLargeError
+from cnnzoo.studio.inference import ModelCache, UploadTooLargeError
 from cnnzoo.studio.runs import NotFoundError
 from cnnzoo.train.state import Callback
 from helpers_files import block_picture
@@ -626,3 +626,21 @@ def test_every_models_zoo_page_has_its_book_ties_and_shape_traces(client, name):
     if trace["printed"] is not None:  # what the book printed is what cnnzoo's network gives
         assert trace["printed"] == trace["live"]
     assert (book["section"] is None) == (name.startswith("speednet"))  # every network of the book has its section
+
+
+def test_the_model_cache_holds_a_runs_snapshots_within_its_byte_budget_and_lets_the_threads_be_re_decided(root):
+    polled = []
+
+    class Governor:
+        def poll(self):
+            polled.append(1)
+
+    cache = ModelCache(size=12, threads=Governor())
+    for epoch in (1, 2, 3, 1, 2, 3):  # a scrubber there and back: loaded once each, with the final model
+        cache.get(root / RUN, epoch)
+    assert cache.loads == 4 and len(polled) >= 6
+    one = cache.bytes() // 4
+    small = ModelCache(size=12, max_bytes=2 * one)
+    for epoch in (1, 2, 3):
+        small.get(root / RUN, epoch)
+    assert small.bytes() <= 2 * one and len(small._items) == 2  # the least recently used went first

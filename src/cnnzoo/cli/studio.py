@@ -19,6 +19,7 @@ import time
 import webbrowser
 from pathlib import Path
 
+from cnnzoo.base.devices import set_threads
 from cnnzoo.base.errors import ConfigError, MissingExtraError
 from cnnzoo.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from cnnzoo.studio import create_app
@@ -74,7 +75,9 @@ def cmd_studio(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: choose a port from 1 to 65535")
     everywhere = args.host in ("0.0.0.0", "::", "")  # bound to every address on purpose: any name reaches it
-    app = create_app(root, missing_ok=fresh, hosts=None if everywhere else (*LOOPBACK_NAMES, args.host))
+    set_threads(None)  # the cores other programs leave free; re-decided as the load changes (adapt_threads)
+    app = create_app(root, missing_ok=fresh, hosts=None if everywhere else (*LOOPBACK_NAMES, args.host),
+                     adapt_threads=True)  # fmt: skip
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     if not is_loopback(args.host):

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cnnzoo._version import __version__
+from cnnzoo.base.devices import ThreadGovernor
 from cnnzoo.base.errors import CnnzooError, ConfigError, UnknownModelError
 from cnnzoo.studio import arithmetic, confusion, epochs, inference, runs, weights, zoo
 from cnnzoo.studio.inference import ModelCache, UnsupportedUploadError, UploadTooLargeError, too_large
@@ -151,20 +152,23 @@ def create_app(
     root: str | Path = "runs",
     *,
     max_upload: int = MAX_UPLOAD_BYTES,
-    cache_size: int = 4,
+    cache_size: int = 12,
     missing_ok: bool = False,
     hosts: Sequence[str] | None = LOOPBACK_NAMES,
     heavy_at_once: int = HEAVY_AT_ONCE,
     route_seconds: float = ROUTE_SECONDS,
+    adapt_threads: bool = False,
 ) -> FastAPI:
     """The studio for the runs under ``root`` (a directory of run directories, or one run directory).
 
-    ``max_upload``: the largest picture accepted, in bytes; ``cache_size``: how many runs' models stay loaded.
+    ``max_upload``: the largest picture accepted, in bytes; ``cache_size``: how many models (a run's, a weight's,
+    an epoch snapshot's) stay loaded, 768 MB of weights at most.
     A ``root`` that is not a directory is a :class:`~cnnzoo.base.errors.ConfigError`, unless ``missing_ok`` and it does
     not exist (a fresh install: no runs yet, the trained weights to try). ``hosts``: the names a request's Host
     may give (:class:`GuardOrigin`); None takes any (a studio bound to every address on purpose).
     ``heavy_at_once`` and ``route_seconds``: the model work done at once, and the longest any request takes to be
-    answered (:class:`~cnnzoo.studio.limits.WorkLimit`).
+    answered (:class:`~cnnzoo.studio.limits.WorkLimit`). ``adapt_threads``: model work re-decides PyTorch's CPU
+    threads as the machine's load changes (``cnnzoo studio`` does; PyTorch's threads are the whole process's).
     """
     root = Path(root)
     if not root.is_dir() and not (missing_ok and not root.exists()):
@@ -177,7 +181,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.runs = RunIndex(root)
-    app.state.models = ModelCache(cache_size)
+    app.state.models = ModelCache(cache_size, ThreadGovernor() if adapt_threads else None)
     app.state.max_upload = max_upload
     app.add_middleware(WorkLimit, heavy_at_once=heavy_at_once, route_seconds=route_seconds)  # the innermost
     app.add_middleware(BodyLimit, limit=max_upload + _FORM_OVERHEAD, message=too_large(max_upload))

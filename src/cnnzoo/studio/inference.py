@@ -29,6 +29,7 @@ from matplotlib import colormaps
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from cnnzoo.base.devices import ThreadGovernor
 from cnnzoo.base.errors import CnnzooError, ConfigError, ImageError
 from cnnzoo.data.pictures import PreparedImage
 from cnnzoo.explain import CamResult, StageActivation, look_at
@@ -90,13 +91,19 @@ def sniff(data: bytes) -> str:
 
 
 class ModelCache:
-    """At most ``size`` loaded :class:`~cnnzoo.Predictor` objects, the least recently used dropped first; a
-    checkpoint rewritten since it was loaded (a run still training) is loaded again. A model is loaded once however
-    many requests ask for it at the same time: the others wait for that load (six simultaneous first predictions
-    of a 43M-parameter run would otherwise hold six copies, about 2 GB)."""
+    """At most ``size`` loaded :class:`~cnnzoo.Predictor` objects holding at most ``max_bytes`` of weights (a run's
+    final model and its epoch snapshots are entries each: a scrubber going back and forth finds them loaded), the
+    least recently used dropped first; a checkpoint rewritten since it was loaded (a run still training) is loaded
+    again. A model is loaded once however many requests ask for it at the same time: the others wait for that load
+    (six simultaneous first predictions of a 43M-parameter run would otherwise hold six copies, about 2 GB).
 
-    def __init__(self, size: int = 4) -> None:
-        self.size = size
+    With ``threads`` (a :class:`~cnnzoo.base.devices.ThreadGovernor`), each request first lets it re-decide
+    PyTorch's CPU threads, so a model computes on the cores other programs leave free (two threads on a 2-core
+    laptop with a busy browser beside would wait on each other at every layer)."""
+
+    def __init__(self, size: int = 12, threads: ThreadGovernor | None = None, max_bytes: int = 768 << 20) -> None:
+        self.size, self.max_bytes = size, max_bytes
+        self.threads = threads  # re-decides the CPU threads at each request: the cores others leave free
         self._items: OrderedDict[tuple[str, int | None, int, int], tuple[Predictor, threading.Lock]] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, int | None], threading.Lock] = {}  # one lock per model while it loads
@@ -105,6 +112,8 @@ class ModelCache:
     def get(self, source: Path | str, epoch: int | None = None) -> tuple[Predictor, threading.Lock]:
         """The predictor of a run directory (a ``Path``) or of a weight's name (a ``str``); with ``epoch``, of the
         run's snapshot after that epoch (:mod:`cnnzoo.run.snapshots`)."""
+        if self.threads is not None:
+            self.threads.poll()
         st = None
         if isinstance(source, Path):
             try:
@@ -140,9 +149,17 @@ class ModelCache:
             for old in [k for k in self._items if k[:2] == key[:2]]:
                 del self._items[old]
             self._items[key] = entry
-            while len(self._items) > self.size:
+            while len(self._items) > 1 and (len(self._items) > self.size or self.bytes() > self.max_bytes):
                 self._items.popitem(last=False)
         return entry
+
+    def bytes(self) -> int:
+        """The weights and buffers of the models held."""
+        return sum(_model_bytes(p.model) for p, _ in self._items.values())
+
+
+def _model_bytes(model: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 # ------------------------------------------------------------------------------------------------
