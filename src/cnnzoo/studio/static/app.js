@@ -759,12 +759,17 @@ async function explainValue(at = {}) {
   box.dataset.state = "done";
 }
 
+const short = (v) => {  // a matrix cell: 3 significant digits, tiny values in exponent form
+  const x = Number(v);
+  return x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential(1) : x.toPrecision(3);
+};
+
 function mini(matrix, caption, pad) {
   const t = el("table", { class: "mini" });
   t.appendChild(el("caption", {}, caption));
   matrix.forEach((row, i) => {
     const tr = el("tr");
-    row.forEach((v, j) => tr.appendChild(el("td", pad && pad[i][j] ? { class: "pad", title: "padding" } : {}, num(v))));
+    row.forEach((v, j) => tr.appendChild(el("td", pad && pad[i][j] ? { class: "pad", title: "padding" } : { title: num(v) }, short(v))));
     t.appendChild(tr);
   });
   return t;
