@@ -39,6 +39,7 @@ from matplotlib.figure import Figure
 from cnnzoo.base.devices import DeviceSetup, collecting_only_new_objects, free_device_memory
 from cnnzoo.base.errors import ConfigError
 from cnnzoo.base.failures import is_out_of_memory
+from cnnzoo.bench.peak import achieved_gflops, cpu_peak, flops_per_image
 from cnnzoo.models.inspection import count_macs, human
 from cnnzoo.models.registry import create_model, get_model_info
 from cnnzoo.train.loop import random_batch, training_step
@@ -106,9 +107,20 @@ class BenchRow:
     threads: int = 0
     omp_wait_policy: str = ""
     note: str = ""
+    flops_per_image: int = 0  # 6 x MACs in training, 2 x MACs in inference (cnnzoo.bench.peak)
+    gflops: float = float("nan")  # achieved: images/s x flops_per_image
+    peak_gflops: float | None = None  # this CPU's estimated peak for the precision (None: not a CPU, or unknown)
+    peak_basis: str = ""  # how the peak was estimated
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def peak_percent(self) -> float | None:
+        """The achieved GFLOP/s as a percentage of the estimated peak (None without a peak)."""
+        if not self.peak_gflops or not math.isfinite(self.gflops):
+            return None
+        return 100.0 * self.gflops / self.peak_gflops
 
     @property
     def spread_kind(self) -> str:
@@ -316,7 +328,7 @@ def bench_model(
         step, setup.synchronize, steps=timing.steps, min_seconds=timing.min_seconds, repeats=timing.repeats
     )
     peak = memory.peak_mb()
-    return BenchRow(
+    row = BenchRow(
         model=name,
         mode=mode,
         batch_size=batch_size,
@@ -329,6 +341,20 @@ def bench_model(
         peak_memory_mb=peak,
         memory_kind=memory.kind,
         **_threading(),
+    )
+    return with_arithmetic(row, setup)
+
+
+def with_arithmetic(row: BenchRow, setup: DeviceSetup) -> BenchRow:
+    """``row`` with its FLOPs per image, achieved GFLOP/s and, on a CPU, the estimated peak (cnnzoo.bench.peak)."""
+    flops = flops_per_image(row.macs, row.mode)
+    peak = cpu_peak(row.threads or torch.get_num_threads()) if setup.device.type == "cpu" else None
+    return dataclasses.replace(
+        row,
+        flops_per_image=flops,
+        gflops=achieved_gflops(row.images_per_sec, flops) if row.images_per_sec > 0 else float("nan"),
+        peak_gflops=peak.gflops(row.precision) if peak is not None else None,
+        peak_basis=peak.describe(row.precision) if peak is not None else "",
     )
 
 
@@ -441,8 +467,9 @@ def _failed_row(name: str, mode: str, size: int, setup: DeviceSetup, compile: bo
 
 
 # -- output -------------------------------------------------------------------------------------
-_COLUMNS = ("model", "mode", "batch", "input", "images/s", "spread", "ms/step", "params", "MACs", "peak MB", "note")
-_RIGHT = frozenset(range(2, 10))  # right-aligned columns: every figure
+_COLUMNS = ("model", "mode", "batch", "input", "images/s", "spread", "ms/step", "params", "MACs", "GFLOP/s",
+            "% peak*", "peak MB", "note")  # fmt: skip
+_RIGHT = frozenset(range(2, 12))  # right-aligned columns: every figure
 
 
 def _spread_cell(row: BenchRow) -> str:
@@ -465,6 +492,8 @@ def _cells(row: BenchRow) -> list[str]:
         f"{row.ms_per_step:,.2f}" if math.isfinite(row.ms_per_step) else "-",
         f"{row.params:,}",
         human(row.macs),
+        f"{row.gflops:,.1f}" if math.isfinite(row.gflops) else "-",
+        f"{row.peak_percent:.1f}" if row.peak_percent is not None else "-",
         peak,
         row.note,
     ]
@@ -495,9 +524,12 @@ def _settings_line(rows: Sequence[BenchRow]) -> str:
     r = rows[0]
     memory = next((x.memory_kind for x in rows if x.memory_kind), "")
     layout = "channels_last" if r.channels_last else "NCHW"
+    basis = next((x.peak_basis for x in rows if x.peak_basis), "")
+    peak = f"* % peak: of {basis}" if basis else "* % peak: no estimate for this device"
     return (
         f"device {r.device}, {r.precision}, {layout}{', torch.compile' if r.compiled else ''}; synthetic input; "
-        f"train = forward + backward + SGD step; MACs per image; peak memory: {memory}; {_timing_clause(rows)}"
+        f"train = forward + backward + SGD step; MACs per image; GFLOP/s = images/s x FLOPs per image (training "
+        f"6 x MACs, inference 2 x MACs); {peak}; peak memory: {memory}; {_timing_clause(rows)}"
     )
 
 
