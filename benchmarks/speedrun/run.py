@@ -16,7 +16,9 @@ validation images held out, tested on the 10,000 test images. For each run it re
 * **the whole process**: the wall time of the ``cnnzoo train`` process, start-up to exit;
 * the final test and validation accuracy, the training images/s, and the achieved training GFLOP/s with its share of
   this CPU's estimated peak (:mod:`cnnzoo.bench.peak`);
-* the machine's 1-minute load average before the run (idle: under 0.5 on 2 cores).
+* how busy the machine was just before the run: the cores other programs kept busy over one second
+  (``/proc/stat``; idle: under 0.2 of a core), and the 1-minute load average (which still counts the previous
+  run's own threads).
 
 The summary per recipe gives mean ± std and the **worst seed** of each figure, and the share of seeds that met the
 target. The recipes are fixed on the validation split beforehand (benchmarks/speedrun/notes.md); the test accuracy
@@ -114,13 +116,13 @@ def markdown(rows: list[dict], machine: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def machine_record(device: str, threads: int, loads: list[float]) -> dict:
+def machine_record(device: str, threads: int, loads: list[float], busy: list[float]) -> dict:
     import torch
 
     from cnnzoo.bench.peak import cpu_peak
 
     peak = cpu_peak(threads or torch.get_num_threads())
-    state = "idle" if max(loads) < 0.5 else f"loaded (1-min load average up to {max(loads):.2f})"
+    state = "idle" if max(busy) < 0.2 else f"loaded (up to {max(busy):.2f} cores busy before a run)"
     return {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "cpu": peak.model if peak else platform.processor() or "unknown",
@@ -129,7 +131,8 @@ def machine_record(device: str, threads: int, loads: list[float]) -> dict:
         "threads": threads or "cnnzoo's default",
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "state": f"{state}; load average before each run: {min(loads):.2f}-{max(loads):.2f}",
+        "state": f"{state}: {min(busy):.2f}-{max(busy):.2f} cores busy in the second before each run; 1-minute "
+        f"load average {min(loads):.2f}-{max(loads):.2f} (the previous run's threads included)",
         "peak": peak.describe("bf16") + "; fp32: " + peak.describe("fp32") if peak else "no peak estimate",
     }
 
@@ -145,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", type=Path, default=None, help="write the table here")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more `cnnzoo train` flags")
     args = p.parse_args(argv)
+    from cnnzoo.base.devices import busy_cores
     from cnnzoo.bench.peak import cpu_peak
     from cnnzoo.models.inspection import count_macs
     from cnnzoo.models.registry import create_model
@@ -154,18 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     root = args.out or Path(tempfile.mkdtemp(prefix="speedrun-"))
     results: dict[str, list[dict]] = {name: [] for name in args.models}
     loads: list[float] = []
+    busy: list[float] = []
     for seed in args.seeds:  # seed-major: a slow phase of the machine hits every recipe alike
         for name in args.models:
             precision = recipe_values("fast", name).get("precision", "fp32")
             peak = cpu_peak(args.threads or None) if args.device == "cpu" else None
+            busy.append(busy_cores(1.0))
             loads.append(os.getloadavg()[0])
             rows, wall = train(name, seed, root / f"{name}-seed{seed}", args.device, args.threads, extra)
             run = summarise(rows, wall, count_macs(create_model(name), 28), peak.gflops(precision) if peak else None)
-            run.update(model=name, seed=seed, loadavg=loads[-1], precision=precision)
+            run.update(model=name, seed=seed, loadavg=loads[-1], busy_cores=busy[-1], precision=precision)
             results[name].append(run)
             print(json.dumps(run), flush=True)
     summary = [recipe_row(name, runs) for name, runs in results.items()]
-    machine = machine_record(args.device, args.threads, loads)
+    machine = machine_record(args.device, args.threads, loads, busy)
     table = markdown(summary, machine)
     print("\n" + table)
     if args.markdown:

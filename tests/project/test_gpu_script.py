@@ -23,7 +23,7 @@ from cnnzoo.train.recipes import d2l_models
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "gpu.sh"
-STEPS = ("1-bench", "2-tta", "3-d2l", "4-board")
+STEPS = ("1-bench", "2-tta", "3-d2l", "4-board", "5-speedrun")
 PROJECT_BOARD = [REPO / "benchmarks" / f"leaderboard.{ext}" for ext in ("md", "json", "png")]
 
 pytestmark = pytest.mark.skipif(
@@ -94,6 +94,7 @@ def test_summary_records_date_machine_and_versions(smoke):
     assert re.search(r"^- GPU: \S", summary, re.M)
     assert f"torch {torch.__version__}" in summary
     assert "```" in summary and "leaderboard" in summary.split("## Commands")[1]
+    assert "## 5. The speed record's table" in summary and "| `speednet` | 1 | 1 |" in summary
 
 
 def _book_cell(name: str) -> str:

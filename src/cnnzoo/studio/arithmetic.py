@@ -10,10 +10,9 @@ to float32 rounding. One forward pass a request, hooked; the picture is decoded 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Form
 from starlette.concurrency import run_in_threadpool
 
 from cnnzoo.base.errors import ConfigError
@@ -21,16 +20,15 @@ from cnnzoo.explain.arithmetic import Unit, explain_value, trace_units
 from cnnzoo.studio.inference import (
     MAX_STAGE_CHANNELS,
     ModelsDep,
-    UploadLimitDep,
+    ModelUploadDep,
     feature_grid,
     grid_layout,
-    model_source,
     png_data_url,
     prepare_upload,
-    read_upload,
     sniff,
+    upload_route,
 )
-from cnnzoo.studio.runs import NotFoundError, RunsDep, clean
+from cnnzoo.studio.runs import NotFoundError, clean
 from cnnzoo.studio.schemas import ArithmeticOut
 
 __all__ = ["CLICK_SIDE", "arithmetic_of", "router"]
@@ -65,37 +63,21 @@ def arithmetic_of(units: list[Unit], layer: str | None, channel: int, y: int | N
     })  # fmt: skip
 
 
-@router.post(
-    "/arithmetic",
-    response_model=ArithmeticOut,
-    summary="how one value of a layer's feature maps was computed, with the model's numbers",
-    responses={400: {}, 404: {}, 413: {}, 415: {}},
-)
+@upload_route(router, "/arithmetic", ArithmeticOut, "how one value of a layer's maps was computed, with its numbers")
 async def post_arithmetic(
-    index: RunsDep,
+    upload: ModelUploadDep,
     models: ModelsDep,
-    max_upload: UploadLimitDep,
-    file: Annotated[UploadFile, File(description="the picture (as for POST /api/predict)")],
-    run: Annotated[str | None, Form(description="a run id from GET /api/runs (or give weight)")] = None,
-    weight: Annotated[str | None, Form(description="a weight's name from GET /api/weights (or give run)")] = None,
-    epoch: Annotated[int | None, Form(description="with run: the network after this epoch")] = None,
-    layer: Annotated[
-        str | None, Form(description="a layer's name from this answer's layers (default: the first conv)")
-    ] = None,
+    layer: Annotated[str | None, Form(description="a name from this answer's layers (default: the first conv)")] = None,
     channel: Annotated[int, Form(description="the output channel")] = 0,
     y: Annotated[int | None, Form(description="the row (default: the middle)")] = None,
     x: Annotated[int | None, Form(description="the column (default: the middle)")] = None,
 ) -> dict[str, Any]:
-    source, label = model_source(index, run, weight, epoch)
-    data = await read_upload(file, max_upload)
-    name = Path(file.filename or "upload").name[:200] or "upload"
-
     def work() -> dict[str, Any]:
-        sniff(data)
-        predictor, lock = models.get(source, epoch)
+        sniff(upload.data)
+        predictor, lock = models.get(upload.source, upload.epoch)
         with lock:
-            prepared = prepare_upload(predictor, data, name)
+            prepared = prepare_upload(predictor, upload.data, upload.name)
             units = trace_units(predictor.model, predictor.model_input(prepared.pixels.unsqueeze(0)))
         return arithmetic_of(units, layer, channel, y, x)
 
-    return {"run": label, "epoch": epoch, **await run_in_threadpool(work)}
+    return {"run": upload.label, "epoch": upload.epoch, **await run_in_threadpool(work)}

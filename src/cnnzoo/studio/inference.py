@@ -19,6 +19,7 @@ import io
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,7 +43,10 @@ from cnnzoo.studio.weights import weight_rows
 
 __all__ = [
     "MAX_STAGE_CHANNELS",
+    "UPLOAD_ERRORS",
     "ModelCache",
+    "ModelUpload",
+    "ModelUploadDep",
     "UnsupportedUploadError",
     "UploadTooLargeError",
     "grid_layout",
@@ -50,6 +54,7 @@ __all__ = [
     "router",
     "snapshot_epochs",
     "sniff",
+    "upload_route",
 ]
 
 MAX_STAGE_CHANNELS = 16  # feature maps drawn per stage
@@ -343,37 +348,59 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.post(
-    "/predict",
-    response_model=PredictOut,
-    summary="classify an uploaded picture with a run's model: top-k, CAM, stage maps",
-    responses={400: {}, 404: {}, 413: {}, 415: {}},
-)
-async def post_predict(
+@dataclass(frozen=True)
+class ModelUpload:
+    """What a model request brings: the picture's bytes and name, and the model it goes through (a run's directory
+    or a weight's name, its label in the answer, and the epoch snapshot, if one was asked for)."""
+
+    data: bytes
+    name: str
+    source: Path | str
+    label: str
+    epoch: int | None
+
+
+async def model_upload(
     index: RunsDep,
-    models: ModelsDep,
     max_upload: UploadLimitDep,
     file: Annotated[UploadFile, File(description="the picture (PNG, JPEG, GIF, BMP, TIFF, WebP: judged by its bytes)")],
     run: Annotated[str | None, Form(description="a run id from GET /api/runs (or give weight)")] = None,
     weight: Annotated[str | None, Form(description="a weight's name from GET /api/weights (or give run)")] = None,
+    epoch: Annotated[
+        int | None, Form(description="with run: the network as it was after this epoch (GET /api/runs/ID/snapshots)")
+    ] = None,
+) -> ModelUpload:
+    """The picture and the model of ``POST /api/predict`` and ``/api/arithmetic``: the model is checked first (an
+    unknown run is a 404 before the upload is read), then the upload is read within the size limit."""
+    source, label = model_source(index, run, weight, epoch)
+    data = await read_upload(file, max_upload)
+    return ModelUpload(data, Path(file.filename or "upload").name[:200] or "upload", source, label, epoch)
+
+
+ModelUploadDep = Annotated[ModelUpload, Depends(model_upload)]
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 404: {}, 413: {}, 415: {}}  # a model request's 4xx
+
+
+def upload_route(on: APIRouter, path: str, answer: type, summary: str) -> Any:
+    """The decorator of a ``POST`` route that takes a :class:`ModelUpload`, its answer and its 4xx documented."""
+    return on.post(path, response_model=answer, summary=summary, responses=UPLOAD_ERRORS)
+
+
+@upload_route(router, "/predict", PredictOut, "classify an uploaded picture with a model: top-k, CAM, stage maps")
+async def post_predict(
+    upload: ModelUploadDep,
+    models: ModelsDep,
     top_k: Annotated[int, Form(description="how many classes to rank (1-100)")] = 3,
     target: Annotated[
         str | None, Form(description="the class the CAM explains (label or name; default: the top)")
     ] = None,
-    epoch: Annotated[
-        int | None, Form(description="with run: the network as it was after this epoch (GET /api/runs/ID/snapshots)")
-    ] = None,
 ) -> dict[str, Any]:
-    source, label = model_source(index, run, weight, epoch)
-    data = await read_upload(file, max_upload)
-    name = Path(file.filename or "upload").name[:200] or "upload"
-
     def work() -> dict[str, Any]:
-        predictor, lock = models.get(source, epoch)
+        predictor, lock = models.get(upload.source, upload.epoch)
         with lock:
-            return predict_upload(predictor, data, name, top_k=top_k, target=target)
+            return predict_upload(predictor, upload.data, upload.name, top_k=top_k, target=target)
 
-    return {"run": label, "epoch": epoch, **await run_in_threadpool(work)}
+    return {"run": upload.label, "epoch": upload.epoch, **await run_in_threadpool(work)}
 
 
 def model_source(

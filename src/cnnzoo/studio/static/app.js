@@ -309,6 +309,17 @@ function lineChart(svg, series, opts = {}) {
   return drawn;
 }
 
+function topkRows(top) {
+  // One row a ranked class: "1. Sneaker", a bar as long as its probability, the probability.
+  return top.map((t) => {
+    const row = el("div", { class: "topk-row" });
+    const bar = el("div");
+    bar.appendChild(el("div", { class: "bar", style: `width: ${(100 * t.probability).toFixed(1)}%` }));
+    row.append(el("span", { class: "topk-class" }, `${t.rank}. ${t.class}`), bar, el("span", {}, t.probability.toFixed(3)));
+    return row;
+  });
+}
+
 function legend(box, series) {
   box.replaceChildren(...series.filter((s) => !s.hideLegend).map((s) => {
     const item = el("span", { style: `--swatch: ${s.color}` }, s.label);
@@ -596,13 +607,7 @@ async function showPictureAt(L, epoch) {
   if (state.learn !== L) return;
   $("#learn-picture").hidden = false;
   $("#learn-top").textContent = `${r.top[0].class} (${r.top[0].probability.toFixed(3)})`;
-  $("#learn-topk").replaceChildren(...r.top.map((t) => {
-    const row = el("div", { class: "topk-row" });
-    const bar = el("div");
-    bar.appendChild(el("div", { class: "bar", style: `width: ${(100 * t.probability).toFixed(1)}%` }));
-    row.append(el("span", { class: "topk-class" }, `${t.rank}. ${t.class}`), bar, el("span", {}, t.probability.toFixed(3)));
-    return row;
-  }));
+  $("#learn-topk").replaceChildren(...topkRows(r.top));
   $("#learn-cam").src = r.cam ? r.cam.overlay : r.input;
   $("#learn-cam-caption").textContent = r.cam ? `where it looked at epoch ${epoch} (Grad-CAM, ${r.cam.class})` :
     `what the model sees (${r.note || "no Grad-CAM"})`;
@@ -692,13 +697,7 @@ function showResult(r) {
   const box = $("#result");
   box.hidden = false;
   $("#top-class").textContent = r.top[0].class;
-  $("#topk").replaceChildren(...r.top.map((t) => {
-    const row = el("div", { class: "topk-row" });
-    const bar = el("div");
-    bar.appendChild(el("div", { class: "bar", style: `width: ${(100 * t.probability).toFixed(1)}%` }));
-    row.append(el("span", { class: "topk-class" }, `${t.rank}. ${t.class}`), bar, el("span", {}, t.probability.toFixed(3)));
-    return row;
-  }));
+  $("#topk").replaceChildren(...topkRows(r.top));
   $("#result-warning").hidden = !r.warning;
   $("#result-warning").textContent = r.warning ? `Careful: ${r.warning}.` : "";
   $("#seen").src = r.input;
@@ -900,13 +899,7 @@ async function drawSide() {
       const r = await api("/api/predict", { method: "POST", body: form });
       const top = r.top[0];
       card.append(el("p", { class: "side-top" }, `${top.class}: ${(100 * top.probability).toFixed(1)} % sure`));
-      for (const t of r.top) {
-        const row = el("div", { class: "topk-row" });
-        const bar = el("div");
-        bar.appendChild(el("div", { class: "bar", style: `width: ${(100 * t.probability).toFixed(1)}%` }));
-        row.append(el("span", { class: "topk-class" }, `${t.rank}. ${t.class}`), bar, el("span", {}, t.probability.toFixed(3)));
-        card.appendChild(row);
-      }
+      card.append(...topkRows(r.top));
       const img = el("img", { class: "pixel", src: r.cam ? r.cam.overlay : r.input,
         alt: r.cam ? `where ${m} looked (Grad-CAM)` : `what ${m} sees` });
       card.append(img, el("p", { class: "muted" }, r.cam ? `Grad-CAM of ${r.cam.class}, layer ${r.cam.layer}` : (r.note || "")));
