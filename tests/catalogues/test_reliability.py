@@ -47,7 +47,7 @@ from cnnzoo.train.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_FILES = {"config.json", "metrics.csv", "metrics.jsonl", "curves.png", "last.pt", "best.pt", "confusion.png",
-             "per_class.csv", "top_losses.png", "explained.png", "report.md"}  # fmt: skip
+             "per_class.csv", "top_losses.png", "explained.png", "report.md", "snapshots"}  # fmt: skip
 
 # (id, scenario, what cnnzoo does, what the user should do, the test that shows it)
 SCENARIOS = [
@@ -529,6 +529,8 @@ def test_sigkill_at_random_moments_never_loses_the_run(tmp_path, test_models):
         assert same_weights(out / "last.pt", reference / "last.pt")
         assert same_weights(out / "best.pt", reference / "best.pt")
         assert {p.name for p in out.iterdir()} == RUN_FILES  # every file there, no stray temporary file
+        snapshots = sorted(p.name for p in (out / "snapshots").iterdir())  # every epoch's, none half-written
+        assert snapshots == [f"epoch-{e:03d}.safetensors" for e in range(1, EPOCHS + 1)], snapshots
     print(f"{kills} kills in {trials} runs of {duration:.1f} s, {before_first_checkpoint} before the first checkpoint")
     assert before_first_checkpoint >= 1
 

@@ -26,6 +26,7 @@ RUN_FILES = {
     "report.md",
     "top_losses.png",
     "explained.png",
+    "snapshots",
 }
 D2L_LINES = re.compile(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}\n\d+\.\d examples/sec on cpu\n$")
 
@@ -208,5 +209,5 @@ def test_repeated_sigkill_at_random_moments_never_loses_or_changes_the_run(refer
         break
     assert kills >= 1  # the first attempt (start-up + 4 x 16 steps of >= 40 ms) outlives its <= 3 s
     assert metrics_without_timing(out) == metrics_without_timing(reference_run)
-    assert not list(out.glob(".*.tmp"))
+    assert not list(out.glob(".*.tmp")) and not list(out.glob("snapshots/.*.tmp"))
     assert {p.name for p in out.iterdir()} == RUN_FILES

@@ -110,3 +110,16 @@ def test_resume_goes_on_adding_snapshots(trained_run, tmp_path, fake_train_data)
     shutil.copytree(trained_run, run_dir)
     resume_run(run_dir, overrides={"epochs": 4, "device": "cpu"}).fit(out=True)
     assert [s.epoch for s in list_snapshots(run_dir)] == [1, 2, 3, 4]
+
+
+def test_a_snapshot_a_kill_cut_off_is_written_when_the_run_resumes(trained_run, tmp_path, fake_train_data):
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    (run_dir / FOLDER / "epoch-003.safetensors").unlink()  # killed between last.pt and its snapshot
+    (run_dir / FOLDER / ".epoch-003.safetensors.1234.tmp").write_bytes(b"half")
+    resume_run(run_dir, overrides={"epochs": 4, "device": "cpu"}).fit(out=True)
+    found = list_snapshots(run_dir)
+    assert [s.epoch for s in found] == [1, 2, 3, 4] and not list((run_dir / FOLDER).glob(".*"))
+    assert found[2].test_accuracy is not None and found[2].per_class is None  # the confusion matrix was not kept
+    final = load_checkpoint(trained_run / "last.pt")["model_state"]["0.weight"]
+    assert torch.allclose(load_snapshot(run_dir, 3)["0.weight"], final, atol=1e-3)

@@ -43,7 +43,7 @@ from cnnzoo.data.batches import ModelView
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.explain.files import explain_run
 from cnnzoo.run.report import write_report
-from cnnzoo.run.snapshots import write_snapshot
+from cnnzoo.run.snapshots import repair_snapshots, write_snapshot
 from cnnzoo.train.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.history import HISTORY_KEYS, best_row, time_to_target
@@ -146,6 +146,7 @@ class RunDirectory(Callback):
         self.write_config(state)
         self._repair_best(state)
         self._repair_metrics(state)
+        repair_snapshots(self.path, state)
 
     def on_epoch_end(self, state: TrainState) -> None:
         self.state = state

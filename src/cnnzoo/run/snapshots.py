@@ -44,6 +44,7 @@ __all__ = [
     "keep_count",
     "list_snapshots",
     "load_snapshot",
+    "repair_snapshots",
     "snapshot_bytes",
     "snapshot_path",
     "thin",
@@ -129,6 +130,20 @@ def write_snapshot(run_dir: Path, state: TrainState) -> Path | None:
     path = atomic_write_bytes(snapshot_path(run_dir, state.epoch), encode(model.state_dict(), "fp16", metadata))
     thin(run_dir, keep)
     return path
+
+
+def repair_snapshots(run_dir: Path, state: TrainState) -> Path | None:
+    """When a run resumes: drop temporary files a killed write left in ``snapshots/``, and write the snapshot of the
+    checkpoint's epoch if a kill came between the checkpoint and it (its header then has the epoch's accuracies but
+    no per-class figures: the confusion matrix was not kept). Returns the snapshot written, if any."""
+    folder = run_dir / FOLDER
+    if folder.is_dir():
+        for stale in folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+    complete = state.partial is None and state.epoch >= 1 and bool(state.history)
+    if not complete or snapshot_path(run_dir, state.epoch).exists():
+        return None
+    return write_snapshot(run_dir, state)
 
 
 def thin(run_dir: Path, keep: int | None) -> list[int]:
