@@ -39,9 +39,9 @@ def test_every_value_written_out_equals_the_forward_pass(name):
     assert units and units[0].kind == "conv"
     with torch.no_grad():
         assert torch.equal(model(x), model(x))  # tracing changed nothing: eval mode, no state
-    for unit in units[:: max(1, len(units) // 12)]:  # a dozen units of the deep ones, every unit of the small ones
+    for unit in units[:: max(1, len(units) // 6)]:  # 6 units of the deep ones, every unit of the small ones
         c, h, w = unit.output.shape
-        for channel, y, xx in ((0, 0, 0), (c - 1, h - 1, w - 1), (c // 2, h // 2, w // 3)):
+        for channel, y, xx in ((0, 0, 0), (c - 1, h - 1, w - 1)) if len(units) > 12 else ((c // 2, h // 2, w // 3),):
             found = explain_value(unit, channel, y, xx)
             # float32 rounding: the forward pass adds in float32, the arithmetic again in float64 (the deepest
             # torchvision ResNets, with these statistics, reach values of a few hundred after hundreds of terms)
