@@ -121,7 +121,7 @@ import helpers_train
 helpers_train.register_test_models()
 helpers_train.install_fake_data({n_train}, {n_test})
 from cnnzoo.cli import main
-raise SystemExit(main(sys.argv[1:]))
+raise SystemExit(main())  # as the cnnzoo program runs it: its own command line (sys.argv[1:])
 """
 
 
