@@ -123,3 +123,12 @@ def test_a_snapshot_a_kill_cut_off_is_written_when_the_run_resumes(trained_run, 
     assert found[2].test_accuracy is not None and found[2].per_class is None  # the confusion matrix was not kept
     final = load_checkpoint(trained_run / "last.pt")["model_state"]["0.weight"]
     assert torch.allclose(load_snapshot(run_dir, 3)["0.weight"], final, atol=1e-3)
+
+
+def test_a_file_named_snapshots_in_the_run_is_left_alone(tmp_path, fake_train_data):
+    out = tmp_path / "r"
+    assert main([*TRAIN, "--epochs", "1", "--out", str(out)]) == 0
+    shutil.rmtree(out / FOLDER)
+    (out / FOLDER).write_text("mine")  # not cnnzoo's: never replaced, and the run goes on without snapshots
+    assert main(["train", "--resume", str(out), "--epochs", "2", "--quiet"]) == 0
+    assert (out / FOLDER).read_text() == "mine" and list_snapshots(out) == []

@@ -126,7 +126,10 @@ def write_snapshot(run_dir: Path, state: TrainState) -> Path | None:
         "val_accuracy": json.dumps(row.get("val_acc")),
         "per_class": json.dumps([round(a, 6) for a in result.per_class_accuracy] if result is not None else None),
     }
-    (run_dir / FOLDER).mkdir(exist_ok=True)
+    folder = run_dir / FOLDER
+    if folder.exists() and not folder.is_dir():  # a file of someone else's by that name: left alone, no snapshots
+        return None
+    folder.mkdir(exist_ok=True)
     path = atomic_write_bytes(snapshot_path(run_dir, state.epoch), encode(model.state_dict(), "fp16", metadata))
     thin(run_dir, keep)
     return path
