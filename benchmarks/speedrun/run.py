@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cnnzoo.bench.peak import achieved_gflops, flops_per_image
+
 TARGETS = {"speednet": (0.93, 60.0), "speednet_wide": (0.94, 300.0)}  # the issue's record targets
 DEFAULT_TARGET = (0.93, 60.0)
 
@@ -60,7 +62,7 @@ def summarise(rows: list[dict], wall: float, macs: int, peak: float | None) -> d
     """One run's figures (see the module docstring)."""
     train_seconds = sum(r["train_seconds"] for r in rows)
     images = sum(r["images_per_sec"] * r["train_seconds"] for r in rows)
-    gflops = images * 6 * macs / train_seconds / 1e9 if train_seconds else 0.0
+    gflops = achieved_gflops(images / train_seconds, flops_per_image(macs, "train")) if train_seconds else 0.0
     return {
         "epochs": len(rows),
         "test_acc": rows[-1]["test_acc"],

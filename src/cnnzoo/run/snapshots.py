@@ -35,7 +35,7 @@ from cnnzoo.base.atomic import atomic_write_bytes
 from cnnzoo.base.errors import CheckpointError
 from cnnzoo.base.reading import read_bytes
 from cnnzoo.train.state import TrainState
-from cnnzoo.weights.storage import decode, encode
+from cnnzoo.weights.storage import decode, encode, read_header
 
 __all__ = [
     "BUDGET_BYTES",
@@ -175,12 +175,9 @@ def list_snapshots(run_dir: Path) -> list[Snapshot]:
     for epoch in _epochs(run_dir):
         path = snapshot_path(run_dir, epoch)
         try:
-            with open(path, "rb") as f:
-                head = f.read(8)
-                n = int.from_bytes(head, "little") if len(head) == 8 else 0
-                meta = json.loads(f.read(min(n, 1 << 20)).decode("utf-8")).get("__metadata__", {})
+            meta = read_header(path)
             size = path.stat().st_size
-        except (OSError, ValueError, AttributeError):
+        except (OSError, CheckpointError):
             continue  # being written, or damaged: not listed
         per_class = _number(meta, "per_class")
         out.append(Snapshot(epoch, path, size, _number(meta, "test_accuracy"), _number(meta, "val_accuracy"),

@@ -30,7 +30,7 @@ from safetensors.torch import load
 from cnnzoo.base.errors import CheckpointError
 from cnnzoo.base.reading import loads_json
 
-__all__ = ["STORAGES", "decode", "encode", "file_sha256"]
+__all__ = ["STORAGES", "decode", "encode", "file_sha256", "read_header"]
 
 STORAGES = ("fp32", "fp16", "int8")
 _SCALE = ".qscale"
@@ -102,6 +102,15 @@ def _header(data: bytes, where: str) -> dict[str, str]:
     if not isinstance(meta, dict) or meta.get("cnnzoo.storage") not in STORAGES:
         raise CheckpointError(f"{where}: a safetensors file, but not a cnnzoo weight file (no cnnzoo.storage)")
     return meta
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The header (``__metadata__``) of the weight file at ``path``, read without its tensors; raises
+    :class:`CheckpointError` for a file that is not a cnnzoo weight file, ``OSError`` for one that cannot be read."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        return _header(head + f.read(min(n, MAX_HEADER)), str(path))
 
 
 def decode(data: bytes, where: str = "weight file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
