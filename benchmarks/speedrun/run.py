@@ -6,8 +6,9 @@ the real CLI, with the time inside the process and the whole process's beside it
         --json benchmarks/speedrun/record.json --markdown benchmarks/speedrun/record.md
     python benchmarks/speedrun/run.py --device cuda --threads 0        # the same table on a GPU
 
-Each run is ``cnnzoo train NAME --seed S --device DEVICE --threads N --out DIR --quiet`` (its recipe: the fast
-recipe's entry for NAME, or ``--`` and more flags): trained on the 55,000 training images with the stratified 5,000
+Each run is ``cnnzoo train NAME --recipe record --seed S --device DEVICE --threads N --out DIR --quiet`` (the
+record recipe's entry for NAME: ``--recipe fast`` for the earlier records, ``--`` and more flags to change it):
+trained on the 55,000 training images with the stratified 5,000
 validation images held out, tested on the 10,000 test images. For each run it records
 
 * **the record time**: the engine's ``train_seconds + eval_seconds`` summed over the epochs (the validation and
@@ -45,10 +46,13 @@ TARGETS = {"speednet": (0.93, 60.0), "speednet_wide": (0.94, 300.0)}  # the issu
 DEFAULT_TARGET = (0.93, 60.0)
 
 
-def train(name: str, seed: int, out: Path, device: str, threads: int, extra: list[str]) -> tuple[list[dict], float]:
+def train(
+    name: str, recipe: str, seed: int, out: Path, device: str, threads: int, extra: list[str]
+) -> tuple[list[dict], float]:
     """One ``cnnzoo train`` run: its ``metrics.jsonl`` rows and the process's wall time in seconds."""
     cnnzoo = shutil.which("cnnzoo") or str(Path(sys.executable).with_name("cnnzoo"))
-    cmd = [cnnzoo, "train", name, "--seed", str(seed), "--device", device, "--out", str(out), "--quiet", *extra]
+    cmd = [cnnzoo, "train", name, "--recipe", recipe, "--seed", str(seed), "--device", device, "--out", str(out)]
+    cmd += ["--quiet", *extra]
     if threads:
         cmd += ["--threads", str(threads)]
     start = time.perf_counter()
@@ -79,11 +83,12 @@ def _stats(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def recipe_row(name: str, runs: list[dict]) -> dict:
+def recipe_row(name: str, recipe: str, runs: list[dict]) -> dict:
     """The summary of one recipe over its seeds: means, standard deviations, the worst seed, the targets met."""
     acc, seconds = [r["test_acc"] for r in runs], [r["seconds"] for r in runs]
     target_acc, target_s = TARGETS.get(name, DEFAULT_TARGET)
-    row = {"model": name, "seeds": len(runs), "epochs": runs[0]["epochs"], "target": [target_acc, target_s]}
+    row = {"model": name, "recipe": recipe, "seeds": len(runs), "epochs": runs[0]["epochs"]}
+    row["target"] = [target_acc, target_s]
     for key in ("test_acc", "val_acc", "seconds", "process_seconds", "images_per_sec", "gflops", "peak_percent"):
         values = [r[key] for r in runs if r[key] is not None]
         row[key] = _stats(values) if values else None
@@ -107,7 +112,8 @@ def markdown(rows: list[dict], machine: dict) -> str:
         acc, secs = r["target"]
         peak = "-" if r["peak_percent"] is None else f"{r['peak_percent'][0]:.1f}"
         lines.append(
-            f"| `{r['model']}` | {r['seeds']} | {r['epochs']} | {_cell(r['test_acc'], '.4f')} | "
+            f"| `{r['model']} --recipe {r.get('recipe', 'fast')}` | {r['seeds']} | {r['epochs']} | "
+            f"{_cell(r['test_acc'], '.4f')} | "
             f"{r['worst_test_acc']:.4f} | {_cell(r['seconds'], '.1f')} | {r['worst_seconds']:.1f} | "
             f"{_cell(r['process_seconds'], '.1f')} | {r['images_per_sec'][0]:,.0f} | {r['gflops'][0]:.1f} | "
             f"{peak} | ≥ {acc:.2f} in ≤ {secs:g} s | "
@@ -142,6 +148,7 @@ def machine_record(device: str, threads: int, loads: list[float], busy: list[flo
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["speednet"])
+    p.add_argument("--recipe", default="record", help="the cnnzoo train recipe (default: record)")
     p.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (0: cnnzoo's default; 2: the record's)")
@@ -163,16 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     busy: list[float] = []
     for seed in args.seeds:  # seed-major: a slow phase of the machine hits every recipe alike
         for name in args.models:
-            precision = recipe_values("fast", name).get("precision", "fp32")
+            precision = recipe_values(args.recipe, name).get("precision", "fp32")
             peak = cpu_peak(args.threads or None) if args.device == "cpu" else None
             busy.append(busy_cores(1.0))
             loads.append(os.getloadavg()[0])
-            rows, wall = train(name, seed, root / f"{name}-seed{seed}", args.device, args.threads, extra)
+            rows, wall = train(name, args.recipe, seed, root / f"{name}-seed{seed}", args.device, args.threads, extra)
             run = summarise(rows, wall, count_macs(create_model(name), 28), peak.gflops(precision) if peak else None)
             run.update(model=name, seed=seed, loadavg=loads[-1], busy_cores=busy[-1], precision=precision)
             results[name].append(run)
             print(json.dumps(run), flush=True)
-    summary = [recipe_row(name, runs) for name, runs in results.items()]
+    summary = [recipe_row(name, args.recipe, runs) for name, runs in results.items()]
     machine = machine_record(args.device, args.threads, loads, busy)
     table = markdown(summary, machine)
     print("\n" + table)

@@ -94,7 +94,7 @@ def test_summary_records_date_machine_and_versions(smoke):
     assert re.search(r"^- GPU: \S", summary, re.M)
     assert f"torch {torch.__version__}" in summary
     assert "```" in summary and "leaderboard" in summary.split("## Commands")[1]
-    assert "## 5. The speed record's table" in summary and "| `speednet` | 1 | 1 |" in summary
+    assert "## 5. The speed record's table" in summary and "| `speednet --recipe record` | 1 | 1 |" in summary
 
 
 def _book_cell(name: str) -> str:

@@ -144,3 +144,15 @@ def test_the_dataclass_defaults_are_valid_and_frozen():
     c = TrainConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.lr = 1.0  # type: ignore[misc]
+
+
+def test_the_record_recipe_is_the_speed_records_set_up_for_its_two_networks_only():
+    from cnnzoo.base.errors import ConfigError
+
+    fast, record = resolve_config("speednet"), resolve_config("speednet", "record")
+    assert record.recipe == "record" and record.epochs > fast.epochs
+    assert (record.augment, record.tta, record.precision) == ("altflip", "flip", "bf16-native")
+    assert resolve_config("speednet_wide", "record").tta == "flip+shift"
+    assert resolve_config("speednet", "record", {"epochs": 3}).epochs == 3  # the user's flags still win
+    with pytest.raises(ConfigError, match="speednet and speednet_wide only.*--recipe fast"):
+        resolve_config("lenet_bn", "record")

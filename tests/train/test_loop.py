@@ -18,7 +18,7 @@ from cnnzoo.run import RunDirectory
 from cnnzoo.run.progress import default_callbacks
 from cnnzoo.train.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
 from cnnzoo.train.history import HISTORY_KEYS, TIMING_KEYS
-from cnnzoo.train.loop import evaluate, fit, make_batches, train_one_epoch
+from cnnzoo.train.loop import evaluate, fit, make_batches, train_one_epoch, tta_logits
 from cnnzoo.train.optim import build_optimizer, build_scheduler, lr_factor
 from cnnzoo.train.recipes import resolve_config
 from cnnzoo.train.state import Callback, EpochTotals, restore_rng_state, rng_state
@@ -215,6 +215,76 @@ def test_evaluate_gives_accuracy_loss_and_confusion_and_restores_train_mode(bloc
     batches = make_batches(blocks, tiny_config(), split="test", setup=CPU, resize=28)
     again = evaluate(model, batches)
     assert again.accuracy == result.accuracy and torch.equal(again.confusion, result.confusion)
+
+
+class Recorder(nn.Module):
+    """Sums each view it is shown: its logits tell which views tta_logits fed it, with which weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return x.flatten(1)[:, :4]
+
+
+def test_tta_views_are_the_image_its_mirror_and_both_moved_a_pixel_each_way():
+    x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).view(2, 1, 5, 5)
+    model = Recorder()
+    assert torch.equal(tta_logits(model, x, "none"), x.flatten(1)[:, :4]) and len(model.seen) == 1
+    model.seen.clear()
+    flip = tta_logits(model, x, "flip")
+    assert [torch.equal(v, w) for v, w in zip(model.seen, [x, x.flip(3)], strict=True)] == [True, True]
+    assert torch.allclose(flip, (x.flatten(1)[:, :4] + x.flip(3).flatten(1)[:, :4]) / 2)
+    model.seen.clear()
+    tta_logits(model, x, "flip+shift")
+    assert len(model.seen) == 6
+    down = model.seen[2]  # moved one pixel down-right, the top row and left column repeat the edge
+    assert torch.equal(down[:, :, 1:, 1:], x[:, :, :-1, :-1])
+    assert torch.equal(down[:, :, 0, 1:], x[:, :, 0, :-1]) and torch.equal(down[:, :, 1:, 0], x[:, :, :-1, 0])
+    up = model.seen[4]
+    assert torch.equal(up[:, :, :-1, :-1], x[:, :, 1:, 1:])
+    assert torch.equal(model.seen[3], down.flip(3)) and torch.equal(model.seen[5], up.flip(3))
+    nhwc = x.contiguous(memory_format=torch.channels_last)
+    model.seen.clear()
+    tta_logits(model, nhwc, "flip+shift")
+    assert model.seen[2].is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="tta"):
+        tta_logits(model, x, "rotate")
+
+
+def test_tta_weights_the_views_half_the_image_pair_and_a_quarter_each_moved_pair():
+    x = torch.randn(3, 1, 6, 6)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, 10))
+    views = [x, x.flip(3)]
+    for d in (1, -1):
+        moved = torch.roll(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), (d, d), (2, 3))[:, :, 1:7, 1:7]
+        views += [moved, moved.flip(3)]
+    with torch.no_grad():
+        logits = [model(v) for v in views]
+        expected = (logits[0] + logits[1]) / 4 + sum(logits[2:]) / 8
+        assert torch.allclose(tta_logits(model, x, "flip+shift"), expected, atol=1e-6)
+
+
+def test_evaluation_uses_the_configured_test_time_views(blocks):
+    model = new_model()
+    fit(model, blocks, tiny_config(epochs=1))
+    plain = evaluate(model, blocks, tiny_config())
+    flipped = evaluate(model, blocks, tiny_config(tta="flip"))
+    shifted = evaluate(model, blocks, tiny_config(tta="flip+shift"))
+    assert plain.count == flipped.count == shifted.count == 256
+    # the blocks' class is where the block is: a mirror moves it, so the views change the answers
+    assert (plain.loss, plain.accuracy) != (flipped.loss, flipped.accuracy)
+    assert flipped.loss != shifted.loss
+    # fit: only the last epoch's figures use the views (each costs a forward pass)
+    again = new_model()
+    history = fit(again, blocks, tiny_config(epochs=2, tta="flip"))
+    twin = new_model()
+    plain_history = fit(twin, blocks, tiny_config(epochs=2))
+    assert history[0]["test_loss"] == plain_history[0]["test_loss"]
+    assert history[1]["test_loss"] != plain_history[1]["test_loss"]
+    assert history[1]["test_loss"] == pytest.approx(evaluate(again, blocks, tiny_config(tta="flip")).loss)
 
 
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):

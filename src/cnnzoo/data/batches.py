@@ -34,10 +34,14 @@ class Augment:
 
     ``crop_padding``: pad each image by this many zero (black) pixels and crop back to its size at a
     random offset (0 turns it off). ``hflip``: mirror each image left-right with probability 1/2.
+    ``alternate`` (with ``hflip``): airbench's alternating flip; a fixed random half of the images is
+    mirrored in even epochs and the other half in odd ones, so every two epochs show each image both ways
+    (independent coin flips show a quarter of them one way only).
     """
 
     hflip: bool = False
     crop_padding: int = 0
+    alternate: bool = False
 
     def __post_init__(self) -> None:
         if self.crop_padding < 0:
@@ -226,7 +230,10 @@ class DeviceBatches:
         if self.augment is not None:
             # A second stream so that turning augmentation on does not change the order.
             g = epoch_generator(self.seed + 0x5EED, self.epoch)
-            if self.augment.hflip:
+            if self.augment.hflip and self.augment.alternate:
+                halves = torch.rand(self.images.shape[0], generator=epoch_generator(self.seed + 0xF11B, 0)) < 0.5
+                flips = (halves[order] ^ bool(self.epoch % 2)).to(self.device, non_blocking=True)
+            elif self.augment.hflip:
                 flips = (torch.rand(n, generator=g) < 0.5).to(self.device, non_blocking=True)
             p = self.augment.crop_padding
             if p > 0:

@@ -24,6 +24,7 @@ __all__ = [
     "PRECISIONS",
     "RECIPE_NAMES",
     "SCHEDULES",
+    "TTAS",
     "TrainConfig",
     "config_from_dict",
     "small_data_settings",
@@ -31,11 +32,12 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "lenet_bn"
-RECIPE_NAMES = ("d2l", "fast")  # cnnzoo.train.recipes.RECIPES holds their values
+RECIPE_NAMES = ("d2l", "fast", "record")  # cnnzoo.train.recipes.RECIPES holds their values
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 PRECISIONS = ("auto", "fp32", "bf16", "bf16-native")
-AUGMENTS = ("none", "flip", "crop", "flip+crop")
+AUGMENTS = ("none", "flip", "altflip", "crop", "flip+crop", "altflip+crop")
+TTAS = ("none", "flip", "flip+shift")
 INITS = ("default", "xavier")
 CHANNELS_LAST = ("auto", "yes", "no")
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -73,8 +75,9 @@ class TrainConfig:
     # --patience use them, never the test set. None: a tenth of the training images, at most 5,000; 0: none
     val_size: int | None = None
     resize: int | None = None  # square input side; None -> the model's own input size
-    augment: str = "none"  # none | flip | crop | flip+crop, done on the device per batch
+    augment: str = "none"  # none | flip | altflip | crop | flip+crop | altflip+crop, on the device per batch
     crop_padding: int = 2  # zero padding of the random crop
+    tta: str = "none"  # test-time views of the final evaluation: none | flip | flip+shift (cnnzoo.train.loop)
     normalize: bool = True  # subtract the training set's mean, divide by its std (d2l does not)
     eval_batch_size: int = 1024
     # machine
@@ -135,6 +138,7 @@ _CHOICES = {
     "schedule": SCHEDULES,
     "precision": PRECISIONS,
     "augment": AUGMENTS,
+    "tta": TTAS,
     "init": INITS,
     "channels_last": CHANNELS_LAST,
 }

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnzoo.base.devices import DeviceSetup, ThreadGovernor, setup_device, threads_adapt
@@ -59,6 +60,7 @@ __all__ = [
     "random_batch",
     "train_one_epoch",
     "training_step",
+    "tta_logits",
 ]
 
 LOG_EVERY = 20  # batches between reads of the device accumulators (progress bar, divergence check)
@@ -89,7 +91,9 @@ def make_batches(
     )
     if split == "train":
         augment = Augment(
-            hflip="flip" in config.augment, crop_padding=config.crop_padding if "crop" in config.augment else 0
+            hflip="flip" in config.augment,
+            crop_padding=config.crop_padding if "crop" in config.augment else 0,
+            alternate="altflip" in config.augment,
         )
         per_rank = math.ceil(data.train_images.shape[0] / world_size)
         if config.batch_size % world_size:
@@ -203,14 +207,46 @@ def _check_finite(totals: EpochTotals) -> None:
         )
 
 
+def _shifted(x: Tensor, dy: int, dx: int) -> Tensor:
+    """``x`` moved by ``(dy, dx)`` pixels, the uncovered border filled with the edge pixels (the background)."""
+    h, w = x.shape[2:]
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    out = padded[:, :, 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
+    nhwc = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    return out.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+
+
+def tta_logits(model: nn.Module | Callable[[Tensor], Tensor], x: Tensor, tta: str = "none") -> Tensor:
+    """``model``'s float logits for ``x``, averaged over test-time views (airbench's test-time augmentation).
+
+    ``none``: the image alone. ``flip``: the image and its mirror, averaged. ``flip+shift``: half of that,
+    plus a quarter each of the same pair moved one pixel down-right and one pixel up-left (six forward passes).
+    A network trained with flips sees a mirrored image as one more garment; one trained without them does not
+    (benchmarks/speedrun/notes.md), so a recipe turns on ``flip`` only together with flip augmentation.
+    """
+    logits = model(x).float()
+    if tta == "none":
+        return logits
+    logits = (logits + model(x.flip(3)).float()) / 2
+    if tta == "flip":
+        return logits
+    if tta != "flip+shift":
+        raise ValueError(f"tta must be one of none, flip, flip+shift, got {tta!r}")
+    moved = [_shifted(x, d, d) for d in (1, -1)]
+    pairs = [(model(m).float() + model(m.flip(3)).float()) / 2 for m in moved]
+    return logits / 2 + (pairs[0] + pairs[1]) / 4
+
+
 def evaluate_batches(
     model: nn.Module | Callable[[Tensor], Tensor],
     batches: Iterable[tuple[Tensor, Tensor]],
     *,
     setup: DeviceSetup | None = None,
     num_classes: int | None = None,
+    tta: str = "none",
 ) -> EvalResult:
-    """Accuracy, mean cross-entropy and the confusion matrix of ``model`` over ``batches``.
+    """Accuracy, mean cross-entropy and the confusion matrix of ``model`` over ``batches`` (the logits
+    averaged over ``tta``'s test-time views, :func:`tta_logits`).
 
     Runs under ``torch.inference_mode()`` with the module in eval mode (restored afterwards); all
     sums stay on the device and are read once at the end.
@@ -229,8 +265,7 @@ def evaluate_batches(
     with guard, torch.inference_mode():
         for x, y in batches:
             with setup.autocast():
-                logits = model(x)
-            logits = logits.float()
+                logits = tta_logits(model, x, tta)
             k = num_classes or logits.shape[1]
             loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").to(loss_sum.dtype)
             batch_confusion = confusion_matrix(logits.argmax(dim=1), y, k)
@@ -273,8 +308,8 @@ def evaluate(
     if isinstance(data, ImageDataset):
         resize = config.resize or model.default_input_size
         batches = make_batches(data, config, split="test", setup=setup, resize=resize)
-        return evaluate_batches(model, batches, setup=setup, num_classes=data.num_classes)
-    return evaluate_batches(model, data, setup=setup)
+        return evaluate_batches(model, batches, setup=setup, num_classes=data.num_classes, tta=config.tta)
+    return evaluate_batches(model, data, setup=setup, tta=config.tta)
 
 
 def random_batch(setup: DeviceSetup, batch: int, in_channels: int, side: int, classes: int) -> tuple[Tensor, Tensor]:
@@ -419,7 +454,8 @@ def fit(
     Each history row holds :data:`HISTORY_KEYS`. ``images_per_sec`` is training samples over the
     epoch's whole training wall time, data included and evaluation excluded (``eval_seconds``).
 
-    Each epoch is evaluated on the validation split (when ``data`` has one) and on the test set.
+    Each epoch is evaluated on the validation split (when ``data`` has one) and on the test set; the last
+    epoch with ``config.tta``'s test-time views (:func:`tta_logits`), the others with the image alone.
     ``config.patience``: training ends after that many epochs without a better validation accuracy
     (:func:`patience_reached`). ``config.target_acc``: training ends after the first epoch whose test
     accuracy reaches it (see :func:`time_to_target`). Data parallel (:mod:`cnnzoo.train.distributed`):
@@ -479,10 +515,13 @@ def _run_epoch(
         state.partial = _world_totals(totals, parallel)
         _stop(state, callbacks)
         return True
+    # Test-time views (config.tta) cost a forward pass each: only the last epoch's figures, the run's final ones,
+    # use them; the curve points before it are single-view.
+    views = config.tta if epoch + 1 == config.epochs else "none"
     val = None
     if loop.val_batches is not None:
-        val = evaluate_batches(loop.evaluator, loop.val_batches, setup=setup, num_classes=loop.num_classes)
-    result = evaluate_batches(loop.evaluator, loop.test_batches, setup=setup, num_classes=loop.num_classes)
+        val = evaluate_batches(loop.evaluator, loop.val_batches, setup=setup, num_classes=loop.num_classes, tta=views)
+    result = evaluate_batches(loop.evaluator, loop.test_batches, setup=setup, num_classes=loop.num_classes, tta=views)
     state.history.append(_epoch_row(epoch, totals, result, val, parallel))
     state.epoch, state.partial, state.last_eval, state.last_val = epoch + 1, None, result, val
     for cb in callbacks:

@@ -60,7 +60,7 @@ def evaluate_fp32(model: torch.nn.Module, data: ImageDataset, config: TrainConfi
     setup = DeviceSetup(torch.device("cpu"))
     cfg = dataclasses.replace(config, precision="fp32", channels_last="no", device="cpu")
     batches = make_batches(data, cfg, split=split, setup=setup, resize=cfg.resize or model.default_input_size)
-    return evaluate_batches(model.cpu().float(), batches, setup=setup, num_classes=data.num_classes)
+    return evaluate_batches(model.cpu().float(), batches, setup=setup, num_classes=data.num_classes, tta=cfg.tta)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from cnnzoo.cli.flags.shared import (
     add_input_size,
     add_precision,
 )
-from cnnzoo.train.config import AUGMENTS, INITS, OPTIMIZERS, RECIPE_NAMES, SCHEDULES
+from cnnzoo.train.config import AUGMENTS, INITS, OPTIMIZERS, RECIPE_NAMES, SCHEDULES, TTAS
 
 __all__ = ["add_train"]
 
@@ -60,8 +60,20 @@ def _add_optimisation(g: argparse._ArgumentGroup) -> None:
 
 def _add_data(g: argparse._ArgumentGroup) -> None:
     add_input_size(g, "input side (default: the model's input size); --resize is the same flag")
-    g.add_argument("--augment", choices=AUGMENTS)
+    g.add_argument(
+        "--augment",
+        choices=AUGMENTS,
+        help="flip: mirror a random half of each batch; altflip: a fixed half in even epochs, the other half in odd "
+        "ones (airbench's); crop: shift by up to --crop-padding pixels",
+    )
     g.add_argument("--crop-padding", type=int, metavar="PX")
+    g.add_argument(
+        "--tta",
+        choices=TTAS,
+        help="test-time augmentation of the final figures (the last epoch's evaluation, cnnzoo eval): flip "
+        "averages each image with its mirror, flip+shift adds both moved a pixel either way (6 passes); for "
+        "networks trained with flips",
+    )
     g.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument(
         "--dataset",
