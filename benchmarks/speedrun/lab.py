@@ -37,14 +37,69 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "lab.jsonl"
 
 
+class Whiten(nn.Module):
+    """airbench's first layer for one channel: a frozen 2x2 convolution whose filters are the training patches'
+    eigenvectors scaled by 1/sqrt(eigenvalue), each with its negative (8 channels); its bias trains."""
+
+    def __init__(self, images: Tensor, eps: float = 5e-4):
+        super().__init__()
+        patches = images[:10000].unfold(2, 2, 1).unfold(3, 2, 1).reshape(-1, 4).double()
+        vals, vecs = torch.linalg.eigh(patches.T @ patches / patches.shape[0])
+        w = (vecs.T / torch.sqrt(vals + eps).unsqueeze(1)).float().view(4, 1, 2, 2)
+        self.conv = nn.Conv2d(1, 8, 2, bias=True)
+        self.conv.weight.data.copy_(torch.cat([w, -w]))
+        self.conv.weight.requires_grad_(False)
+        self.conv.bias.data.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+def newton_schulz(g: Tensor, steps: int = 5) -> Tensor:
+    """Muon's orthogonalisation of a [rows, cols] update (Keller Jordan's quintic iteration)."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = g / (g.norm() + 1e-7)
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T
+    for _ in range(steps):
+        m = x @ x.T
+        x = a * x + (b * m + c * m @ m) @ x
+    return x.T if tall else x
+
+
+class Muon:
+    """Muon for the conv filters: Nesterov momentum, then the update orthogonalised per filter bank."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.9):
+        self.params, self.lr, self.momentum = list(params), lr, momentum
+        self.bufs = [torch.zeros_like(q) for q in self.params]
+
+    @torch.no_grad()
+    def step(self, factor: float) -> None:
+        for q, buf in zip(self.params, self.bufs, strict=True):
+            if q.grad is None:
+                continue
+            buf.mul_(self.momentum).add_(q.grad)
+            g = q.grad.add(buf, alpha=self.momentum).flatten(1)
+            update = newton_schulz(g).view_as(q)
+            q.add_(update, alpha=-self.lr * factor * max(1.0, g.shape[0] / g.shape[1]) ** 0.5)
+            q.grad = None
+
+
 class Net(nn.Module):
     """SpeedNet's layout with free widths and depths: stride-2 stem, pool, ``depth`` convs at 7x7, pool,
     ``depth3`` convs at 3x3, global average pool, linear (``speednet`` is widths 32/64/128, depths 2/1)."""
 
-    def __init__(self, widths, depth: int = 2, depth3: int = 1, scale: float = 1.0):
+    def __init__(self, widths, depth: int = 2, depth3: int = 1, scale: float = 1.0, whiten: nn.Module | None = None):
         super().__init__()
         stem, mid, last = widths
-        layers = [conv_bn(1, stem, nn.BatchNorm2d, stride=2), nn.MaxPool2d(2)]
+        first = (
+            [whiten, conv_bn(8, stem, nn.BatchNorm2d, stride=2)]
+            if whiten
+            else [conv_bn(1, stem, nn.BatchNorm2d, stride=2)]
+        )
+        layers = [*first, nn.MaxPool2d(2)]
         c = stem
         for _ in range(depth):
             layers.append(conv_bn(c, mid, nn.BatchNorm2d))
@@ -61,9 +116,9 @@ class Net(nn.Module):
         return self.head(self.features(x)) * self.scale
 
 
-def build(args) -> nn.Module:
+def build(args, images: Tensor) -> nn.Module:
     widths = tuple(int(w) for w in args.widths.split(","))
-    model = Net(widths, args.depth, args.depth3, args.logit_scale)
+    model = Net(widths, args.depth, args.depth3, args.logit_scale, Whiten(images) if args.whiten else None)
     if args.freeze_bn_scale:
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -143,6 +198,10 @@ def main(argv=None) -> int:
     p.add_argument("--fp32", action="store_true")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--whiten", action="store_true", help="a frozen 2x2 patch-whitening first layer")
+    p.add_argument("--muon", type=float, default=0.0, help="Muon for the conv filters at this lr (0: off)")
+    p.add_argument("--lookahead", type=int, default=0, help="Lookahead every K steps, alpha 0.5 (0: off)")
+    p.add_argument("--progressive", type=int, default=0, help="the first half of the epochs at this side")
     p.add_argument("--tag", default="")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -154,8 +213,13 @@ def main(argv=None) -> int:
     ytr = split.train_labels.long()
     xva = ((split.val_images.float().unsqueeze(1) / 255 - mean) / std).contiguous(memory_format=torch.channels_last)
     yva = split.val_labels.long()
-    model = build(args).to(memory_format=torch.channels_last)
-    decay = [q for q in model.parameters() if q.ndim > 1 and q.requires_grad]
+    model = build(args, xtr).to(memory_format=torch.channels_last)
+    muon = None
+    if args.muon:
+        filters = [q for q in model.parameters() if q.ndim == 4 and q.requires_grad]
+        muon = Muon(filters, args.muon)
+        ids = {id(q) for q in filters}
+    decay = [q for q in model.parameters() if q.ndim > 1 and q.requires_grad and not (muon and id(q) in ids)]
     rest = [q for q in model.parameters() if q.ndim <= 1 and q.requires_grad]
     opt = torch.optim.SGD(
         [{"params": decay, "weight_decay": args.wd}, {"params": rest, "weight_decay": 0.0}],
@@ -169,6 +233,7 @@ def main(argv=None) -> int:
     gen = torch.Generator().manual_seed(args.seed + 1)
     flip_mask = torch.rand(n, generator=gen) < 0.5
     amp = torch.autocast("cpu", torch.bfloat16, enabled=not args.fp32)
+    slow = [q.detach().clone() for q in model.parameters()] if args.lookahead else None
     start = time.perf_counter()
     step = 0
     for epoch in range(args.epochs):
@@ -184,15 +249,26 @@ def main(argv=None) -> int:
                 x = translate(x, args.translate, gen)
             if args.aug != "none":
                 x = torch.where(flips[idx].view(-1, 1, 1, 1), x.flip(3), x)
+            if args.progressive and epoch < args.epochs // 2:
+                side = (args.progressive, args.progressive)
+                x = F.interpolate(x, size=side, mode="bilinear", align_corners=False, antialias=True)
             x = x.contiguous(memory_format=torch.channels_last)
+            factor = lr_at(step, total, args.schedule, args.warm)
             for g in opt.param_groups:
-                g["lr"] = args.lr * lr_at(step, total, args.schedule, args.warm)
+                g["lr"] = args.lr * factor
             with amp:
                 loss = loss_fn(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if muon is not None:
+                muon.step(factor)
             step += 1
+            if slow is not None and step % args.lookahead == 0:
+                with torch.no_grad():
+                    for q, sq in zip(model.parameters(), slow, strict=True):
+                        sq.lerp_(q, 0.5)
+                        q.copy_(sq)
             if ema is not None and step % 5 == 0:
                 with torch.no_grad():
                     for pe, pm in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):

@@ -78,12 +78,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def add_bounds() -> int:
     """Each weight without meta.low_confidence (published before it was recorded) gets it: its file evaluated
-    in fp32 on its validation split, as publish_runs does."""
+    in fp32 on its validation split one view at a time, as publish_runs does."""
     from cnnzoo.train.checkpoint import model_from_checkpoint
     from cnnzoo.train.config import config_from_dict
-    from cnnzoo.train.metrics import low_confidence_bound
     from cnnzoo.weights.files import weight_checkpoint
-    from cnnzoo.weights.publish import evaluate_fp32
+    from cnnzoo.weights.publish import single_view_bound
 
     entries = _read_catalog()
     for entry in entries:
@@ -92,9 +91,8 @@ def add_bounds() -> int:
             continue
         config = config_from_dict(entry["config"])
         model = model_from_checkpoint(weight_checkpoint(weight))
-        val = evaluate_fp32(model, load_data(config), config, "val")
-        entry["meta"]["low_confidence"] = low_confidence_bound(val.confidence)
-        print(f"{entry['name']}: low-confidence bound {entry['meta']['low_confidence']} (val {val.accuracy:.4f})")
+        entry["meta"]["low_confidence"] = single_view_bound(model, load_data(config), config)
+        print(f"{entry['name']}: low-confidence bound {entry['meta']['low_confidence']} (one view a time)")
     text = json.dumps({"format": 1, "weights": entries}, indent=1, sort_keys=True) + "\n"
     atomic_write_text(catalog.CATALOG, text)
     return 0

@@ -28,7 +28,9 @@ run() {  # NAME ARGS...: cnnzoo train ARGS --threads 2 --quiet --out RUNS/NAME
 
 for s in 0 1 2; do run "lenet_bn-s$s" lenet_bn --seed $s; done
 for s in 0 1 2; do run "lenet-s$s" lenet --seed $s; done
-for s in 0 1 2; do run "speednet-s$s" speednet --seed $s; done
+# The speed record's recipes, 10 seeds each (benchmarks/speedrun/run.py makes the same runs, timed, with --out)
+for s in 0 1 2 3 4 5 6 7 8 9; do run "speednet-s$s" speednet --recipe record --device cpu --seed $s; done
+for s in 0 1 2 3 4 5 6 7 8 9; do run "speednet_wide-s$s" speednet_wide --recipe record --device cpu --seed $s; done
 for s in 0 1 2; do
   run "densenet32-s$s" densenet --input-size 32 --epochs 20 --precision bf16-native --channels-last yes --seed $s
 done

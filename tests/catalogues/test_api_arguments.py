@@ -17,7 +17,11 @@ CASES = {
     "overrides=[1]": (lambda: cnnzoo.new_run("lenet", overrides=[1]), ArgumentTypeError, "overrides must be a dict"),
     "overrides={1: 2}": (lambda: cnnzoo.new_run("lenet", overrides={1: 2}), ArgumentTypeError, "overrides must be"),
     "data='x'": (lambda: cnnzoo.new_run("lenet", data="x"), ArgumentTypeError, "data must be a dataset"),
-    "recipe=3": (lambda: cnnzoo.new_run("lenet", recipe=3), ArgumentTypeError, "recipe must be 'fast' or 'd2l'"),
+    "recipe=3": (
+        lambda: cnnzoo.new_run("lenet", recipe=3),
+        ArgumentTypeError,
+        "recipe must be 'fast', 'd2l' or 'record'",
+    ),
     "create_model(None)": (lambda: cnnzoo.create_model(None), ArgumentTypeError, "the model name must be text"),
     "num_classes=10**12": (
         lambda: cnnzoo.create_model("lenet", num_classes=10**12),

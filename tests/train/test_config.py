@@ -154,5 +154,5 @@ def test_the_record_recipe_is_the_speed_records_set_up_for_its_two_networks_only
     assert (record.augment, record.tta, record.precision) == ("altflip", "flip", "bf16-native")
     assert resolve_config("speednet_wide", "record").tta == "flip+shift"
     assert resolve_config("speednet", "record", {"epochs": 3}).epochs == 3  # the user's flags still win
-    with pytest.raises(ConfigError, match="speednet and speednet_wide only.*--recipe fast"):
+    with pytest.raises(ConfigError, match=r"speednet and speednet_wide only.*--recipe fast"):
         resolve_config("lenet_bn", "record")

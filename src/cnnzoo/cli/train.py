@@ -126,6 +126,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return stop.exit_status if outcome.stopped else 0
 
 
+def _tta_text(tta: str) -> str:
+    """The settings line's note on test-time views (nothing without them)."""
+    views = {"flip": "the image and its mirror", "flip+shift": "6 views: mirror and 1-pixel shifts"}
+    return f", the last epoch's figures averaged over {views[tta]}" if tta in views else ""
+
+
 def _announce(training: Training) -> None:
     run, config, ddp = training.run, training.run.config, training.ddp
     params = sum(p.numel() for p in run.model.parameters())
@@ -135,7 +141,7 @@ def _announce(training: Training) -> None:
     print(
         f"recipe {config.recipe}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} "
         f"lr {config.lr:g}, schedule {config.schedule}, input {config.resize}x{config.resize}, "
-        f"augment {config.augment}; {_split_text(run)}; img/s counts data time, not evaluation",
+        f"augment {config.augment}{_tta_text(config.tta)}; {_split_text(run)}; img/s counts data time, not evaluation",
         flush=True,
     )
     for note in run.notes:

@@ -175,7 +175,7 @@ def _check_arguments(spec: Any, recipe: Any, overrides: Any, data: Any) -> None:
         raise ArgumentTypeError(f"the model must be a name such as 'lenet_bn' or 'resnet18@32' (see "
                                 f"cnnzoo.list_models()), not {spec!r:.60}")  # fmt: skip
     if not isinstance(recipe, str):
-        raise ArgumentTypeError(f"recipe must be 'fast' or 'd2l', not {recipe!r:.60}")
+        raise ArgumentTypeError(f"recipe must be 'fast', 'd2l' or 'record', not {recipe!r:.60}")
     if overrides is not None and not (isinstance(overrides, Mapping) and all(isinstance(k, str) for k in overrides)):
         raise ArgumentTypeError(f"overrides must be a dict of config fields such as {{'epochs': 5}}, not "
                                 f"{overrides!r:.60}")  # fmt: skip

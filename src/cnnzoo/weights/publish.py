@@ -40,7 +40,16 @@ from cnnzoo.train.state import EvalResult
 from cnnzoo.weights.catalog import weight_name
 from cnnzoo.weights.storage import decode, encode
 
-__all__ = ["SAMPLE", "SeedRun", "evaluate_fp32", "first_test_images", "publish_runs", "read_seed_run", "weight_file_of"]
+__all__ = [
+    "SAMPLE",
+    "SeedRun",
+    "evaluate_fp32",
+    "first_test_images",
+    "publish_runs",
+    "read_seed_run",
+    "single_view_bound",
+    "weight_file_of",
+]
 
 _HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
                  "images_per_sec", "train_seconds")  # fmt: skip
@@ -120,6 +129,17 @@ def _hardware(run: SeedRun) -> dict[str, Any]:
     }
 
 
+def single_view_bound(
+    model: torch.nn.Module, data: ImageDataset, config: TrainConfig, val: EvalResult | None = None
+) -> float | None:
+    """The low-confidence bound of a weight (:func:`~cnnzoo.train.metrics.low_confidence_bound`) from its
+    validation split seen one view at a time, as ``cnnzoo predict`` and the studio see each image, whatever
+    test-time views (``config.tta``) its card's accuracy uses; ``val``: that evaluation when already made."""
+    if val is None or config.tta != "none":
+        val = evaluate_fp32(model, data, dataclasses.replace(config, tta="none"), "val")
+    return low_confidence_bound(val.confidence)
+
+
 def _stored_figures(data_bytes: bytes, run: SeedRun, data: ImageDataset) -> dict[str, Any]:
     state, _ = decode(data_bytes)
     ckpt = {**run.checkpoint, "model_state": state}
@@ -132,7 +152,7 @@ def _stored_figures(data_bytes: bytes, run: SeedRun, data: ImageDataset) -> dict
         "test_acc": test.accuracy,
         "test_loss": test.loss,
         "val_acc": val.accuracy,
-        "low_confidence": low_confidence_bound(val.confidence),
+        "low_confidence": single_view_bound(model, data, run.config, val),
         "per_class": per_class_rows(test.confusion, data.classes),
         "confusion": test.confusion.tolist(),
     }
