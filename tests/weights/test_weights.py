@@ -342,3 +342,29 @@ def test_a_weight_file_has_the_same_bytes_for_the_same_weights():
     from safetensors.torch import load
 
     assert set(load(files.pop())) == {"a.bias", "b.weight"}  # safetensors itself reads it
+
+
+def test_a_weights_low_confidence_bound_comes_from_one_view_at_a_time(monkeypatch):
+    # cnnzoo predict and the studio show one view, so the bound that flags their unsure answers must come
+    # from one view too, whatever test-time views the card's accuracy uses
+    from cnnzoo.train.recipes import resolve_config
+    from cnnzoo.train.state import EvalResult
+    from cnnzoo.weights import publish
+
+    seen = []
+    confidence = torch.zeros(2, 100, dtype=torch.long)
+    confidence[0, :25], confidence[1, :25] = 8, 2  # 200 predictions below 0.25, right a quarter of the time
+
+    def fake_eval(model, data, config, split):
+        seen.append((config.tta, split))
+        return EvalResult(accuracy=0.9, loss=0.3, count=200, confusion=torch.eye(2), seconds=0.0,
+                          confidence=confidence)  # fmt: skip
+
+    monkeypatch.setattr(publish, "evaluate_fp32", fake_eval)
+    with_views = resolve_config("speednet", "record")
+    assert publish.single_view_bound(None, None, with_views) == 0.25 and seen == [("none", "val")]
+    given = fake_eval(None, None, resolve_config("speednet"), "val")
+    seen.clear()
+    assert publish.single_view_bound(None, None, resolve_config("speednet"), given) == 0.25 and seen == []
+    publish.single_view_bound(None, None, with_views, given)  # an evaluation made with views is not reused
+    assert seen == [("none", "val")]
