@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
-import math
 import os
 import sys
 import time
@@ -31,7 +31,9 @@ from torch import Tensor, nn
 from cnnzoo.data import load_fashion_mnist
 from cnnzoo.data.dataset import hold_out_validation
 from cnnzoo.models.speednet import SpeedNet, conv_bn
+from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.loop import tta_logits
+from cnnzoo.train.optim import lr_factor
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "lab.jsonl"
@@ -148,14 +150,15 @@ def translate(x: Tensor, pad: int, gen: torch.Generator) -> Tensor:
     return padded.permute(0, 2, 3, 1)[idx, rows.view(b, h, 1), cols.view(b, 1, w)].permute(0, 3, 1, 2)
 
 
+@functools.cache
+def _one_cycle(total: int):
+    """The engine's one-cycle multiplier over ``total`` steps (:func:`cnnzoo.train.optim.lr_factor`)."""
+    return lr_factor(TrainConfig(epochs=1, schedule="onecycle"), total)
+
+
 def lr_at(step: int, total: int, kind: str, warm: float) -> float:
-    if kind == "onecycle":  # the engine's (cnnzoo.train.optim.lr_factor)
-        up = max(1, int(0.25 * total))
-        start, end = 1 / 25, 1 / (25 * 1e4)
-        if step < up:
-            return start + (1 - start) * (1 - math.cos(math.pi * step / up)) / 2
-        t = min(1.0, (step - up) / max(1, total - up))
-        return end + (1 - end) * (1 + math.cos(math.pi * t)) / 2
+    if kind == "onecycle":
+        return _one_cycle(total)(step)
     up = max(1, int(warm * total))  # linear: airbench's triangle
     if step < up:
         return (step + 1) / up
