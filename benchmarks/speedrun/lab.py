@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnzoo.data import load_fashion_mnist
+from cnnzoo.data.batches import _random_crop
 from cnnzoo.data.dataset import hold_out_validation
 from cnnzoo.models.speednet import SpeedNet, conv_bn
 from cnnzoo.train.config import TrainConfig
@@ -140,14 +141,8 @@ def build(args, images: Tensor) -> nn.Module:
 
 
 def translate(x: Tensor, pad: int, gen: torch.Generator) -> Tensor:
-    """Shift each image by a random offset in [-pad, pad] both ways (zero fill)."""
-    b, _, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    off = torch.randint(0, 2 * pad + 1, (b, 2), generator=gen)
-    rows = off[:, 0:1] + torch.arange(h)
-    cols = off[:, 1:2] + torch.arange(w)
-    idx = torch.arange(b).view(b, 1, 1)
-    return padded.permute(0, 2, 3, 1)[idx, rows.view(b, h, 1), cols.view(b, 1, w)].permute(0, 3, 1, 2)
+    """Shift each image by a random offset in [-pad, pad] both ways (zero fill), as the engine's random crop."""
+    return _random_crop(x, torch.randint(0, 2 * pad + 1, (x.shape[0], 2), generator=gen), pad)
 
 
 @functools.cache
