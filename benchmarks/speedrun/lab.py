@@ -44,18 +44,19 @@ class Whiten(nn.Module):
     """airbench's first layer for one channel: a frozen 2x2 convolution whose filters are the training patches'
     eigenvectors scaled by 1/sqrt(eigenvalue), each with its negative (8 channels); its bias trains."""
 
-    def __init__(self, images: Tensor, eps: float = 5e-4):
+    def __init__(self, images: Tensor, eps: float = 5e-4, channels: int = 8, act: bool = False):
         super().__init__()
+        self.act = act
         patches = images[:10000].unfold(2, 2, 1).unfold(3, 2, 1).reshape(-1, 4).double()
         vals, vecs = torch.linalg.eigh(patches.T @ patches / patches.shape[0])
         w = (vecs.T / torch.sqrt(vals + eps).unsqueeze(1)).float().view(4, 1, 2, 2)
-        self.conv = nn.Conv2d(1, 8, 2, bias=True)
-        self.conv.weight.data.copy_(torch.cat([w, -w]))
+        self.conv = nn.Conv2d(1, channels, 2, bias=True)
+        self.conv.weight.data.copy_(torch.cat([w, -w]) if channels == 8 else w)
         self.conv.weight.requires_grad_(False)
         self.conv.bias.data.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(x)
+        return F.relu(self.conv(x)) if self.act else self.conv(x)
 
 
 def newton_schulz(g: Tensor, steps: int = 5) -> Tensor:
@@ -98,7 +99,7 @@ class Net(nn.Module):
         super().__init__()
         stem, mid, last = widths
         first = (
-            [whiten, conv_bn(8, stem, nn.BatchNorm2d, stride=2)]
+            [whiten, conv_bn(whiten.conv.out_channels, stem, nn.BatchNorm2d, stride=2)]
             if whiten
             else [conv_bn(1, stem, nn.BatchNorm2d, stride=2)]
         )
@@ -121,7 +122,9 @@ class Net(nn.Module):
 
 def build(args, images: Tensor) -> nn.Module:
     widths = tuple(int(w) for w in args.widths.split(","))
-    model = Net(widths, args.depth, args.depth3, args.logit_scale, Whiten(images) if args.whiten else None)
+    model = Net(widths, args.depth, args.depth3, args.logit_scale, Whiten(images, channels=args.whiten_channels, act=args.whiten_act) if args.whiten else None)
+    if args.whiten and args.whiten_frozen_bias:
+        model.features[0].conv.bias.requires_grad_(False)
     if args.freeze_bn_scale:
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -197,6 +200,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--whiten", action="store_true", help="a frozen 2x2 patch-whitening first layer")
+    p.add_argument("--whiten-channels", type=int, default=8, choices=(4, 8), help="8: with the negatives")
+    p.add_argument("--whiten-frozen-bias", action="store_true", help="the whitening bias stays 0")
+    p.add_argument("--whiten-act", action="store_true", help="ReLU after the whitening layer")
     p.add_argument("--muon", type=float, default=0.0, help="Muon for the conv filters at this lr (0: off)")
     p.add_argument("--lookahead", type=int, default=0, help="Lookahead every K steps, alpha 0.5 (0: off)")
     p.add_argument("--progressive", type=int, default=0, help="the first half of the epochs at this side")

@@ -465,7 +465,7 @@ CASES: list[Case] = [
          "Resume unchanged (the message lists the flags that may change) or start a new run.", setup=_copy_run,
          run=True),
     Case("momentum-without-momentum-optimizer", "conflicting flags", "`--momentum` with an optimizer that has none",
-         "train lenet_bn --optimizer adam --momentum 0.5", ("--momentum applies to --optimizer momentum only",
+         "train lenet_bn --optimizer adam --momentum 0.5", ("--momentum applies to --optimizer momentum or muon only",
                                                             "drop one of them"), "Drop one of the two flags."),
     Case("step-size-without-step", "conflicting flags", "`--step-size` with a schedule other than step",
          "train lenet_bn --schedule cosine --step-size 3", ("--step-size applies to --schedule step only",),

@@ -107,7 +107,7 @@ def test_d2l_for_a_model_the_book_does_not_train_needs_lr_and_batch_size():
         ({"grad_clip": -1.0}, "--grad-clip"),
         ({"resize": 20}, "below lenet_bn's minimum input size 28"),
         ({"resize": 64}, "above lenet_bn's maximum input size 31"),
-        ({"optimizer": "adam", "momentum": 0.8}, "--momentum applies to --optimizer momentum only"),
+        ({"optimizer": "adam", "momentum": 0.8}, "--momentum applies to --optimizer momentum or muon only"),
         ({"schedule": "onecycle", "warmup_epochs": 1.0}, "onecycle has its own warm-up"),
         ({"schedule": "cosine", "warmup_epochs": 5.0, "epochs": 5}, "shorter than the 5 epochs"),
         ({"schedule": "cosine", "gamma": 0.5}, "--gamma applies to --schedule step only"),

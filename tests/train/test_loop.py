@@ -14,6 +14,7 @@ from torch import nn
 from cnnzoo import create_model
 from cnnzoo.base.devices import DeviceSetup
 from cnnzoo.base.errors import TrainingDivergedError
+from cnnzoo.models.whitening import PatchWhitening
 from cnnzoo.run import RunDirectory
 from cnnzoo.run.progress import default_callbacks
 from cnnzoo.train.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
@@ -180,6 +181,38 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(blocks, tmp_path, stop_
 
     assert metrics_only(resumed) == metrics_only(reference)
     for (name, a), b in zip(reference_model.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_the_records_whitening_and_muon_fit_once_and_resume_bit_identically(blocks, tmp_path, monkeypatch):
+    """speednet(whiten=True) with Muon, as the record recipe trains it: the whitening is fitted to the training
+    images at the start of a new run (not on resume, which restores it), and Muon's state round-trips."""
+    fits = []
+    real_fit = PatchWhitening.fit
+    monkeypatch.setattr(PatchWhitening, "fit", lambda self, images: fits.append(len(images)) or real_fit(self, images))
+    config = resolve_config(
+        "speednet", "record", {"epochs": 2, "batch_size": 64, "device": "cpu", "precision": "fp32", "val_size": 0}
+    )
+    assert config.optimizer == "muon" and config.model_kwargs == {"whiten": True}
+
+    def build(seed):
+        torch.manual_seed(seed)
+        return create_model("speednet", **config.model_kwargs)
+
+    reference_model = build(0)
+    unfitted = reference_model.features[0].weight.clone()
+    reference = fit(reference_model, blocks, config)
+    assert not torch.equal(reference_model.features[0].weight, unfitted)
+    assert fits == [len(blocks.train_images)]
+    stop, capture = StopAfter(1, 2), Capture()
+    fit(build(0), blocks, config, callbacks=[stop, capture], should_stop=stop)
+    ckpt = load_checkpoint(save_checkpoint(tmp_path / "last.pt", capture.payload))
+    model = build(77)
+    model.load_state_dict(ckpt["model_state"])
+    resumed = fit(model, blocks, config, resume=ckpt["train"])
+    assert len(fits) == 2  # the reference run's and the interrupted run's; the resumed one reads the state dict
+    assert metrics_only(resumed) == metrics_only(reference)
+    for (name, a), b in zip(reference_model.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 

@@ -15,9 +15,10 @@ from cnnzoo.cli.common import (
     EXIT_TERMINATED,
     train_overrides,
 )
+from cnnzoo.models.registry import ModelSpec
 from cnnzoo.run import Outcome, Run, Training, new_run, resume_run, start_training
 from cnnzoo.run.progress import default_callbacks, final_summary, format_best, format_time_to_target
-from cnnzoo.train.config import DEFAULT_MODEL
+from cnnzoo.train.config import DEFAULT_MODEL, TrainConfig
 from cnnzoo.train.distributed import timeout_from_env
 from cnnzoo.train.history import patience_reached
 
@@ -132,15 +133,22 @@ def _tta_text(tta: str) -> str:
     return f", the last epoch's figures averaged over {views[tta]}" if tta in views else ""
 
 
+def _optimizer_text(config: TrainConfig) -> str:
+    if config.optimizer == "muon":
+        return f"muon lr {config.muon_lr:g} for the conv filters, Nesterov lr {config.lr:g} for the rest"
+    return f"{config.optimizer} lr {config.lr:g}"
+
+
 def _announce(training: Training) -> None:
     run, config, ddp = training.run, training.run.config, training.ddp
     params = sum(p.numel() for p in run.model.parameters())
     what = f"resuming {training.directory} at epoch {run.resume['epoch'] + 1}" if run.resume else ""
-    print(f"training {config.model} ({params:,} parameters) on {training.setup.describe()}; "
+    own = {k: v for k, v in config.model_kwargs.items() if k not in ("num_classes", "in_channels")}
+    print(f"training {ModelSpec(config.model, own).label} ({params:,} parameters) on {training.setup.describe()}; "
           f"{what or f'run directory {training.directory}'}")  # fmt: skip
     print(
-        f"recipe {config.recipe}: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} "
-        f"lr {config.lr:g}, schedule {config.schedule}, input {config.resize}x{config.resize}, "
+        f"recipe {config.recipe}: {config.epochs} epochs, batch {config.batch_size}, {_optimizer_text(config)}, "
+        f"schedule {config.schedule}, input {config.resize}x{config.resize}, "
         f"augment {config.augment}{_tta_text(config.tta)}; {_split_text(run)}; img/s counts data time, not evaluation",
         flush=True,
     )

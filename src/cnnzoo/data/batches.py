@@ -225,7 +225,6 @@ class DeviceBatches:
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         order = self.epoch_indices()
         n = order.shape[0]
-        h, w = self.images.shape[2:]
         flips = offsets = None
         if self.augment is not None:
             # A second stream so that turning augmentation on does not change the order.
@@ -248,13 +247,22 @@ class DeviceBatches:
                 x = _random_crop(x, offsets[start : start + self.batch_size], self.augment.crop_padding)
             if flips is not None:
                 x = torch.where(flips[start : start + self.batch_size].view(-1, 1, 1, 1), x.flip(3), x)
-            if self.resize is not None and self.resize != (h, w):
-                shrink = self.resize[0] < h or self.resize[1] < w
-                x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False, antialias=shrink)
-            x = torch.addcmul(self._shift, x, self._scale)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels[idx]
+            yield self._finish(x), self.labels[idx]
+
+    def first_images(self, n: int) -> Tensor:
+        """The first ``n`` stored images as the batches carry them (resized, scaled, normalised), in stored
+        order and without augmentation: what a layer fitted to data sees (cnnzoo.models.whitening)."""
+        return self._finish(self.images[:n].to(self.dtype))
+
+    def _finish(self, x: Tensor) -> Tensor:
+        h, w = self.images.shape[2:]
+        if self.resize is not None and self.resize != (h, w):
+            shrink = self.resize[0] < h or self.resize[1] < w
+            x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False, antialias=shrink)
+        x = torch.addcmul(self._shift, x, self._scale)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
 
 def _random_crop(x: Tensor, offsets: Tensor, pad: int) -> Tensor:

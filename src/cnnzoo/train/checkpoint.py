@@ -36,8 +36,9 @@ from cnnzoo._version import __version__
 from cnnzoo.base.atomic import atomic_write
 from cnnzoo.base.errors import CheckpointError, CnnzooError
 from cnnzoo.models.registry import MAX_CHANNELS, MAX_CLASSES, check_input_size, create_model, get_model_info
-from cnnzoo.train.config import config_from_dict
+from cnnzoo.train.config import TrainConfig, config_from_dict
 from cnnzoo.train.metrics import low_confidence_bound
+from cnnzoo.train.optim import parameter_groups
 
 __all__ = [
     "FORMAT",
@@ -535,13 +536,15 @@ def _check_side(ckpt: Mapping[str, Any]) -> None:
 
 def _check_optimizer_fits(ckpt: Mapping[str, Any], meta: nn.Module) -> None:
     """The optimizer state (``--resume`` loads it) against the network's parameters, in the engine's order
-    (conv/linear weights first, then biases and norm scales: :func:`cnnzoo.train.optim.build_optimizer`)."""
+    (:func:`cnnzoo.train.optim.parameter_groups`)."""
     train = ckpt.get("train")
     opt = train.get("optimizer") if isinstance(train, dict) else None
     if not isinstance(opt, dict) or not isinstance(opt.get("param_groups"), list):
         return
-    params = [p for p in meta.parameters() if p.requires_grad]
-    order = [p for p in params if p.ndim > 1] + [p for p in params if p.ndim <= 1]
+    saved = ckpt.get("config")
+    muon = isinstance(saved, dict) and saved.get("optimizer") == "muon"  # the one optimizer with its own order
+    groups = parameter_groups(meta, TrainConfig(optimizer="muon" if muon else "sgd"))
+    order = [p for group in groups for p in group["params"]]
     count = sum(len(g.get("params", [])) for g in opt["param_groups"] if isinstance(g, dict))
     if count != len(order):
         raise _bad_field(ckpt, "train.optimizer", f"holds {count} parameters, the model has {len(order)}")

@@ -33,7 +33,7 @@ __all__ = [
 
 DEFAULT_MODEL = "lenet_bn"
 RECIPE_NAMES = ("d2l", "fast", "record")  # cnnzoo.train.recipes.RECIPES holds their values
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "muon")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 PRECISIONS = ("auto", "fp32", "bf16", "bf16-native")
 AUGMENTS = ("none", "flip", "altflip", "crop", "flip+crop", "altflip+crop")
@@ -55,8 +55,9 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 256
     lr: float = 0.1
-    optimizer: str = "sgd"  # sgd (plain, as d2l) | momentum (Nesterov) | adam | adamw
-    momentum: float = 0.9  # only for optimizer="momentum"
+    optimizer: str = "sgd"  # sgd (plain, as d2l) | momentum (Nesterov) | adam | adamw | muon (cnnzoo.train.optim)
+    momentum: float = 0.9  # only for optimizer="momentum" or "muon"
+    muon_lr: float = 0.05  # optimizer="muon": the conv filters' peak learning rate (lr is the other parameters')
     weight_decay: float = 0.0  # applied to conv/linear weights only, never to biases or norm layers
     schedule: str = "none"  # none | step | cosine | onecycle; all are stepped per batch
     warmup_epochs: float = 0.0  # linear warm-up in front of none/step/cosine (onecycle has its own)
@@ -150,6 +151,7 @@ _RANGES: tuple[tuple[str, Any, str], ...] = (
     ("grad_clip", lambda v: v >= 0, "must be >= 0 (0 turns clipping off)"),
     ("target_acc", lambda v: v is None or 0 < v <= 1, "a test accuracy is a fraction in (0, 1], e.g. 0.91"),
     ("momentum", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("muon_lr", lambda v: 0 < v < float("inf"), "the learning rate must be a positive finite number"),
     ("gamma", lambda v: 0 < v <= 1, "the step decay factor must be in (0, 1]"),
     ("resize", lambda v: v is None or v >= 1, "must be a positive number of pixels"),
     ("val_fraction", lambda v: 0 < v < 1, "the held-out share must be between 0 and 1, e.g. 0.1"),
