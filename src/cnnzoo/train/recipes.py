@@ -144,9 +144,9 @@ _RECORD_COMMON: dict[str, Any] = {
     **_CPU_CONVS,
 }
 _RECORD_MODELS: dict[str, dict[str, Any]] = {
-    "speednet": {"epochs": 9, **_RECORD_COMMON, "augment": "altflip", "tta": "flip"},
+    "speednet": {"epochs": 8, **_RECORD_COMMON, "augment": "altflip", "tta": "flip"},
     "speednet_wide": {
-        "epochs": 32,
+        "epochs": 26,
         **_RECORD_COMMON,
         "augment": "altflip+crop",
         "crop_padding": 1,
