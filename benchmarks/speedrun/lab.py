@@ -122,7 +122,8 @@ class Net(nn.Module):
 
 def build(args, images: Tensor) -> nn.Module:
     widths = tuple(int(w) for w in args.widths.split(","))
-    model = Net(widths, args.depth, args.depth3, args.logit_scale, Whiten(images, channels=args.whiten_channels, act=args.whiten_act) if args.whiten else None)
+    whiten = Whiten(images, channels=args.whiten_channels, act=args.whiten_act) if args.whiten else None
+    model = Net(widths, args.depth, args.depth3, args.logit_scale, whiten)
     if args.whiten and args.whiten_frozen_bias:
         model.features[0].conv.bias.requires_grad_(False)
     if args.freeze_bn_scale:

@@ -74,7 +74,11 @@ def test_speednet_with_whitening_fits_saves_and_reloads_its_filters():
     fit_whitening(model, lambda n: correlated_images(n=50, side=28), (1, 28, 28))
     again = create_model("speednet", whiten=True)
     assert not torch.equal(again.features[0].weight, model.features[0].weight)
+    assert model.features[0].fitted and not again.features[0].fitted
     again.load_state_dict(model.state_dict())
+    assert torch.equal(again.features[0].weight, model.features[0].weight) and again.features[0].fitted
+    # a network fitted already (weights loaded, fine-tuning) keeps its filters
+    assert fit_whitening(again, lambda n: correlated_images(n=50, side=28, seed=1), (1, 28, 28)) is False
     assert torch.equal(again.features[0].weight, model.features[0].weight)
 
 

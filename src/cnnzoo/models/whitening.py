@@ -17,7 +17,8 @@ is what makes the negated filters worth having.
 The filters depend on data, so a network with this layer is complete only after :func:`fit_whitening` has
 seen training images as the network will see them (normalised, resized). cnnzoo's training loop does that for
 a new run, before the first step; resuming or loading weights restores the fitted filters from the state
-dict. Unfitted, the layer passes each patch's pixels through unchanged (and negated).
+dict, and fine-tuning (``--init-from``) keeps the trained network's filters when it had the layer. Unfitted, the
+layer passes each patch's pixels through unchanged (and negated).
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ class PatchWhitening(nn.Module):
         super().__init__()
         dims = in_channels * PATCH * PATCH
         self.in_channels, self.out_channels, self.eps = in_channels, 2 * dims, eps
-        identity = torch.eye(dims).view(dims, in_channels, PATCH, PATCH)
-        self.register_buffer("weight", torch.cat([identity, -identity]))
+        self.register_buffer("weight", _unfitted(in_channels))
 
     @torch.no_grad()
     def fit(self, images: Tensor) -> None:
@@ -72,11 +72,23 @@ class PatchWhitening(nn.Module):
         filters = filters.view(dims, self.in_channels, PATCH, PATCH)
         self.weight.copy_(torch.cat([filters, -filters]).to(self.weight.dtype))
 
+    @property
+    def fitted(self) -> bool:
+        """Whether the filters came from data (a fit, or a state dict that had one), not the constructor."""
+        return not torch.equal(self.weight.cpu(), _unfitted(self.in_channels).to(self.weight.dtype))
+
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.weight)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size=({PATCH}, {PATCH}), frozen"
+
+
+def _unfitted(in_channels: int) -> Tensor:
+    """The constructor's filters: each patch pixel passed through and negated."""
+    dims = in_channels * PATCH * PATCH
+    identity = torch.eye(dims).view(dims, in_channels, PATCH, PATCH)
+    return torch.cat([identity, -identity])
 
 
 def images_to_fit(shape: tuple[int, int, int]) -> int:
@@ -87,7 +99,8 @@ def images_to_fit(shape: tuple[int, int, int]) -> int:
 
 @torch.no_grad()
 def fit_whitening(model: nn.Module, first_images: Callable[[int], Tensor], shape: tuple[int, int, int]) -> bool:
-    """Fit ``model``'s :class:`PatchWhitening` on its training images; False when it has none.
+    """Fit ``model``'s :class:`PatchWhitening` on its training images, unless it is fitted already (loaded from a
+    trained network); whether it fitted one.
 
     ``first_images(n)`` returns the first ``n`` training images as the network sees them, each of ``shape``
     ``(C, H, W)``. Only a first layer can be fitted to images (a deeper one would need the activations before
@@ -96,6 +109,7 @@ def fit_whitening(model: nn.Module, first_images: Callable[[int], Tensor], shape
     layers = [m for m in model.modules() if isinstance(m, PatchWhitening)]
     if len(layers) > 1:
         raise ValueError(f"{len(layers)} whitening layers: only a first layer can be fitted to images")
-    if layers:
-        layers[0].fit(first_images(images_to_fit(shape)))
-    return bool(layers)
+    if not layers or layers[0].fitted:
+        return False
+    layers[0].fit(first_images(images_to_fit(shape)))
+    return True

@@ -44,7 +44,6 @@ from cnnzoo.base.modes import eval_mode
 from cnnzoo.data.batches import Augment, DeviceBatches
 from cnnzoo.data.dataset import ImageDataset
 from cnnzoo.models.whitening import fit_whitening
-from cnnzoo.models.whitening import fit_whitening
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.distributed import ParallelContext
 from cnnzoo.train.history import patience_reached, time_to_target
@@ -377,8 +376,9 @@ def _prepare(model, data, config, resume, setup, parallel) -> _Loop:
     )
     test_batches = make_batches(data, config, split="test", setup=setup, resize=resize)
     val_batches = make_batches(data, config, split="val", setup=setup, resize=resize) if data.has_validation else None
-    if resume is None and config.init_from is None:
-        # A layer fitted to data (speednet's patch whitening) sees the training images before the first step.
+    if resume is None:
+        # A layer fitted to data (speednet's patch whitening) sees the training images before the first step,
+        # unless --init-from loaded it fitted already.
         fit_whitening(model, train_batches.first_images, train_batches.output_shape)
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(train_batches))

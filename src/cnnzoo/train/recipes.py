@@ -138,7 +138,7 @@ _FAST_MODELS: dict[str, dict[str, Any]] = {
 # each +0.3 to +0.5 points at 12 epochs, together 0.9396 / 0.9402 over two seeds against 0.9346 / 0.9328, and with a
 # ReLU after the whitening and no whitening bias 0.9452 / 0.9470. They cost about 40 % more time per epoch (Muon's
 # Newton-Schulz iterations, the stem reading 8 channels), so speednet's 60 seconds hold 8 epochs instead of 11 and
-# speednet_wide's 5 minutes 26 instead of 32.
+# speednet_wide's 5 minutes 24 instead of 32 (26 took 269 and 300 s on the record's first two seeds: too close).
 _RECORD_COMMON: dict[str, Any] = {
     "model_kwargs": {"whiten": True},
     "optimizer": "muon",
