@@ -30,6 +30,7 @@ from cnnzoo.explain import (
 )
 from cnnzoo.explain.files import explain_images
 from cnnzoo.models.inspection import shape_trace
+from cnnzoo.models.whitening import PatchWhitening
 from cnnzoo.serve.predictor import Predictor
 from helpers_files import picture_folder
 
@@ -44,11 +45,12 @@ def _trace_shapes(model: nn.Module, side: int) -> list[list[int]]:
     ]
 
 
-@pytest.mark.parametrize("name", cnnzoo.list_models())
+@pytest.mark.parametrize("name", [*cnnzoo.list_models(), "speednet:whiten"])
 def test_cam_stages_and_filters_work_for_every_model_and_leave_it_untouched(name, tmp_path):
     torch.manual_seed(0)
-    model = cnnzoo.create_model(name, num_classes=10, in_channels=1)
-    side = cnnzoo.get_model_info(name).min_input_size
+    name, _, option = name.partition(":")
+    model = cnnzoo.create_model(name, num_classes=10, in_channels=1, **({option: True} if option else {}))
+    side = model.min_input_size
     model.train()  # an explanation runs in eval mode, then gives the model back as it was
     frozen = next(model.parameters())
     frozen.requires_grad_(False)
@@ -70,8 +72,8 @@ def test_cam_stages_and_filters_work_for_every_model_and_leave_it_untouched(name
     assert all(list(s.output.shape) == list(s.shape) and s.output.device.type == "cpu" for s in stages)
 
     filters = first_conv_filters(model)
-    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
-    assert filters.shape == first.weight.shape and filters.shape[1] == 1
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d | PatchWhitening))
+    assert filters.shape == first.weight.shape and filters.shape[1] == 1  # the filters that see the pixels
 
     # the top-losses gallery: 28x28 uint8 pictures resized to the model's input, as evaluation prepares them
     images = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from cnnzoo.base.errors import ConfigError
 from cnnzoo.base.modes import eval_mode
+from cnnzoo.models.whitening import PatchWhitening
 
 __all__ = ["StageActivation", "first_conv_filters", "keeping_stages", "stage_activations"]
 
@@ -69,8 +70,9 @@ def stage_activations(model: nn.Module, x: Tensor) -> list[StageActivation]:
 
 
 def first_conv_filters(model: nn.Module) -> Tensor:
-    """A CPU copy of the first ``nn.Conv2d``'s weights, ``[out_channels, in_channels, kH, kW]``."""
+    """A CPU copy of the first convolution's weights, ``[out_channels, in_channels, kH, kW]``: an ``nn.Conv2d``'s,
+    or a patch-whitening layer's (``speednet:whiten``), whose frozen 2x2 filters are the ones that see pixels."""
     for module in model.modules():
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, nn.Conv2d | PatchWhitening):
             return module.weight.detach().float().cpu().clone()
     raise ConfigError(f"{type(model).__name__} has no nn.Conv2d: there are no filters to show")
