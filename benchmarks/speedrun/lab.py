@@ -34,7 +34,7 @@ from cnnzoo.data.dataset import hold_out_validation
 from cnnzoo.models.speednet import SpeedNet, conv_bn
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.loop import tta_logits
-from cnnzoo.train.optim import lr_factor
+from cnnzoo.train.optim import lr_factor, newton_schulz  # the engine's, which Muon below shares
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "lab.jsonl"
@@ -57,19 +57,6 @@ class Whiten(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(self.conv(x)) if self.act else self.conv(x)
-
-
-def newton_schulz(g: Tensor, steps: int = 5) -> Tensor:
-    """Muon's orthogonalisation of a [rows, cols] update (Keller Jordan's quintic iteration)."""
-    a, b, c = 3.4445, -4.7750, 2.0315
-    x = g / (g.norm() + 1e-7)
-    tall = x.shape[0] > x.shape[1]
-    if tall:
-        x = x.T
-    for _ in range(steps):
-        m = x @ x.T
-        x = a * x + (b * m + c * m @ m) @ x
-    return x.T if tall else x
 
 
 class Muon:
