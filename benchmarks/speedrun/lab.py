@@ -34,7 +34,7 @@ from cnnzoo.data.dataset import hold_out_validation
 from cnnzoo.models.speednet import SpeedNet, conv_bn
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.loop import tta_logits
-from cnnzoo.train.optim import lr_factor, newton_schulz  # the engine's, which Muon below shares
+from cnnzoo.train.optim import Muon, lr_factor  # the engine's Muon, its filters group alone
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "lab.jsonl"
@@ -57,25 +57,6 @@ class Whiten(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(self.conv(x)) if self.act else self.conv(x)
-
-
-class Muon:
-    """Muon for the conv filters: Nesterov momentum, then the update orthogonalised per filter bank."""
-
-    def __init__(self, params, lr: float, momentum: float = 0.9):
-        self.params, self.lr, self.momentum = list(params), lr, momentum
-        self.bufs = [torch.zeros_like(q) for q in self.params]
-
-    @torch.no_grad()
-    def step(self, factor: float) -> None:
-        for q, buf in zip(self.params, self.bufs, strict=True):
-            if q.grad is None:
-                continue
-            buf.mul_(self.momentum).add_(q.grad)
-            g = q.grad.add(buf, alpha=self.momentum).flatten(1)
-            update = newton_schulz(g).view_as(q)
-            q.add_(update, alpha=-self.lr * factor * max(1.0, g.shape[0] / g.shape[1]) ** 0.5)
-            q.grad = None
 
 
 class Net(nn.Module):
@@ -209,7 +190,7 @@ def main(argv=None) -> int:
     muon = None
     if args.muon:
         filters = [q for q in model.parameters() if q.ndim == 4 and q.requires_grad]
-        muon = Muon(filters, args.muon)
+        muon = Muon([{"params": filters, "orthogonal": True}], lr=args.muon)
         ids = {id(q) for q in filters}
     decay = [q for q in model.parameters() if q.ndim > 1 and q.requires_grad and not (muon and id(q) in ids)]
     rest = [q for q in model.parameters() if q.ndim <= 1 and q.requires_grad]
@@ -254,7 +235,9 @@ def main(argv=None) -> int:
             loss.backward()
             opt.step()
             if muon is not None:
-                muon.step(factor)
+                muon.param_groups[0]["lr"] = args.muon * factor
+                muon.step()
+                muon.zero_grad(set_to_none=True)
             step += 1
             if slow is not None and step % args.lookahead == 0:
                 with torch.no_grad():

@@ -542,8 +542,8 @@ def _check_optimizer_fits(ckpt: Mapping[str, Any], meta: nn.Module) -> None:
     if not isinstance(opt, dict) or not isinstance(opt.get("param_groups"), list):
         return
     saved = ckpt.get("config")
-    muon = isinstance(saved, dict) and saved.get("optimizer") == "muon"  # the one optimizer with its own order
-    groups = parameter_groups(meta, TrainConfig(optimizer="muon" if muon else "sgd"))
+    optimizer = str(saved.get("optimizer")) if isinstance(saved, dict) else TrainConfig.optimizer
+    groups = parameter_groups(meta, TrainConfig(optimizer=optimizer))
     order = [p for group in groups for p in group["params"]]
     count = sum(len(g.get("params", [])) for g in opt["param_groups"] if isinstance(g, dict))
     if count != len(order):
